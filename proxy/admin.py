@@ -1,0 +1,31 @@
+"""The admin port: health, readiness, and (added by their concerns) flags, reports and
+metrics. Never reachable on the proxy port.
+
+Layer: composition (Starlette). Mutating endpoints require the admin token.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from proxy.runtime import Runtime
+
+
+def create_admin_app(runtime: Runtime) -> Starlette:
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        if runtime.ready and not runtime.draining:
+            return JSONResponse({"status": "ready"})
+        state = "draining" if runtime.draining else "starting"
+        return JSONResponse({"status": state}, status_code=503)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    return Starlette(routes=routes)

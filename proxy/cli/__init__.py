@@ -1,0 +1,1 @@
+"""The `llm-shadow` command line: one module per group of subcommands."""

@@ -1,0 +1,87 @@
+"""The legacy path: send the client's request to its configured upstream and stream the
+answer back byte for byte.
+
+Layer: adapter (httpx + ASGI). Response bytes are relayed as they arrive (`aiter_raw`,
+never `aread`), so SSE events reach the client one by one and compressed bodies stay
+consistent with their headers. Failures before the response started become an error
+response; after it started they abort the client's connection, so a truncated answer can
+never look complete (checklist E4). The upstream response is closed in `finally`, whatever
+happened, so its pool slot always returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from proxy.errors import ProxyError
+from proxy.exchange import Exchange
+from proxy.headers import RawHeaders, client_response_headers
+from proxy.routing import Target
+from proxy.tee import Tee
+from proxy.transport import PoolGate, timeout_extension, upstream_errors
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Content = bytes | AsyncIterator[bytes]
+
+
+class UpstreamAborted(Exception):
+    """The upstream failed after the response started; the client's stream is aborted."""
+
+
+class Forwarder:
+    def __init__(self, client: httpx.AsyncClient, gate: PoolGate):
+        self.client = client
+        self.gate = gate
+
+    async def exchange(
+        self,
+        target: Target,
+        method: str,
+        headers: RawHeaders,
+        content: Content,
+        send: Send,
+        record: Exchange,
+        tee: Tee | None = None,
+    ) -> None:
+        """Forward one request and relay its response; raises `ProxyError` only while
+        nothing has been sent to the client yet."""
+        host = record.upstream_host
+        request = httpx.Request(
+            method, target.url, headers=headers, content=content,
+            extensions={"timeout": timeout_extension(target.route.timeouts)},
+        )
+        async with self.gate.slot(target.route.timeouts.pool):
+            with upstream_errors(host):
+                response = await self.client.send(request, stream=True)
+            try:
+                await self._relay(response, send, record, tee, host)
+            finally:
+                await response.aclose()
+
+    async def _relay(
+        self, response: httpx.Response, send: Send, record: Exchange, tee: Tee | None,
+        host: str,
+    ) -> None:
+        headers = client_response_headers(response.headers.raw)
+        record.status = response.status_code
+        record.response_headers = headers
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": headers})
+        record.first_byte_at = time.monotonic()
+        try:
+            with upstream_errors(host):
+                async for chunk in response.aiter_raw():
+                    if tee is not None:
+                        tee.feed(chunk)
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+        except ProxyError as exc:
+            record.aborted = True
+            record.error_type = exc.code
+            raise UpstreamAborted(exc.message) from exc
+        record.completed = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,77 @@
+"""The route table: which configured upstream a request path belongs to.
+
+Layer: pure core. This is where "not an open proxy" is enforced: the upstream URL is
+built only from a configured base URL plus the validated remainder of the raw path.
+`Host`, absolute-form targets and anything else the client controls never choose the
+destination, and paths that could be read differently by another parser (dot segments,
+encoded slashes or dots, empty segments, backslashes, control characters) are refused
+rather than normalised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from proxy.config.proxy import Route
+from proxy.errors import RequestRejected, not_found
+
+# Percent-encoded '.', '/', '\' and NUL would let a later decoder see a different path.
+_ENCODED_TRICK = re.compile(rb"%(2e|2f|5c|00)", re.IGNORECASE)
+_FORBIDDEN_BYTES = re.compile(rb"[\x00-\x20\x7f\\#]")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one request goes: its route, the upstream path and the full upstream URL."""
+
+    route: Route
+    path: str
+    url: str
+
+
+class RouteTable:
+    def __init__(self, routes: Sequence[Route]):
+        # Longest prefix first, so '/openai-eu' is not captured by '/openai'.
+        self._routes = sorted(routes, key=lambda route: len(route.prefix), reverse=True)
+        self._hosts = {route.prefix: urlsplit(route.upstream).netloc for route in routes}
+
+    @property
+    def routes(self) -> list[Route]:
+        return list(self._routes)
+
+    def resolve(self, raw_path: bytes, query_string: bytes) -> Target:
+        """Map a raw request target to its upstream, or raise `RequestRejected`."""
+        check_path(raw_path)
+        path = raw_path.decode("ascii")
+        for route in self._routes:
+            prefix = route.prefix
+            if path == prefix or path.startswith(prefix + "/"):
+                rest = path[len(prefix):] or "/"
+                url = route.upstream + rest
+                if query_string:
+                    url += "?" + query_string.decode("latin-1")
+                return Target(route=route, path=rest, url=url)
+        raise not_found(f"no route for path {_printable(path)}")
+
+
+def check_path(raw_path: bytes) -> None:
+    if not raw_path.startswith(b"/"):
+        raise RequestRejected("the request target must be a path (absolute-form is refused)")
+    if b"//" in raw_path:
+        raise RequestRejected("empty path segments are refused")
+    if _FORBIDDEN_BYTES.search(raw_path) or _ENCODED_TRICK.search(raw_path):
+        raise RequestRejected("the path contains a forbidden or encoded character")
+    try:
+        raw_path.decode("ascii")
+    except UnicodeDecodeError:
+        raise RequestRejected("the path must be ASCII (percent-encode it)") from None
+    for segment in raw_path.split(b"/"):
+        if segment in (b".", b".."):
+            raise RequestRejected("dot segments are refused")
+
+
+def _printable(path: str) -> str:
+    return path if len(path) <= 80 else path[:77] + "..."
