@@ -21,7 +21,6 @@ from proxy.forward import Forwarder, UpstreamAborted
 from proxy.headers import get, upstream_request_headers
 from proxy.ingress import check_request, request_id
 from proxy.routing import RouteTable, Target
-from proxy.tee import Tee
 
 log = logging.getLogger("llm_shadow.proxy")
 

@@ -2,7 +2,8 @@
 with the sections the proxy needs.
 
 Layer: pure core. Each section lives in the module of its concern (`proxy.config.proxy`,
-`...orchestrator`, `...traffic`, `...observe`); this module only assembles them.
+`...orchestrator`, `...traffic`, `...shadow`, `...observe`, `...telemetry`); this module
+only assembles them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from proxy.config.base import Section
-from proxy.config.observe import ComparisonSection, Price, TelemetrySection
+from proxy.config.observe import ComparisonSection, Price
 from proxy.config.orchestrator import (
     FeatureFlags,
     LegacySystem,
@@ -19,7 +20,9 @@ from proxy.config.orchestrator import (
     SystemSection,
 )
 from proxy.config.proxy import ProxySection, RedisSection
-from proxy.config.traffic import DivertSection, FlagsSection, ShadowSection, TrafficSection
+from proxy.config.shadow import DivertSection, ShadowSection
+from proxy.config.telemetry import TelemetrySection
+from proxy.config.traffic import FlagsSection, TrafficSection
 
 
 class Config(Section):

@@ -1,5 +1,4 @@
-"""The `telemetry`, `pricing` and `comparison` sections: what is recorded, what a token
-costs, how answers are compared.
+"""The `pricing` and `comparison` sections: what a token costs, how answers are compared.
 
 Layer: pure core. Prices are pinned here on purpose: the proxy runs in locked-down
 clusters and never downloads a price list.
@@ -10,10 +9,6 @@ from __future__ import annotations
 from pydantic import Field
 
 from proxy.config.base import Section
-
-
-class TelemetrySection(Section):
-    capture_message_content: bool = False
 
 
 class Price(Section):

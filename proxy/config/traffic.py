@@ -1,5 +1,5 @@
-"""The `flags`, `traffic`, `shadow` and `divert` sections: how live flags are watched and
-how a request is split between legacy, shadow and divert.
+"""The `flags` and `traffic` sections: how live flags are watched and which requests are
+eligible for shadow and divert.
 
 Layer: pure core.
 """
@@ -30,17 +30,3 @@ class TrafficSection(Section):
     eligible_paths: tuple[str, ...] = DEFAULT_ELIGIBLE_PATHS
     shadow_percent: float = Field(0.0, ge=0, le=100)
     divert_percent: float = Field(0.0, ge=0, le=100)
-
-
-class ShadowSection(Section):
-    max_concurrency: int = Field(64, ge=1)
-    max_body_bytes: int = Field(1024 * 1024, gt=0)
-    tee_max_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    timeout_seconds: float = Field(60.0, gt=0)
-    budget_usd_per_hour: float = Field(5.0, ge=0)
-
-
-class DivertSection(Section):
-    fallback_to_legacy: bool = True
-    shadow_legacy: bool = True
-    first_byte_timeout_seconds: float = Field(60.0, gt=0)
