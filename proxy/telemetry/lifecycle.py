@@ -1,0 +1,78 @@
+"""The providers one `Telemetry` owns, and flushing/closing them within a time bound.
+
+Layer: adapter (OpenTelemetry SDK providers).
+
+Exporters can hang (a collector that accepts the connection and never answers), and the
+SDK's own shutdown waits on them. Shutdown of a sidecar must not: the work runs on a
+daemon thread and the caller waits at most `timeout` seconds, then goes on. Spans still
+queued at that point are lost, which is the right trade at the end of a pod's life.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from proxy.telemetry.batching import BoundedBatchSpanProcessor
+
+log = logging.getLogger("llm_shadow.telemetry")
+
+
+@dataclass(frozen=True)
+class Providers:
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    processors: tuple[BoundedBatchSpanProcessor, ...] = ()
+    registry: CollectorRegistry | None = None
+
+    def drops(self) -> list[tuple[str, int]]:
+        """Spans dropped so far, by reason."""
+        full = sum(p.dropped_queue_full for p in self.processors)
+        failed = sum(p.dropped_export_failed for p in self.processors)
+        return [("queue_full", full), ("export_failed", failed)]
+
+    def flush(self, timeout: float) -> bool:
+        """Export what is queued and collect metrics now; False if it took too long."""
+        millis = int(timeout * 1000)
+
+        def work() -> None:
+            if self.tracer_provider is not None:
+                self.tracer_provider.force_flush(millis)
+            if self.meter_provider is not None:
+                self.meter_provider.force_flush(millis)
+
+        return bounded(work, timeout)
+
+    def shutdown(self, timeout: float) -> bool:
+        """Flush and stop every processor, reader and exporter; False on time-out."""
+        millis = int(timeout * 1000)
+
+        def work() -> None:
+            if self.tracer_provider is not None:
+                self.tracer_provider.shutdown()
+            if self.meter_provider is not None:
+                self.meter_provider.shutdown(millis)
+
+        return bounded(work, timeout)
+
+
+def bounded(work: Callable[[], None], timeout: float) -> bool:
+    """Run `work` on a daemon thread; wait at most `timeout` seconds for it."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            work()
+        except Exception as exc:  # reported, never raised into the lifespan
+            log.warning("telemetry flush/shutdown failed: %s", type(exc).__name__)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="llm-shadow-telemetry-close", daemon=True).start()
+    return done.wait(timeout)

@@ -1,0 +1,110 @@
+"""Keeping credentials out of telemetry: URLs, header allow-lists and error codes.
+
+Layer: pure core (no OpenTelemetry import; the configuration validates against it too).
+
+Everything the recorder writes into a span, event or metric that came from a request
+passes through here first. The rules follow the semantic conventions (`url.full` MUST NOT
+carry credentials; signature-like query values SHOULD be redacted) and extend them for
+LLM APIs, which accept keys in query strings (`?key=` for Gemini, `api-key`, `api_key`).
+Redaction is by name *pattern*, not a closed list, because a missed spelling is a leaked
+key while an over-redacted value only costs a little debugging comfort.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+from proxy.telemetry.names import HTTP_REQUEST_HEADER_PREFIX
+
+REDACTED = "REDACTED"
+
+# Exact names from the semantic conventions' default list, plus the LLM ones.
+SENSITIVE_NAMES = frozenset({
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid",
+    "signature", "sig", "x-goog-signature", "key", "api-key", "api_key", "apikey", "token",
+    "access_token", "id_token", "refresh_token", "code", "password", "authorization",
+    "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-goog-api-key",
+    "openai-organization", "openai-project", "ocp-apim-subscription-key",
+})
+# Any name containing one of these is treated as a credential too.
+_SENSITIVE_PARTS = ("key", "token", "secret", "passw", "sig", "credential", "auth",
+                    "session", "cookie")
+
+# An `error.type` is a low-cardinality code: a provider error code, a class name, or an
+# HTTP status. Anything else (a message, a URL, text with spaces) becomes `_OTHER`.
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,63}")
+OTHER_ERROR = "_OTHER"
+
+
+def is_sensitive_name(name: str) -> bool:
+    """True for a header or query-parameter name that may carry a credential."""
+    lowered = name.strip().lower()
+    return lowered in SENSITIVE_NAMES or any(part in lowered for part in _SENSITIVE_PARTS)
+
+
+def redact_query(query: str) -> str:
+    """The query string with the value of every credential-like parameter replaced."""
+    if not query:
+        return query
+    parts = []
+    for item in query.split("&"):
+        name, sep, _value = item.partition("=")
+        parts.append(f"{name}={REDACTED}" if sep and is_sensitive_name(name) else item)
+    return "&".join(parts)
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to record: user info replaced, credential-like query values replaced,
+    fragment dropped (OAuth-style fragments carry tokens)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}:{REDACTED}@" + netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, netloc, parts.path, redact_query(parts.query), ""))
+
+
+def split_path(target: str) -> tuple[str, str]:
+    """`(path, redacted query)` from a request target such as `/v1/x?key=...`."""
+    path, _sep, query = target.partition("?")
+    return path, redact_query(query)
+
+
+def safe_host(value: str) -> str:
+    """A bare host name, even if a caller passed a URL with credentials by mistake."""
+    if "://" in value:
+        value = value.split("://", 1)[1]
+    value = value.split("/", 1)[0].rsplit("@", 1)[-1]
+    if value.startswith("["):
+        return value.split("]", 1)[0] + "]"
+    return value.split(":", 1)[0]
+
+
+def safe_error_type(value: str | None) -> str | None:
+    """The value if it looks like an error code, else `_OTHER` (never a message)."""
+    if value is None:
+        return None
+    return value if _ERROR_CODE.fullmatch(value) else OTHER_ERROR
+
+
+def header_attributes(headers: Iterable[tuple[bytes, bytes]],
+                      allow: frozenset[bytes]) -> dict[str, list[str]]:
+    """`http.request.header.<name>` values for allow-listed headers only.
+
+    The allow-list is validated by the configuration, and checked again here, so a
+    credential header cannot be recorded even if a caller builds its own list.
+    """
+    out: dict[str, list[str]] = {}
+    if not allow:
+        return out
+    for name, value in headers:
+        if name in allow:
+            text = name.decode("latin-1")
+            if not is_sensitive_name(text):
+                out.setdefault(HTTP_REQUEST_HEADER_PREFIX + text, []).append(
+                    value.decode("latin-1"))
+    return out
