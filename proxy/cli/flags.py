@@ -1,0 +1,318 @@
+"""`llm-shadow status | set | rollback | audit`: the operator's levers on the live flags.
+
+Layer: composition. Each command reads the configuration (for the Redis URL, key prefix
+and defaults; `--redis-url` > `LLM_SHADOW_REDIS_URL` > config.json), validates what it
+is about to write before connecting, and talks to Redis through `proxy.flags.writer`.
+Exit codes: 0 done, 1 the operation failed (Redis unreachable, a replica did not apply
+the rollback in time), 2 bad usage or an invalid change.
+
+    llm-shadow set --shadow 5 --divert 0 --reason "start shadowing"
+    llm-shadow set --route /anthropic --divert 10
+    llm-shadow rollback --reason "divergence spike" --wait
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from proxy.cli.common import add_config_option, load_or_exit
+from proxy.config import Settings
+from proxy.flags.replicas import ReplicaStatus, converge, parse_status, pending, sync_of
+from proxy.flags.snapshot import FlagSnapshot, SnapshotInvalid, apply_changes, default_snapshot
+from proxy.flags.store import StoreError
+from proxy.flags.writer import FlagWriter
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    status = _command(commands, "status", "show the flags and every live replica's version")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=run_status)
+
+    change = _command(commands, "set", "change traffic percentages or switches")
+    change.add_argument("--shadow", type=float, metavar="PCT", help="shadow percentage 0-100")
+    change.add_argument("--divert", type=float, metavar="PCT", help="divert percentage 0-100")
+    change.add_argument("--route", metavar="PREFIX",
+                        help="apply --shadow/--divert/--kill to this route only")
+    change.add_argument("--clear-route", action="store_true",
+                        help="remove the --route override (the route inherits again)")
+    change.add_argument("--kill", action=argparse.BooleanOptionalAction, default=None,
+                        help="turn the kill switch on (--kill) or off (--no-kill)")
+    change.add_argument("--changes", metavar="JSON",
+                        help='any partial snapshot, e.g. \'{"feature_flags": '
+                             '{"enable_validation": false}}\'')
+    change.add_argument("--reason", help="why (recorded in the snapshot and audit)")
+    change.set_defaults(func=run_set)
+
+    rollback = _command(commands, "rollback",
+                        "legacy only on every replica: kill on, percentages 0")
+    rollback.add_argument("--reason", help="why (recorded in the snapshot and audit)")
+    rollback.add_argument("--wait", action="store_true",
+                          help="return once every live replica applied it (exit 1 if not)")
+    rollback.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                          help="how long --wait waits (default 10)")
+    rollback.set_defaults(func=run_rollback)
+
+    audit = _command(commands, "audit", "show recent flag changes, newest first")
+    audit.add_argument("--limit", type=int, default=20, metavar="N")
+    audit.set_defaults(func=run_audit)
+
+
+def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text,
+                                                          description=help_text)
+    add_config_option(parser)
+    parser.add_argument("--redis-url", metavar="URL",
+                        help="Redis URL (default: $LLM_SHADOW_REDIS_URL, else config.json)")
+    parser.add_argument("--actor", help="who is changing the flags (default: cli:user@host)")
+    return parser
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def run_status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def status(writer: FlagWriter) -> int:
+        snapshot, problem = await writer.read()
+        replicas = [r for r in map(parse_status, await writer.store.statuses()) if r]
+        shown = snapshot or writer.defaults
+        if args.json:
+            print(orjson.dumps(_status_json(snapshot, problem, shown, replicas)).decode())
+        else:
+            _print_status(snapshot, problem, shown, replicas)
+        return 0
+
+    return _with_writer(settings, status)
+
+
+def run_set(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    changes = _changes(args)
+    actor = args.actor or default_actor()
+    _validate_or_exit(default_snapshot(settings.config), changes, actor, args.reason)
+    if args.route and args.route not in {r.prefix for r in settings.config.proxy.routes}:
+        print(f"llm-shadow: note: {args.route} is not a route in {settings.source}",
+              file=sys.stderr)
+
+    async def write(writer: FlagWriter) -> int:
+        snapshot = await writer.update(changes, actor=actor, reason=args.reason)
+        print(f"flags version {snapshot.version} written: {_one_line(snapshot)}")
+        if snapshot.kill and args.kill is None:
+            print("note: the kill switch is on, so all traffic stays legacy; "
+                  "`llm-shadow set --no-kill` releases it")
+        return 0
+
+    return _with_writer(settings, write)
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    actor = args.actor or default_actor()
+
+    async def rollback(writer: FlagWriter) -> int:
+        snapshot = await writer.rollback(actor=actor, reason=args.reason)
+        print(f"rolled back: flags version {snapshot.version} (kill on, shadow 0%, "
+              f"divert 0%)")
+        if not args.wait:
+            return 0
+        return await _wait_for_replicas(writer, snapshot.version, args.timeout)
+
+    return _with_writer(settings, rollback)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.limit < 1:
+        print("llm-shadow: --limit must be at least 1", file=sys.stderr)
+        return 2
+
+    async def audit(writer: FlagWriter) -> int:
+        entries = await writer.store.audit(args.limit)
+        if not entries:
+            print("no flag changes recorded")
+        for entry in entries:
+            print(entry.summary())
+        return 0
+
+    return _with_writer(settings, audit)
+
+
+# --- shared steps ---------------------------------------------------------------------
+
+
+def default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_or_exit(args, overrides={"redis.url": args.redis_url})
+    if settings.config.flags.store == "memory":
+        print("llm-shadow: flags.store is 'memory': the flags live inside the serving "
+              "process; change them with its admin API (PUT /flags, POST /rollback)",
+              file=sys.stderr)
+        raise SystemExit(2)
+    return settings
+
+
+def _with_writer(settings: Settings, action: Callable[[FlagWriter], Awaitable[int]]) -> int:
+    config = settings.config
+
+    async def run() -> int:
+        writer = FlagWriter(config.redis.url, config.redis.key_prefix,
+                            defaults=default_snapshot(config))
+        try:
+            return await action(writer)
+        finally:
+            await writer.aclose()
+
+    try:
+        return asyncio.run(run())
+    except StoreError as exc:
+        print(f"llm-shadow: {exc} (Redis: {redacted(config.redis.url)})", file=sys.stderr)
+        return 1
+    except SnapshotInvalid as exc:
+        print(f"llm-shadow: change refused:\n{exc}", file=sys.stderr)
+        return 2
+
+
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if args.changes:
+        try:
+            extra = orjson.loads(args.changes)
+        except orjson.JSONDecodeError as exc:
+            _usage(f"--changes is not JSON: {exc}")
+        if not isinstance(extra, dict):
+            _usage("--changes must be a JSON object")
+        changes.update(extra)
+    levers = {"shadow_percent": args.shadow, "divert_percent": args.divert, "kill": args.kill}
+    levers = {key: value for key, value in levers.items() if value is not None}
+    if args.route:
+        route = None if args.clear_route else levers
+        changes.setdefault("routes", {})[args.route] = route
+    elif args.clear_route:
+        _usage("--clear-route needs --route PREFIX")
+    else:
+        changes.update(levers)
+    if not changes or (args.route and not args.clear_route and not levers):
+        _usage("nothing to change: give --shadow, --divert, --kill/--no-kill or --changes")
+    return changes
+
+
+def _validate_or_exit(base: FlagSnapshot, changes: dict[str, Any], actor: str,
+                      reason: str | None) -> None:
+    """Refuse an invalid change before touching Redis (the writer checks again against
+    the stored snapshot)."""
+    try:
+        apply_changes(base, changes, version=base.version + 1, actor=actor, reason=reason)
+    except SnapshotInvalid as exc:
+        print(f"llm-shadow: change refused:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _usage(message: str) -> Any:
+    print(f"llm-shadow: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+async def _wait_for_replicas(writer: FlagWriter, version: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        replicas = [r for r in map(parse_status, await writer.store.statuses()) if r]
+        waiting = pending(replicas, version)
+        if not waiting or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.05)
+    if not replicas:
+        print("no live replica is reporting a heartbeat; nothing to wait for")
+        return 0
+    for replica in sorted(replicas, key=lambda r: r.replica_id):
+        mark = "NOT APPLIED" if replica in waiting else "applied"
+        print(f"  {replica.replica_id:<32} v{replica.version:<6} {replica.state:<10} {mark}")
+    if waiting:
+        print(f"{len(waiting)} of {len(replicas)} replicas did not apply version {version} "
+              f"within {timeout:g}s", file=sys.stderr)
+        return 1
+    print(f"all {len(replicas)} live replicas applied version {version}")
+    return 0
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def _one_line(snapshot: FlagSnapshot) -> str:
+    routes = "".join(
+        f", {prefix}: shadow {_pct(r.shadow_percent)} divert {_pct(r.divert_percent)}"
+        f"{' kill' if r.kill else ''}"
+        for prefix, r in sorted(snapshot.routes.items()))
+    return (f"shadow {snapshot.shadow_percent:g}%, divert {snapshot.divert_percent:g}%, "
+            f"kill {'on' if snapshot.kill else 'off'}, "
+            f"use_orchestrator {snapshot.system.use_orchestrator}, "
+            f"mode {snapshot.system.migration_mode}{routes}")
+
+
+def _pct(value: float | None) -> str:
+    return "inherit" if value is None else f"{value:g}%"
+
+
+def _print_status(snapshot: FlagSnapshot | None, problem: str | None, shown: FlagSnapshot,
+                  replicas: list[ReplicaStatus]) -> None:
+    if problem:
+        print(f"stored snapshot: INVALID ({problem}); replicas are fail-safe (legacy only)")
+    elif snapshot is None:
+        print("stored snapshot: none (replicas apply the config defaults, version 0)")
+    print(f"version {shown.version}: {_one_line(shown)}")
+    if snapshot is not None:
+        print(f"written {_ago(snapshot.updated_at)} by {snapshot.updated_by or '-'}"
+              f"{f' ({snapshot.reason})' if snapshot.reason else ''}")
+    result = converge(shown.version, replicas)
+    print(f"\n{len(replicas)} live replica(s):")
+    for replica in result.replicas:
+        sync = sync_of(replica, shown.version)
+        mark = {"current": "", "legacy_only": "  (legacy only)"}.get(
+            sync, f"  <-- {sync.upper()}: not on version {shown.version}")
+        age = "-" if replica.age_seconds is None else f"{replica.age_seconds:.1f}s"
+        print(f"  {replica.replica_id:<32} {replica.pod or '-':<20} v{replica.version:<6} "
+              f"{replica.state:<10} age {age}{mark}")
+
+
+def _status_json(snapshot: FlagSnapshot | None, problem: str | None, shown: FlagSnapshot,
+                 replicas: list[ReplicaStatus]) -> dict[str, Any]:
+    return {
+        "stored": snapshot is not None, "invalid": problem, "snapshot": shown.to_dict(),
+        "replicas": [{**r.model_dump(), "sync": sync_of(r, shown.version)}
+                     for r in converge(shown.version, replicas).replicas],
+    }
+
+
+def _ago(when: datetime | None) -> str:
+    if when is None:
+        return "at an unknown time"
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    return f"{seconds:.1f}s ago (writer's clock)" if seconds < 120 else \
+        f"{seconds / 60:.0f} min ago (writer's clock)"
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user + ':' if user else ''}***@{host}"

@@ -1,0 +1,19 @@
+"""Live traffic flags: one versioned JSON snapshot in Redis, copied into every replica.
+
+    snapshot.py   the snapshot model, validation, defaults and the writers' merge (pure)
+    view.py       what a replica acts on: snapshot + state + source + age (pure)
+    replicas.py   replica heartbeat records and convergence checks (pure)
+    counters.py   decision counters for /flagz (pure)
+    backoff.py    reconnect delays with jitter (pure)
+    store.py      the Redis adapter: read, atomic write, audit, heartbeats
+    hints.py      the Redis pub/sub "changed" subscriber with its PING watchdog
+    memory.py     an in-process store for the demo when Redis is absent
+    watcher.py    the replica state machine: hint + resubscribe + poll, staleness
+    heartbeat.py  publishes this replica's status with a short TTL
+    writer.py     FlagWriter (async) and the sync functions MigrationAdapter uses
+    admin.py      GET /flagz, PUT /flags, POST /rollback on the admin port
+
+Layering: the pure modules import nothing from redis or starlette; `store`, `hints` and
+`memory` are the only modules that talk to a store; request handling reads
+`FlagWatcher.current` and never awaits anything.
+"""

@@ -1,0 +1,225 @@
+"""The flag store on Redis: read the snapshot, write it atomically, read the audit
+stream, keep replica heartbeats.
+
+Layer: adapter. This module and `proxy.flags.hints` are the only places that import
+redis-py for flags, and `redis_errors()` is the one place its exceptions are mapped
+(to `StoreError` with a kind: connection, timeout, auth, error).
+
+Client settings (checklist §3.4): explicit `socket_connect_timeout` and `socket_timeout`,
+`Retry(NoBackoff(), 0)` because redis-py 8 otherwise retries ten times with backoff
+(up to tens of seconds on a black-holed server), no health-check PINGs (the poll is the
+health check), TCP keepalive on, RESP2 (nothing here needs RESP3, and it keeps the
+minimal ACL small). Every operation also runs under `asyncio.timeout(budget)`, so no
+library path can hold a replica longer than connect + read timeouts.
+
+Writes are one Lua script (`EVALSHA`): compare the stored bytes with what the writer
+read, then SET the new snapshot (version + 1), XADD the audit entry and PUBLISH the
+version on the changed channel. The snapshot is therefore committed before the hint
+goes out, and two concurrent writers cannot lose each other's change: the second one
+sees a conflict, re-reads and re-applies (`FlagWriter`).
+
+Minimal ACLs (Redis >= 7.0), with the default prefix:
+
+    ACL SETUSER llm-shadow-replica on >PASSWORD resetkeys resetchannels \\
+        %R~llm-shadow:flags %W~llm-shadow:replicas:* &llm-shadow:flags:changed \\
+        -@all +get +set +subscribe +ping +client|setinfo
+    ACL SETUSER llm-shadow-writer on >PASSWORD resetkeys resetchannels \\
+        ~llm-shadow:flags ~llm-shadow:flags:audit %R~llm-shadow:replicas:* \\
+        &llm-shadow:flags:changed -@all +get +mget +scan +evalsha +eval +script|load \\
+        +set +xadd +xrevrange +publish +type +ping +client|setinfo
+
+Pass the user in the URL (`redis://llm-shadow-replica:PASSWORD@host:6379/0`, or
+`rediss://` for TLS). Anyone who can write the flag key can redirect production LLM
+traffic: treat the writer credentials as a privileged control plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, cast
+
+from redis import exceptions as rexc
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from proxy.flags.audit import AUDIT_MAXLEN, AuditEntry, parse_entry
+
+ErrorKind = Literal["connection", "timeout", "auth", "error"]
+
+
+class StoreError(Exception):
+    """The store could not be used; `kind` separates auth failures (do not hammer) from
+    network ones, for logs and counters. The message never contains credentials."""
+
+    def __init__(self, kind: ErrorKind, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis name the flags use, from one prefix (contracts: Redis keys)."""
+
+    prefix: str
+
+    @property
+    def flags(self) -> str:
+        return f"{self.prefix}:flags"
+
+    @property
+    def changed(self) -> str:
+        return f"{self.prefix}:flags:changed"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:flags:audit"
+
+    def replica(self, replica_id: str) -> str:
+        return f"{self.prefix}:replicas:{replica_id}"
+
+    @property
+    def replicas_pattern(self) -> str:
+        return f"{self.prefix}:replicas:*"
+
+
+class FlagStore(Protocol):
+    """What the watcher, the heartbeat and the writer need from a store."""
+
+    kind: Literal["redis", "memory"]
+    keys: Keys
+
+    async def read(self) -> bytes | None: ...
+
+    async def compare_and_set(self, expected: bytes | None, new: bytes,
+                              entry: AuditEntry) -> bool: ...
+
+    async def audit(self, limit: int) -> list[AuditEntry]: ...
+
+    async def put_status(self, replica_id: str, raw: bytes, ttl: float) -> None: ...
+
+    async def statuses(self) -> list[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+WRITE_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if current == false then current = '' end
+if current ~= ARGV[1] then return 0 end
+local kind = redis.call('TYPE', KEYS[2])['ok']
+if kind ~= 'none' and kind ~= 'stream' then
+  return redis.error_reply('audit key ' .. KEYS[2] .. ' is not a stream')
+end
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
+
+def flag_client(url: str, *, connect_timeout: float, socket_timeout: float,
+                max_connections: int = 8) -> Redis:
+    """A redis-py client with explicit timeouts and no hidden retries (see docstring)."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=socket_timeout,
+        socket_keepalive=True,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+        max_connections=max_connections,
+        protocol=2,
+    )
+
+
+@contextlib.asynccontextmanager
+async def redis_errors(budget: float, what: str) -> AsyncIterator[None]:
+    """Bound one operation by `budget` seconds and map every failure to `StoreError`."""
+    try:
+        async with asyncio.timeout(budget):
+            yield
+    except (rexc.AuthenticationError, rexc.AuthorizationError,
+            rexc.NoPermissionError) as exc:
+        raise StoreError("auth", f"{what}: Redis refused the credentials: {exc}") from exc
+    except (TimeoutError, rexc.TimeoutError) as exc:
+        raise StoreError("timeout", f"{what}: Redis did not answer within {budget:.2f}s") \
+            from exc
+    except (rexc.ConnectionError, OSError) as exc:
+        raise StoreError("connection", f"{what}: cannot reach Redis: {exc}") from exc
+    except rexc.RedisError as exc:
+        raise StoreError("error", f"{what}: Redis error: {exc}") from exc
+
+
+class RedisFlagStore:
+    kind: Literal["redis", "memory"] = "redis"
+
+    def __init__(self, client: Redis, prefix: str, *, budget: float,
+                 owns_client: bool = False):
+        self.keys = Keys(prefix)
+        self.budget = budget
+        self.client = client
+        self._owns_client = owns_client
+        self._write = client.register_script(WRITE_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str, *, connect_timeout: float,
+                 socket_timeout: float) -> RedisFlagStore:
+        client = flag_client(url, connect_timeout=connect_timeout,
+                             socket_timeout=socket_timeout)
+        return cls(client, prefix, budget=connect_timeout + socket_timeout, owns_client=True)
+
+    async def read(self) -> bytes | None:
+        async with redis_errors(self.budget, "read flags"):
+            value = await self.client.get(self.keys.flags)
+        return cast("bytes | None", value)
+
+    async def compare_and_set(self, expected: bytes | None, new: bytes,
+                              entry: AuditEntry) -> bool:
+        args: list[Any] = [expected or b"", new, self.keys.changed, entry.version,
+                           AUDIT_MAXLEN]
+        for name, value in entry.fields().items():
+            args += [name, value]
+        # A script load may precede the call after a restart: two round trips.
+        async with redis_errors(self.budget * 2, "write flags"):
+            done = await self._write(keys=[self.keys.flags, self.keys.audit], args=args)
+        return bool(done)
+
+    async def audit(self, limit: int) -> list[AuditEntry]:
+        async with redis_errors(self.budget, "read audit"):
+            rows: list[Any] = cast(list[Any], await self.client.xrevrange(
+                self.keys.audit, count=limit))
+        return [parse_entry(_text(entry_id), _text_map(fields)) for entry_id, fields in rows]
+
+    async def put_status(self, replica_id: str, raw: bytes, ttl: float) -> None:
+        async with redis_errors(self.budget, "write heartbeat"):
+            await self.client.set(self.keys.replica(replica_id), raw,
+                                  px=max(1, int(ttl * 1000)))
+
+    async def statuses(self) -> list[bytes]:
+        async with redis_errors(self.budget * 4, "read replica status"):
+            names = [name async for name in
+                     self.client.scan_iter(match=self.keys.replicas_pattern, count=200)]
+            values = await self.client.mget(names) if names else []
+        return [_bytes(value) for value in values if value is not None]
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _text_map(fields: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(key): _text(value) for key, value in fields.items()}
