@@ -107,15 +107,18 @@ def read_otel_environment(env: Mapping[str, str] | None = None) -> OtelEnvironme
     def get(name: str) -> str:
         return env.get(name, "").strip()
 
-    protocol = get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    def protocol(signal: str) -> tuple[str, str]:
+        variable = f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"
+        if get(variable):
+            return variable, get(variable)
+        return "OTEL_EXPORTER_OTLP_PROTOCOL", get("OTEL_EXPORTER_OTLP_PROTOCOL")
+
     return OtelEnvironment(
         sdk_disabled=get("OTEL_SDK_DISABLED").lower() == "true",
-        traces_exporters=_exporters(
-            "OTEL_TRACES_EXPORTER", get("OTEL_TRACES_EXPORTER"), TRACE_EXPORTERS,
-            get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or protocol),
-        metrics_exporters=_exporters(
-            "OTEL_METRICS_EXPORTER", get("OTEL_METRICS_EXPORTER"), METRIC_EXPORTERS,
-            get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or protocol),
+        traces_exporters=_exporters("OTEL_TRACES_EXPORTER", get("OTEL_TRACES_EXPORTER"),
+                                    TRACE_EXPORTERS, protocol("TRACES")),
+        metrics_exporters=_exporters("OTEL_METRICS_EXPORTER", get("OTEL_METRICS_EXPORTER"),
+                                     METRIC_EXPORTERS, protocol("METRICS")),
         capture_content=_capture(get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")),
         semconv_latest=LATEST_EXPERIMENTAL in _tokens(get("OTEL_SEMCONV_STABILITY_OPT_IN")),
         batch=BatchSettings(
@@ -134,7 +137,7 @@ def capture_mode(section: TelemetrySection, otel: OtelEnvironment) -> CaptureMod
 
 
 def _exporters(variable: str, value: str, known: frozenset[str],
-               protocol: str) -> tuple[Exporter, ...]:
+               protocol: tuple[str, str]) -> tuple[Exporter, ...]:
     names = _tokens(value) or ["otlp"]
     if "none" in names:
         return ()
@@ -143,13 +146,14 @@ def _exporters(variable: str, value: str, known: frozenset[str],
         if name not in known:
             _fail(f"{variable}: unsupported exporter (supported: "
                   f"{', '.join(sorted(known | {'none'}))})")
-        exporter = _resolve(name, variable, protocol)
+        exporter = _resolve(name, *protocol)
         if exporter not in out:
             out.append(exporter)
     return tuple(out)
 
 
 def _resolve(name: str, variable: str, protocol: str) -> Exporter:
+    """The exporter for `name`; `variable` is where `protocol` came from."""
     if name == "otlp":
         if not protocol:
             return "otlp_grpc"
