@@ -1,22 +1,59 @@
-"""The `pricing` and `comparison` sections: what a token costs, how answers are compared.
+"""The `pricing` and `comparison` sections: what a token costs, how answers are compared
+and how long the comparison report keeps its aggregates.
 
 Layer: pure core. Prices are pinned here on purpose: the proxy runs in locked-down
-clusters and never downloads a price list.
+clusters and never downloads a price list. Orchestrator models carry their own prices in
+their `models` entries; `pricing` covers the legacy models (see `proxy.pricing` for how
+a response's model name is matched to a key).
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from proxy.config.base import Section
 
 
 class Price(Section):
+    """USD per 1M tokens. `cached_input_per_1m` applies to cache reads and
+    `cache_write_input_per_1m` to cache writes (Anthropic); both default to the input
+    price when absent."""
+
     input_per_1m: float = Field(ge=0)
     output_per_1m: float = Field(ge=0)
-    cached_input_per_1m: float | None = Field(None, ge=0)
+    cached_input_per_1m: float | None = Field(default=None, ge=0)
+    cache_write_input_per_1m: float | None = Field(default=None, ge=0)
 
 
 class ComparisonSection(Section):
-    noise_sample_percent: float = Field(10.0, ge=0, le=100)
+    """How legacy and orchestrator answers are compared and reported.
+
+    `inject_stream_usage_routes`: route prefixes whose OpenAI chat streams get
+    `stream_options.include_usage` added upstream when the client did not ask (the
+    extra usage chunk is stripped from the client stream). Off by default: it changes
+    the request sent upstream, and some compatible providers reject the option.
+    `max_text_chars` / `max_json_nodes` bound the CPU a comparison may take (it runs on
+    the event loop): longer texts are compared on their first `max_text_chars`
+    characters, bigger JSON documents on their first `max_json_nodes` nodes.
+    `report_*`: the report keeps per-route buckets of `report_bucket_seconds` in Redis
+    for `report_retention_hours`, and the `report_top_requests` most divergent request
+    ids per bucket.
+    """
+
+    noise_sample_percent: float = Field(default=10.0, ge=0, le=100)
     policy_file: str = "policies/divergence.json"
+    inject_stream_usage_routes: tuple[str, ...] = ()
+    max_text_chars: int = Field(default=20_000, ge=100, le=1_000_000)
+    max_json_nodes: int = Field(default=20_000, ge=100, le=1_000_000)
+    report_retention_hours: int = Field(default=168, ge=1, le=24 * 90)
+    report_bucket_seconds: int = Field(default=3600, ge=60, le=86_400)
+    report_top_requests: int = Field(default=20, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _bounded_buckets(self) -> ComparisonSection:
+        buckets = self.report_retention_hours * 3600 // self.report_bucket_seconds
+        if buckets > 5000:
+            raise ValueError(
+                f"report_retention_hours / report_bucket_seconds gives {buckets} buckets "
+                "per route (at most 5000): use longer buckets or a shorter retention")
+        return self
