@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from proxy.flags import admin as flags_admin
 from proxy.runtime import Runtime
 
 
@@ -27,5 +28,6 @@ def create_admin_app(runtime: Runtime) -> Starlette:
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        *flags_admin.routes(runtime.flag_service),  # /flagz, PUT /flags, POST /rollback
     ]
     return Starlette(routes=routes)

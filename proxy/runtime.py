@@ -14,6 +14,8 @@ import time
 from types import TracebackType
 
 from proxy.config import Settings
+from proxy.config.watch import ConfigWatcher
+from proxy.flags.service import FlagService
 from proxy.forward import Forwarder
 from proxy.handler import ProxyEndpoint
 from proxy.routing import RouteTable
@@ -42,9 +44,21 @@ class Runtime:
             body_read_timeout=config.proxy.body_read_timeout,
             request_id_header=config.proxy.request_id_header,
         )
+        # Live flags: `flags.current` is what the request path decides on
+        # (proxy.decision.decide); `decisions` counts the outcomes for /flagz.
+        self.flag_service = FlagService(settings)
+        self.flags = self.flag_service.watcher
+        self.decisions = self.flag_service.counters
+        self.config_watcher = ConfigWatcher(settings, self.flag_service.apply_settings,
+                                            interval=config.flags.config_reload_interval)
 
     async def __aenter__(self) -> Runtime:
         self._stack.push_async_callback(self.legacy_client.aclose)
+        # Both start background tasks and return at once: start-up never waits for Redis.
+        await self.flag_service.start()
+        self._stack.push_async_callback(self.flag_service.aclose)
+        await self.config_watcher.start()
+        self._stack.push_async_callback(self.config_watcher.aclose)
         self.ready = True
         log.info("llm-shadow ready: config %s, %d routes", self.settings.source,
                  len(self.settings.config.proxy.routes))

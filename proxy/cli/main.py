@@ -11,9 +11,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from proxy.cli import serve
+from proxy.cli import flags, serve
 
-COMMAND_MODULES = [serve]
+COMMAND_MODULES = [serve, flags]
 
 
 def build_parser() -> argparse.ArgumentParser:
