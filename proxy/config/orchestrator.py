@@ -1,14 +1,18 @@
 """The migration guide's sections: `system`, `feature_flags`, `orchestrator`, `models`,
 `legacy_system`, with the guide's field names and defaults, extended where the proxy needs it.
 
-Layer: pure core.
+Layer: pure core. The guide's keys keep their meaning; everything added here has a
+default, so the guide's own `config.json` loads unchanged. The orchestrator's tuning knobs
+sit in three small sub-sections (`selection`, `merge`, `learning`), each documented where
+it is used (`proxy.orchestrator.selection`, `.merge`, `.learning`).
 """
 
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from proxy.config.base import Section
 
@@ -27,6 +31,48 @@ class FeatureFlags(Section):
     enable_performance_tracking: bool = True
 
 
+class SelectionSettings(Section):
+    """Thompson sampling over each model's learned record (`proxy.orchestrator.selection`).
+
+    The weights say how much one piece of evidence moves a model's Beta posterior of
+    being right: explicit feedback counts most, agreeing with the merged answer less, a
+    merely valid answer least (valid is not the same as right).
+    """
+
+    seed: int | None = None
+    prior_correct: float = Field(2.0, gt=0)
+    prior_incorrect: float = Field(2.0, gt=0)
+    feedback_weight: float = Field(3.0, ge=0)
+    agreement_weight: float = Field(1.0, ge=0)
+    validity_weight: float = Field(0.25, ge=0)
+    failure_weight: float = Field(1.0, ge=0)
+    latency_weight: float = Field(0.3, ge=0)
+    latency_reference_seconds: float = Field(5.0, gt=0)
+    cost_weight: float = Field(0.3, ge=0)
+
+
+class MergeSettings(Section):
+    """How answers are grouped and weighed (`proxy.orchestrator.merge`).
+
+    `similarity_threshold`: two prose answers whose normalised texts are at least this
+    similar (rapidfuzz token-sort ratio, 0..1) count as the same answer.
+    `collision_rate`: how likely a wrong answer coincides with another model's wrong
+    answer; the smaller, the more agreement between models counts.
+    """
+
+    similarity_threshold: float = Field(0.9, ge=0, le=1)
+    collision_rate: float = Field(0.1, gt=0, lt=1)
+
+
+class LearningSettings(Section):
+    """Learned records shared through Redis (`proxy.orchestrator.learning`)."""
+
+    refresh_seconds: float = Field(2.0, gt=0)
+    samples_kept: int = Field(200, ge=10)
+    pending_limit: int = Field(10_000, ge=100)
+    feedback_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
+
+
 class OrchestratorSection(Section):
     endpoint: str | None = None
     default_quality_threshold: float = Field(0.8, ge=0, le=1)
@@ -36,6 +82,27 @@ class OrchestratorSection(Section):
     validation_model_count: int = Field(3, ge=1)
     model_timeout_seconds: float = Field(30.0, gt=0)
     enable_early_result_processing: bool = True
+    # Most models one request may use, escalations below the quality threshold included.
+    max_model_count: int = Field(4, ge=1)
+    # A client may name its task type in this header (see proxy.orchestrator.tasks).
+    task_hint_header: str = "x-task-type"
+    # Output tokens assumed for the cost estimate when the request sets no max_tokens;
+    # also sent to the model as its max_tokens, so the estimate is a bound.
+    assumed_output_tokens: int = Field(1024, ge=1)
+    complex_prompt_chars: int = Field(4000, ge=1)
+    complex_message_count: int = Field(8, ge=1)
+    validation_policy_file: str = "policies/validation.json"
+    max_connections: int = Field(64, ge=1)
+    selection: SelectionSettings = SelectionSettings()
+    merge: MergeSettings = MergeSettings()
+    learning: LearningSettings = LearningSettings()
+
+    @field_validator("task_hint_header")
+    @classmethod
+    def _lower_header(cls, value: str) -> str:
+        if not value or any(ch.isspace() or ch == ":" for ch in value):
+            raise ValueError("must be a header name, e.g. 'x-task-type'")
+        return value.lower()
 
 
 class ModelEntry(Section):
@@ -49,6 +116,21 @@ class ModelEntry(Section):
     base_url: str | None = None
     api_key_env: str | None = None
     api: Literal["openai", "anthropic"] = "openai"
+    # The model id sent to the API, when it differs from `name`.
+    model_id: str | None = None
+    timeout_seconds: float | None = Field(None, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL, e.g. 'https://api.deepseek.com/v1'")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must not carry a query, fragment or credentials")
+        return value.rstrip("/")
 
 
 class LegacySystem(Section):
