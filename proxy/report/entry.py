@@ -1,0 +1,145 @@
+"""What the request path hands to the report after a proxied request, and how that
+becomes counter increments in one time bucket.
+
+Layer: pure core. One `ReportEntry` per request (or several partial ones: counters only
+add, so a noise resample that finishes later may be recorded on its own). Each call's
+cost is attributed to exactly one role, so nothing is counted twice:
+
+- `legacy`: the legacy call whose answer the client got (the primary);
+- `shadow`: an extra call made only for the comparison that is not an orchestrator
+  model call (the legacy call kept as the shadow of a divert, or an external
+  orchestrator endpoint billed as one call);
+- `noise`: the second legacy call of a noise sample;
+- `orchestrator`: each model call the in-process orchestrator made, shadow or divert.
+
+The counter field names are the storage format of the bucket hashes (see `store`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from proxy.comparison.compare import Comparison, Label
+
+Role = Literal["legacy", "shadow", "noise", "orchestrator"]
+ROLES: tuple[Role, ...] = ("legacy", "shadow", "noise", "orchestrator")
+Outcome = Literal["ok", "low_confidence", "failed"]
+
+MAX_MODEL_NAME = 80
+LATENCY_BINS_PER_OCTAVE = 4
+MAX_LATENCY_BIN = 88  # 2 ** (88 / 4) ms is about 70 minutes
+
+
+class _Add(Protocol):
+    def __call__(self, name: str, amount: int = 1) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoleCost:
+    """One call's cost; `usd=None` means the call could not be priced (counted apart)."""
+
+    role: Role
+    usd: float | None
+    calls: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEntry:
+    route: str
+    request_id: str
+    at: float | None = None
+    model: str | None = None
+    comparison: Comparison | None = None
+    latency_delta_s: float | None = None
+    noise: Comparison | None = None
+    costs: tuple[RoleCost, ...] = ()
+    orchestrator: Outcome | None = None
+    divert: bool = False
+    fallback: bool = False
+
+
+def latency_bin(delta_ms: float) -> int:
+    """Signed log bin of a latency delta: 4 bins per doubling (each spans +-9 % around
+    its centre), 0 for |delta| < 1 ms, saturating at about 70 minutes."""
+    magnitude = abs(delta_ms)
+    if magnitude < 1 or math.isnan(magnitude):
+        return 0
+    index = min(MAX_LATENCY_BIN, 1 + math.floor(LATENCY_BINS_PER_OCTAVE * math.log2(magnitude)))
+    return index if delta_ms > 0 else -index
+
+
+def bin_centre_ms(index: int) -> float:
+    """The geometric centre of a bin, the value a quantile that lands in it reports."""
+    if index == 0:
+        return 0.0
+    centre = 2 ** ((abs(index) - 0.5) / LATENCY_BINS_PER_OCTAVE)
+    return centre if index > 0 else -centre
+
+
+def model_field(model: str | None) -> str | None:
+    if not model:
+        return None
+    return model.replace("|", "/")[:MAX_MODEL_NAME]
+
+
+def increments(entry: ReportEntry) -> tuple[dict[str, int], dict[str, float]]:
+    """(integer increments, float increments) for the entry's bucket hash."""
+    ints: dict[str, int] = {}
+    floats: dict[str, float] = {}
+
+    def add(name: str, amount: int = 1) -> None:
+        ints[name] = ints.get(name, 0) + amount
+
+    if entry.comparison is not None:
+        _comparison(entry, entry.comparison, add, floats)
+    if entry.noise is not None:
+        add("noise")
+        add(f"noise:{entry.noise.label}")
+    _costs(entry.costs, add, floats)
+    if entry.orchestrator is not None:
+        add("orch:requests")
+        if entry.orchestrator != "ok":
+            add(f"orch:{entry.orchestrator}")
+    if entry.divert:
+        add("divert:requests")
+        if entry.fallback:
+            add("divert:fallbacks")
+    return ints, floats
+
+
+def _comparison(entry: ReportEntry, comparison: Comparison, add: _Add,
+                floats: dict[str, float]) -> None:
+    add("compared")
+    add(f"label:{comparison.label}")
+    if comparison.truncated:
+        add("truncated")
+    floats["score_sum"] = comparison.score
+    model = model_field(entry.model)
+    if model is not None:
+        add(f"m|{model}|compared")
+        add(f"m|{model}|{comparison.label}")
+    if entry.latency_delta_s is not None and math.isfinite(entry.latency_delta_s):
+        add(f"lat:{latency_bin(entry.latency_delta_s * 1000)}")
+        add("lat:count")
+
+
+def _costs(costs: tuple[RoleCost, ...], add: _Add, floats: dict[str, float]) -> None:
+    seen: set[str] = set()
+    for cost in costs:
+        add(f"cost:{cost.role}:calls", cost.calls)
+        if cost.usd is None or not math.isfinite(cost.usd):
+            add(f"cost:{cost.role}:unpriced", cost.calls)
+        else:
+            key = f"cost:{cost.role}:usd"
+            floats[key] = floats.get(key, 0.0) + cost.usd
+        if cost.role not in seen:
+            seen.add(cost.role)
+            add(f"cost:{cost.role}:requests")
+
+
+def label_counts(fields: Mapping[str, float], prefix: str) -> dict[Label, int]:
+    labels: tuple[Label, ...] = ("identical", "equivalent", "minor", "major")
+    return {label: int(fields.get(f"{prefix}{label}", 0)) for label in labels}
