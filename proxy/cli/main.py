@@ -11,9 +11,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from proxy.cli import flags, serve
+from proxy.cli import flags, report, serve
 
-COMMAND_MODULES = [serve, flags]
+COMMAND_MODULES = [serve, flags, report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -125,3 +125,12 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         report_command.parse_duration(text)
+
+
+def test_registered_in_the_main_command(seeded: Path, redis_server: RedisServer,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from proxy.cli.main import main
+
+    assert main(["report", "--config", str(seeded), "--redis-url", redis_server.url,
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["routes"]
