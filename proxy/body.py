@@ -29,10 +29,24 @@ class RequestBody:
         self.keep = keep
         self.size = 0
         self.complete = False
-        self.done = asyncio.Event()
         self.copy = bytearray()
         self.copy_complete = True
         self._deadline = asyncio.get_running_loop().time() + read_timeout
+
+    async def start(self) -> bytes | AsyncIterator[bytes]:
+        """The body to send upstream: the bytes themselves when the body arrived in one
+        message (the common case for LLM calls, and the cheapest to forward), else an
+        iterator that streams the rest as it arrives."""
+        first = await self._next()
+        if self.complete:
+            return first
+        return self._stream(first)
+
+    async def _stream(self, first: bytes) -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in self.chunks():
+            yield chunk
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Yield the body as it arrives; may be iterated once."""
@@ -63,7 +77,6 @@ class RequestBody:
             raise too_large(self.limit)
         if not message.get("more_body", False):
             self.complete = True
-            self.done.set()
         if self.keep:
             room = self.keep - len(self.copy)
             if len(chunk) > room:

@@ -100,8 +100,9 @@ class ProxyEndpoint:
                            read_timeout=self.body_read_timeout)
         watcher = _DisconnectWatcher(receive, body, record)
         try:
+            content = await body.start()
             await self.legacy.exchange(
-                target, method, upstream_request_headers(headers), body.chunks(), send,
+                target, method, upstream_request_headers(headers), content, send,
                 record, tee=None,
             )
         except asyncio.CancelledError:
@@ -124,10 +125,16 @@ class ProxyEndpoint:
 
 
 class _DisconnectWatcher:
-    """Cancels the request's task when the client goes away mid-response, so a silent
-    upstream (a reasoning model thinking for a minute) is abandoned at once instead of at
-    its next chunk. It listens only once the request body has been consumed, and ignores
-    the disconnect uvicorn reports after a completed response."""
+    """Cancels the request's task when the client goes away, so a silent upstream (a
+    reasoning model thinking for a minute) is abandoned at once instead of at its next
+    chunk, and stops generating (and billing).
+
+    It starts listening only after `DELAY` and once the request body has been consumed:
+    fast exchanges never pay for the extra task, and `receive` is never read concurrently
+    with the body. It ignores the disconnect uvicorn reports after a completed response.
+    """
+
+    DELAY = 0.05
 
     def __init__(self, receive: Receive, body: RequestBody, record: Exchange):
         self.client_gone = False
@@ -135,10 +142,18 @@ class _DisconnectWatcher:
         self._body = body
         self._record = record
         self._owner = asyncio.current_task()
-        self._task = asyncio.get_running_loop().create_task(self._watch())
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(self.DELAY, self._arm)
+
+    def _arm(self) -> None:
+        if self._body.complete:
+            self._timer = None
+            self._task = self._loop.create_task(self._watch())
+        else:
+            self._timer = self._loop.call_later(self.DELAY, self._arm)
 
     async def _watch(self) -> None:
-        await self._body.done.wait()
         message = await self._receive()
         if (
             message["type"] == "http.disconnect"
@@ -149,7 +164,10 @@ class _DisconnectWatcher:
             self._owner.cancel("client disconnected")
 
     def stop(self) -> None:
-        self._task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 def _uncancel() -> None:

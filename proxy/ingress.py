@@ -7,8 +7,9 @@ parser runs in front, and they decide the request id used for sticky buckets and
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
 from collections.abc import Sequence
 
 from proxy.errors import RequestRejected
@@ -42,12 +43,18 @@ def framing_error(message: str) -> RequestRejected:
     return RequestRejected(message, code="bad_framing", close_connection=True)
 
 
+# A random per-process prefix and a counter: unique across replicas and restarts, and
+# much cheaper than uuid4 on the request path.
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
 def request_id(headers: Sequence[tuple[bytes, bytes]], header_name: bytes) -> str:
-    """The client's request id when it sent a sane one, else a new random one."""
+    """The client's request id when it sent a sane one, else a new unique one."""
     for name, value in headers:
         if name == header_name:
             text = value.decode("latin-1")
             if _SAFE_ID.match(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"

@@ -19,7 +19,7 @@ from proxy.flags.service import FlagService
 from proxy.forward import Forwarder
 from proxy.handler import ProxyEndpoint
 from proxy.routing import RouteTable
-from proxy.transport import PoolGate, PoolLimits, build_client
+from proxy.transport import PoolGate, PoolLimits, build_transport
 
 log = logging.getLogger("llm_shadow.runtime")
 
@@ -35,12 +35,12 @@ class Runtime:
         pool = config.proxy.pool
         limits = PoolLimits(pool.max_connections, pool.max_keepalive_connections,
                             pool.keepalive_expiry)
-        self.legacy_client = build_client(config.proxy.transport, limits)
+        self.legacy_transport = build_transport(config.proxy.transport, limits)
         self.legacy_gate = PoolGate(pool.max_connections)
         self.routes = RouteTable(config.proxy.routes)
         self.endpoint = ProxyEndpoint(
             self.routes,
-            Forwarder(self.legacy_client, self.legacy_gate),
+            Forwarder(self.legacy_transport, self.legacy_gate),
             body_read_timeout=config.proxy.body_read_timeout,
             request_id_header=config.proxy.request_id_header,
         )
@@ -53,7 +53,7 @@ class Runtime:
                                             interval=config.flags.config_reload_interval)
 
     async def __aenter__(self) -> Runtime:
-        self._stack.push_async_callback(self.legacy_client.aclose)
+        self._stack.push_async_callback(self.legacy_transport.aclose)
         # Both start background tasks and return at once: start-up never waits for Redis.
         await self.flag_service.start()
         self._stack.push_async_callback(self.flag_service.aclose)

@@ -125,7 +125,7 @@ class FakeUpstream:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
-            await self._answer(scope, receive, send, recorded, self._behaviour(headers))
+            await self._answer(receive, send, recorded, self._behaviour(headers))
         except asyncio.CancelledError:
             recorded.disconnected = True
             raise
@@ -178,11 +178,11 @@ class FakeUpstream:
         else:
             await _send_json(send, 404, {"error": "unknown control path"})
 
-    async def _answer(
-        self, scope: dict[str, Any], receive: Any, send: Any, req: Recorded, b: Behaviour
-    ) -> None:
+    async def _answer(self, receive: Any, send: Any, req: Recorded, b: Behaviour) -> None:
         if b.hang == "headers":
-            await asyncio.Event().wait()
+            await self._pause(None, asyncio.ensure_future(receive()))
+            req.disconnected = True
+            return
         if b.latency_ms:
             await asyncio.sleep(b.latency_ms / 1000)
         if b.redirect:
@@ -201,19 +201,19 @@ class FakeUpstream:
             await _send_json(send, 200, embeddings(payload, b))
         elif route.endswith("/messages"):
             if payload.get("stream"):
-                await self._stream(send, anthropic_events(payload, b), b)
+                await self._stream(send, anthropic_events(payload, b), b, receive, req)
             else:
                 await _send_json(send, 200, anthropic_message(payload, b), gzip_body=b.gzip)
         elif route.endswith("/responses"):
             if payload.get("stream"):
-                await self._stream(send, responses_events(payload, b), b)
+                await self._stream(send, responses_events(payload, b), b, receive, req)
             else:
                 await _send_json(send, 200, responses_object(payload, b), gzip_body=b.gzip)
         elif route.endswith("/chat/completions"):
             if b.garbage:
                 await _send_raw(send, 200, b'{"choices": [ not json', b"application/json")
             elif payload.get("stream"):
-                await self._stream(send, chat_chunks(payload, b), b)
+                await self._stream(send, chat_chunks(payload, b), b, receive, req)
             else:
                 await _send_json(send, 200, chat_completion(payload, b), gzip_body=b.gzip)
         elif route.endswith("/models"):
@@ -223,21 +223,44 @@ class FakeUpstream:
             await _send_json(send, 200, {"echo": {"method": req.method, "path": req.path,
                                                   "query": req.query}})
 
-    async def _stream(self, send: Any, events: list[bytes], b: Behaviour) -> None:
+    async def _stream(self, send: Any, events: list[bytes], b: Behaviour,
+                      receive: Any = None, recorded: Recorded | None = None) -> None:
+        """Stream `events`; stop early (and mark the request) if the client goes away, as a
+        real provider stops generating when its client disconnects."""
+        watcher = asyncio.ensure_future(receive()) if receive is not None else None
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
             (b"x-fake-upstream", b"1"),
         ]})
-        for index, event in enumerate(events):
-            if b.reset_after is not None and index >= b.reset_after:
-                raise ConnectionResetError("fake upstream reset mid-stream")
-            if index and b.chunk_delay_ms:
-                await asyncio.sleep(b.chunk_delay_ms / 1000)
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-            if b.hang == "body":
-                await asyncio.Event().wait()
-        await send({"type": "http.response.body", "body": b""})
+        try:
+            for index, event in enumerate(events):
+                if b.reset_after is not None and index >= b.reset_after:
+                    raise ConnectionResetError("fake upstream reset mid-stream")
+                if index and b.chunk_delay_ms:
+                    await self._pause(b.chunk_delay_ms / 1000, watcher)
+                if watcher is not None and watcher.done():
+                    if recorded is not None:
+                        recorded.disconnected = True
+                    return
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                if b.hang == "body":
+                    await self._pause(None, watcher)
+                    if recorded is not None:
+                        recorded.disconnected = True
+                    return
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    @staticmethod
+    async def _pause(seconds: float | None, watcher: Any) -> None:
+        """Sleep (forever when `seconds` is None), waking early if the client disconnects."""
+        if watcher is None:
+            await asyncio.sleep(seconds if seconds is not None else 3600)
+            return
+        await asyncio.wait([watcher], timeout=seconds)
 
 
 # --- wire formats -------------------------------------------------------------------
