@@ -30,6 +30,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "LLM_SHADOW_ADMIN_HOST": "proxy.admin.host",
     "LLM_SHADOW_ADMIN_PORT": "proxy.admin.port",
     "LLM_SHADOW_ORCHESTRATOR_ENDPOINT": "orchestrator.endpoint",
+    "LLM_SHADOW_REPLICA_ID": "flags.replica_id",
 }
 
 TRUTHY = {"1", "true", "yes", "on"}
