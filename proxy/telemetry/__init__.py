@@ -6,6 +6,7 @@ Modules, from the pure core outwards:
     redaction   URLs, header allow-list and error codes made safe to record
     attributes  attribute sets built from records (pure)
     batching    the bounded, drop-counting batch span processor
+    tally       counters summed in a dict, reported at collection (cheap on the loop)
     exporters   OTLP (gRPC, HTTP), console exporters, chosen by `OTEL_*`
     lifecycle   the owned providers, flushed and closed within a bound
     recorder    `Telemetry`: the recording API (start_request, record_model_call, ...)

@@ -110,7 +110,6 @@ OPERATION_DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
 
 # --- Metrics (instrument name, unit) ---
 GEN_AI_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
-HTTP_SERVER_REQUEST_DURATION: Final = "http.server.request.duration"
 METRIC_COST: Final = "llm_shadow.cost.usd"
 METRIC_COMPARISONS: Final = "llm_shadow.comparisons"
 METRIC_DIVERGENCE: Final = "llm_shadow.divergence.score"

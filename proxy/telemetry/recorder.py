@@ -6,7 +6,8 @@ Layer: adapter (OpenTelemetry API/SDK). Built by `proxy.telemetry.setup`; the pr
 it records into are its own (never the global ones), so tests can build several.
 
 Hot-path cost: `start_request` creates one span; `end_request` sets the outcome, ends
-it (an O(1) queue append, see `batching`) and records two metric points. Model calls
+it (an O(1) queue append, see `batching`) and adds to a dict (`tally`). SDK metric
+instruments (histograms) are only used for model calls and comparisons. Model calls
 and comparisons are recorded after the fact with explicit timestamps, usually from
 background tasks. Nothing here does I/O or blocks; a recording error in an exporter
 never reaches the caller.
@@ -30,6 +31,7 @@ from proxy.telemetry import names as n
 from proxy.telemetry.lifecycle import Providers
 from proxy.telemetry.records import Comparison, FlagObservation, ModelCall
 from proxy.telemetry.redaction import header_attributes
+from proxy.telemetry.tally import Key, Tally
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 FlagCallback = Callable[[], FlagObservation | None]
@@ -110,9 +112,6 @@ class Telemetry:
 
     def _instruments(self, meter: Meter) -> None:
         duration = n.DURATION_BUCKETS
-        self._http_duration = meter.create_histogram(
-            n.HTTP_SERVER_REQUEST_DURATION, "s", "Duration of proxied requests",
-            explicit_bucket_boundaries_advisory=duration)
         self._call_duration = meter.create_histogram(
             self.semconv.operation_duration, "s", "GenAI operation duration",
             explicit_bucket_boundaries_advisory=duration)
@@ -125,11 +124,15 @@ class Telemetry:
         self._divergence = meter.create_histogram(
             n.METRIC_DIVERGENCE, "1", "Divergence of the orchestrator answer from legacy",
             explicit_bucket_boundaries_advisory=n.DIVERGENCE_BUCKETS)
-        self._cost = meter.create_counter(n.METRIC_COST, "{USD}", "Cost in US dollars")
-        self._comparisons = meter.create_counter(n.METRIC_COMPARISONS, "{comparison}")
-        self._decisions = meter.create_counter(n.METRIC_DECISIONS, "{request}")
-        self._skipped = meter.create_counter(n.METRIC_SHADOW_SKIPPED, "{shadow}")
-        self._fallbacks = meter.create_counter(n.METRIC_DIVERT_FALLBACKS, "{request}")
+        self._cost = Tally(meter, n.METRIC_COST, "{USD}", "Cost in US dollars, by role")
+        self._comparisons = Tally(meter, n.METRIC_COMPARISONS, "{comparison}",
+                                  "Comparisons by divergence label")
+        self._decisions = Tally(meter, n.METRIC_DECISIONS, "{request}",
+                                "Traffic decisions by action")
+        self._skipped = Tally(meter, n.METRIC_SHADOW_SKIPPED, "{shadow}",
+                              "Shadows not run or not finished, by reason")
+        self._fallbacks = Tally(meter, n.METRIC_DIVERT_FALLBACKS, "{request}",
+                                "Diverted requests answered by legacy, by reason")
         self._meter = meter
         meter.create_observable_counter(n.METRIC_SPANS_DROPPED, [self._observe_drops],
                                         "{span}", "Spans dropped before export")
@@ -145,6 +148,8 @@ class Telemetry:
         `traceparent` and the configured header allow-list."""
         started = time.monotonic() if started_at is None else started_at
         method = attrs.http_method(method)
+        if not self.tracing:
+            return RequestTrace(trace_api.INVALID_SPAN, started, method, route)
         span_attrs = attrs.server_attributes(method, route, path, request_id,
                                              server_address, server_port, scheme)
         if self._header_allow:
@@ -178,27 +183,10 @@ class Telemetry:
             if error is not None and (status is None or status >= 500):
                 span.set_status(Status(StatusCode.ERROR))
         span.end(self._ns(ended))
-        self._record_request_metrics(trace, status, error, decision, decision_reason, ended)
-
-    def _record_request_metrics(self, trace: RequestTrace, status: int | None,
-                                error: str | None, decision: str | None,
-                                reason: str | None, ended: float) -> None:
-        point: attrs.Attributes = {n.HTTP_REQUEST_METHOD: trace.method}
-        if trace.route:
-            point[n.HTTP_ROUTE] = trace.route
-        if status is not None:
-            point[n.HTTP_RESPONSE_STATUS_CODE] = status
-        if error is not None:
-            point[n.ERROR_TYPE] = error
         if decision is not None:
-            point[n.DECISION] = decision
-            counted: attrs.Attributes = {n.DECISION: decision}
-            if reason:
-                counted[n.DECISION_REASON] = reason
-            if trace.route:
-                counted[n.ROUTE] = trace.route
-            self._decisions.add(1, counted)
-        self._http_duration.record(max(0.0, ended - trace.started), point)
+            self._decisions.add(1, _key((n.DECISION, decision),
+                                        (n.DECISION_REASON, decision_reason),
+                                        (n.ROUTE, trace.route)))
 
     # --- model calls, comparisons ---
 
@@ -231,7 +219,7 @@ class Telemetry:
         if call.output_tokens is not None:
             self._tokens.record(call.output_tokens, {**point, n.GEN_AI_TOKEN_TYPE: "output"})
         if call.cost_usd:
-            self._cost.add(call.cost_usd, attrs.cost_metric_attributes(call))
+            self._cost.add(call.cost_usd, tuple(attrs.cost_metric_attributes(call).items()))
 
     def record_comparison(self, parent: Parent, comparison: Comparison) -> SpanRef:
         """A comparison: an INTERNAL `comparison` span (the SERVER span has usually ended
@@ -239,7 +227,7 @@ class Telemetry:
         `gen_ai.evaluation.result` event; plus the divergence metrics."""
         point = attrs.comparison_metric_attributes(comparison)
         self._divergence.record(comparison.score, point)
-        self._comparisons.add(1, point)
+        self._comparisons.add(1, tuple(point.items()))
         if not self.tracing:
             return SpanRef(trace_api.INVALID_SPAN_CONTEXT)
         now = time.monotonic()
@@ -257,11 +245,11 @@ class Telemetry:
 
     def count_shadow_skipped(self, reason: str, route: str | None = None) -> None:
         """A shadow that was not run or not finished (pool full, budget, deadline, ...)."""
-        self._skipped.add(1, _reason(n.SHADOW_SKIP_REASON, reason, route))
+        self._skipped.add(1, _key((n.SHADOW_SKIP_REASON, reason), (n.ROUTE, route)))
 
     def count_divert_fallback(self, reason: str, route: str | None = None) -> None:
         """A diverted request answered by legacy after all."""
-        self._fallbacks.add(1, _reason(n.FALLBACK_REASON, reason, route))
+        self._fallbacks.add(1, _key((n.FALLBACK_REASON, reason), (n.ROUTE, route)))
 
     def observe_flags(self, callback: FlagCallback) -> None:
         """Report the flag snapshot's version (attribute: state) and age at each metric
@@ -333,8 +321,5 @@ class Telemetry:
         return int(monotonic * 1e9) + self._offset_ns
 
 
-def _reason(key: str, reason: str, route: str | None) -> attrs.Attributes:
-    point: attrs.Attributes = {key: reason}
-    if route:
-        point[n.ROUTE] = route
-    return point
+def _key(*pairs: tuple[str, str | None]) -> Key:
+    return tuple((name, value) for name, value in pairs if value)

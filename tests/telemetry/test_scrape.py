@@ -51,7 +51,6 @@ def test_metrics_in_prometheus_text_format(admin: tuple[Telemetry, str]) -> None
         "# TYPE gen_ai_client_operation_duration_seconds histogram",
         "# TYPE gen_ai_client_token_usage histogram",
         "# TYPE gen_ai_client_operation_time_to_first_chunk_seconds histogram",
-        "# TYPE http_server_request_duration_seconds histogram",
         "# TYPE llm_shadow_cost_usd_total counter",
         "# TYPE llm_shadow_decisions_total counter",
         "# TYPE llm_shadow_shadow_skipped_total counter",

@@ -73,10 +73,10 @@ def test_traces_exporter_none_still_propagates(receiver: OtlpReceiver,
     telemetry = build()
     trace = telemetry.start_request("POST", "/openai", "/openai/v1/x", "r")
     assert not sampled(dict(trace.outgoing_headers())[b"traceparent"])  # valid, unsampled
-    telemetry.end_request(trace, 200)
+    telemetry.end_request(trace, 200, "legacy")
     telemetry.flush()
     # Metrics still flow (proves the flush reached the receiver), spans never do.
-    receiver.wait_for_metric("http.server.request.duration")
+    receiver.wait_for_metric("llm_shadow.decisions")
     assert receiver.find_spans() == []
 
 
