@@ -24,6 +24,9 @@ class ModelCall:
     anything that looks like a message is recorded as `_OTHER`. The message fields are
     JSON strings in the conventions' schema and are recorded only when content capture
     is on. `in_process=True` makes it an INTERNAL span (an in-process pipeline step).
+
+    `cost_usd` belongs on the call that incurred it: a span that only groups other calls
+    (the orchestrator's workflow) carries none, so the cost counter never counts twice.
     """
 
     role: str

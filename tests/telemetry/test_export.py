@@ -40,7 +40,7 @@ def orchestrator(telemetry: Telemetry, trace: RequestTrace, start: float, role: 
     workflow = telemetry.record_model_call(trace, ModelCall(
         role=role, operation=n.OPERATION_INVOKE_WORKFLOW, provider="llm_shadow",
         request_model="orchestrator", start=start, end=start + 1.2, route="/openai",
-        in_process=True, stream=stream, error_type=error, cost_usd=0.0003))
+        in_process=True, stream=stream, error_type=error))  # cost only on the leaves
     for index, model in enumerate(("qwen-max", "deepseek-chat")):
         telemetry.record_model_call(workflow, ModelCall(
             role="orchestrator", operation="chat", provider="openai", request_model=model,

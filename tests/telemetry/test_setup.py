@@ -15,6 +15,7 @@ from proxy.telemetry.recorder import Telemetry
 from proxy.telemetry.records import ModelCall
 from proxy.telemetry.setup import build_telemetry
 from tests.fakes.otlp_receiver import OtlpGrpcReceiver, OtlpReceiver
+from tests.fakes.servers import ThreadedServer
 
 
 def request(telemetry: Telemetry) -> str:
@@ -181,3 +182,16 @@ def test_console_metrics_exporter(otlp_env: Callable[..., None],
     telemetry.close()  # before capsys closes the stream the exporter writes to
     printed = capsys.readouterr().out
     assert '"name": "gen_ai.client.operation.duration"' in printed
+
+
+def test_per_signal_endpoint_and_gzip(receiver: OtlpReceiver, otlp_env: Callable[..., None],
+                                      build: Callable[..., Telemetry],
+                                      otlp_server: tuple[OtlpReceiver, ThreadedServer]) -> None:
+    url = otlp_server[1].url
+    otlp_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",  # closed: must not be used
+             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{url}/v1/traces",
+             OTEL_METRICS_EXPORTER="none", OTEL_EXPORTER_OTLP_COMPRESSION="gzip")
+    trace_id = request(build())
+    spans = receiver.wait_for_spans(2)
+    assert {span.trace_id for span in spans} == {trace_id}
+    assert receiver.request_headers[0]["content-encoding"] == "gzip"
