@@ -23,7 +23,7 @@ be generous; a chat chunk is a few hundred bytes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
 
@@ -33,9 +33,9 @@ _COLON = 0x3A
 _CR = 0x0D
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    """One dispatched event.
+class SSEEvent(NamedTuple):
+    """One dispatched event (a NamedTuple: one is built per event on the hot path, and a
+    tuple is cheaper to build than a frozen dataclass).
 
     `event` is the `event:` field ("" when absent; the spec's default type is "message");
     `data` the joined `data:` lines as bytes (orjson parses bytes directly, no decode);
@@ -55,9 +55,9 @@ class SSEParser:
     """Feed arbitrary byte slices; get the events they complete."""
 
     __slots__ = (
-        "_any_line", "_buf", "_data", "_event", "_id", "_overflow", "_raw", "_size",
-        "_skip_line", "_started", "events", "keep_raw", "max_event_bytes", "oversized",
-        "partial",
+        "_any_line", "_buf", "_data", "_event", "_id", "_overflow", "_raw", "_searched",
+        "_size", "_skip_line", "_started", "events", "keep_raw", "max_event_bytes",
+        "oversized", "partial",
     )
 
     def __init__(self, *, keep_raw: bool = False,
@@ -65,6 +65,7 @@ class SSEParser:
         self.keep_raw = keep_raw
         self.max_event_bytes = max_event_bytes
         self._buf = bytearray()
+        self._searched = 0  # bytes at the start of _buf known to hold no line end
         self._raw = bytearray()
         self._started = False
         self._skip_line = False
@@ -112,6 +113,7 @@ class SSEParser:
         if self.keep_raw and tail:
             out.append(SSEEvent(raw=tail, fragment=True))
         self._buf.clear()
+        self._searched = 0
         self._raw.clear()
         self._reset_event()
         return out
@@ -129,25 +131,39 @@ class SSEParser:
         return True
 
     def _scan(self, out: list[SSEEvent], *, final: bool) -> None:
+        """Process every complete line in the buffer. The search resumes where the last
+        one stopped, so a long line arriving in many slices is scanned once."""
         buf = self._buf
+        pos = 0
+        if buf.find(b"\r", self._searched) < 0:
+            newline = buf.find(b"\n", self._searched)
+            while newline >= 0:
+                self._line(bytes(buf[pos:newline]), b"\n", out)
+                pos = newline + 1
+                newline = buf.find(b"\n", pos)
+        else:
+            pos = self._scan_any(buf, out, final=final)
+        if pos:
+            del buf[:pos]
+        self._searched = len(buf) - 1 if buf[-1:] == b"\r" else len(buf)
+
+    def _scan_any(self, buf: bytearray, out: list[SSEEvent], *, final: bool) -> int:
         end_of_buf = len(buf)
         pos = 0
-        while pos < end_of_buf:
-            match = _EOL.search(buf, pos)
-            if match is None:
-                break
+        match = _EOL.search(buf, self._searched)
+        while match is not None:
             start, end = match.span()
             if not final and end == end_of_buf and buf[start] == _CR and end - start == 1:
                 break  # a CR at the end of the slice may be the first half of CRLF
-            self._line(bytes(buf[pos:start]), buf, pos, end, out)
+            self._line(bytes(buf[pos:start]), bytes(buf[start:end]), out)
             pos = end
-        if pos:
-            del buf[:pos]
+            match = _EOL.search(buf, pos)
+        return pos
 
-    def _line(self, line: bytes, buf: bytearray, pos: int, end: int,
-              out: list[SSEEvent]) -> None:
+    def _line(self, line: bytes, eol: bytes, out: list[SSEEvent]) -> None:
         if self.keep_raw:
-            self._raw += buf[pos:end]
+            self._raw += line
+            self._raw += eol
         if self._skip_line:
             # The start of this line was dropped by an overflow: it is not blank.
             self._skip_line = False
@@ -160,12 +176,11 @@ class SSEParser:
             return
         colon = line.find(b":")
         if colon < 0:
-            name, value = line, b""
+            self._field(line, b"")
+        elif line[colon + 1:colon + 2] == b" ":
+            self._field(line[:colon], line[colon + 2:])
         else:
-            name, value = line[:colon], line[colon + 1:]
-            if value[:1] == b" ":
-                value = value[1:]
-        self._field(name, value)
+            self._field(line[:colon], line[colon + 1:])
 
     def _field(self, name: bytes, value: bytes) -> None:
         if name == b"data":
@@ -188,10 +203,9 @@ class SSEParser:
                 out.append(SSEEvent(raw=raw, fragment=True))
         elif self._any_line or raw:
             self.events += 1
-            out.append(SSEEvent(
-                event=self._event, data=b"\n".join(self._data), id=self._id,
-                has_data=bool(self._data), raw=raw,
-            ))
+            lines = self._data
+            data = lines[0] if len(lines) == 1 else b"\n".join(lines)
+            out.append(SSEEvent(self._event, data, self._id, bool(lines), raw, False))
         self._reset_event()
 
     def _start_overflow(self, out: list[SSEEvent]) -> None:
@@ -202,6 +216,7 @@ class SSEParser:
             self._raw.clear()
         self._skip_line = self._skip_line or bool(self._buf)
         self._buf.clear()
+        self._searched = 0
         self._drop_event()
 
     def _drop_event(self) -> None:

@@ -213,16 +213,31 @@ def _text_bytes(node: Any) -> tuple[int, int]:
         seen += 1
         if isinstance(item, str):
             if not item.startswith("data:"):
-                size += len(item.encode("utf-8", "replace"))
-        elif isinstance(item, bool):
-            continue
-        elif isinstance(item, int):
-            size += BYTES_PER_TOKEN
-        elif isinstance(item, Mapping):
+                size += _utf8_len(item)
+        elif isinstance(item, dict | Mapping):
             stack.extend(v for k, v in item.items() if k not in _SKIP_KEYS)
         elif isinstance(item, list):
             stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            size += BYTES_PER_TOKEN
     return size, seen
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+
+
+def _delta_bytes(delta: Mapping[str, Any], *keys: str) -> int:
+    """Bytes of the text fields of one stream delta (the hot path: no generic walk for
+    plain strings)."""
+    size = 0
+    for key in keys:
+        value = delta.get(key)
+        if isinstance(value, str):
+            size += _utf8_len(value)
+        elif value:
+            size += _text_bytes(value)[0]
+    return size
 
 
 def _output_text_bytes(api: Api, payload: Mapping[str, Any]) -> int:
@@ -312,6 +327,8 @@ def finish_reasons(api: Api, payload: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _error_type(payload: Mapping[str, Any]) -> str | None:
     error = payload.get("error")
+    if error is None:
+        return None
     if isinstance(error, Mapping):
         return _str(error.get("type")) or _str(error.get("code")) or "error"
     return _str(error)
@@ -346,6 +363,9 @@ def usage_from_body(api: Api, body: bytes, *, content_encoding: str | None = Non
 
 # --- streams --------------------------------------------------------------------------
 
+# A chat chunk worth parsing when text is not counted: a usage object, a finish reason
+# that is not null, or an error.
+_CHAT_WANTED = re.compile(rb'"(?:usage|finish_reason)"\s*:\s*[{"]|"error"')
 _ANTHROPIC_SKIP = frozenset({"ping", "content_block_stop", "content_block_start"})
 _RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete",
                                  "response.failed"})
@@ -397,19 +417,18 @@ class UsageFolder:
         if data.strip() == b"[DONE]":
             self.terminal = True
             return
-        if (not self.count_text and self._model is not None and b'"usage"' not in data
-                and b'"finish_reason"' not in data and b'"error"' not in data):
+        if not self.count_text and self._model is not None and not _CHAT_WANTED.search(data):
             return
         payload = _loads(data)
-        if not isinstance(payload, Mapping):
+        if not isinstance(payload, dict):
             return
         self._identity(payload)
         self._error = _error_type(payload) or self._error
         usage = payload.get("usage")
-        if isinstance(usage, Mapping):
+        if isinstance(usage, dict):
             self._counts = _counts("openai_chat", usage)
         for choice in payload.get("choices") or ():
-            if isinstance(choice, Mapping):
+            if isinstance(choice, dict):
                 self._chat_choice(choice)
 
     def _chat_choice(self, choice: Mapping[str, Any]) -> None:
@@ -417,16 +436,15 @@ class UsageFolder:
         if reason:
             self._finish[_count(choice.get("index")) or 0] = reason
         delta = choice.get("delta")
-        if self.count_text and isinstance(delta, Mapping):
-            self.text_bytes += _text_bytes([delta.get("content"), delta.get("tool_calls"),
-                                            delta.get("reasoning_content")])[0]
+        if self.count_text and isinstance(delta, dict):
+            self.text_bytes += _delta_bytes(delta, "content", "reasoning_content", "tool_calls")
 
     def _anthropic(self, event: SSEEvent) -> None:
         kind = event.event
         if kind in _ANTHROPIC_SKIP or (kind == "content_block_delta" and not self.count_text):
             return
         payload = _loads(event.data)
-        if not isinstance(payload, Mapping):
+        if not isinstance(payload, dict):
             return
         kind = kind or str(payload.get("type", ""))
         if kind == "message_start":
@@ -435,30 +453,29 @@ class UsageFolder:
             self._anthropic_delta(payload)
         elif kind == "content_block_delta" and self.count_text:
             delta = payload.get("delta")
-            if isinstance(delta, Mapping):
-                self.text_bytes += _text_bytes([delta.get("text"), delta.get("partial_json"),
-                                                delta.get("thinking")])[0]
+            if isinstance(delta, dict):
+                self.text_bytes += _delta_bytes(delta, "text", "partial_json", "thinking")
         elif kind == "message_stop":
             self.terminal = True
         elif kind == "error":
             self._error = _error_type(payload) or "error"
 
     def _anthropic_start(self, message: Any) -> None:
-        if not isinstance(message, Mapping):
+        if not isinstance(message, dict):
             return
         self._identity(message)
         usage = message.get("usage")
-        if isinstance(usage, Mapping):
+        if isinstance(usage, dict):
             self._counts.update(_counts("anthropic_messages", usage))
 
     def _anthropic_delta(self, payload: Mapping[str, Any]) -> None:
         usage = payload.get("usage")
-        if isinstance(usage, Mapping):
+        if isinstance(usage, dict):
             # Cumulative: replaces message_start's initial output count, never adds to it.
             self._counts.update(_counts("anthropic_messages", usage),
                                 keep_max=("input", "cache_read", "cache_creation"))
         delta = payload.get("delta")
-        if isinstance(delta, Mapping) and (reason := _str(delta.get("stop_reason"))):
+        if isinstance(delta, dict) and (reason := _str(delta.get("stop_reason"))):
             self._finish[0] = reason
 
     def _responses(self, event: SSEEvent) -> None:
@@ -466,23 +483,23 @@ class UsageFolder:
         if kind.endswith(".delta") and not self.count_text:
             return
         payload = _loads(event.data)
-        if not isinstance(payload, Mapping):
+        if not isinstance(payload, dict):
             return
         kind = kind or str(payload.get("type", ""))
         response = payload.get("response")
-        if isinstance(response, Mapping):
+        if isinstance(response, dict):
             self._identity(response)
-        if kind in _RESPONSES_TERMINAL and isinstance(response, Mapping):
+        if kind in _RESPONSES_TERMINAL and isinstance(response, dict):
             self._responses_final(kind, response)
         elif kind.endswith(".delta") and isinstance(payload.get("delta"), str):
-            self.text_bytes += len(payload["delta"].encode("utf-8", "replace"))
+            self.text_bytes += _utf8_len(payload["delta"])
         elif kind == "error":
             self._error = _str(payload.get("code")) or _error_type(payload) or "error"
 
     def _responses_final(self, kind: str, response: Mapping[str, Any]) -> None:
         self.terminal = True
         usage = response.get("usage")
-        if isinstance(usage, Mapping):
+        if isinstance(usage, dict):
             self._counts.update(_counts("openai_responses", usage))
         for index, reason in enumerate(finish_reasons("openai_responses", response)):
             self._finish[index] = reason

@@ -94,8 +94,15 @@ def _loads(data: str | bytes) -> Any:
         return _INVALID
 
 
+MAX_JSON_TEXT = 1024 * 1024
+
+
 def parse_json_text(text: str) -> tuple[bool, Any]:
-    """(is_json, value) for an answer text that is a JSON object or array."""
+    """(is_json, value) for an answer text that is a JSON object or array. Texts over
+    1 MiB are not parsed (they are compared as text, on a prefix): parsing runs on the
+    event loop."""
+    if len(text) > MAX_JSON_TEXT:
+        return False, None
     body = text.strip()
     if body.startswith("```") and body.endswith("```") and len(body) >= 6:
         inner = body[3:-3]

@@ -20,10 +20,12 @@ score = max(weight x divergence) over the comparators that apply; the label come
 the route's thresholds (`proxy.comparison.policy`), `identical` meaning the canonical
 answers are equal (so reordered JSON keys or different ids alone are identical).
 
-Cost: linear in the answer size up to `Limits` (text cut at `max_text_chars`, JSON walk
-cut at `max_json_nodes`, embeddings at 200 000 floats); past a limit the comparison is
-marked `truncated` rather than taking longer. A typical chat answer (a few KB) compares
-in well under a millisecond.
+Cost: bounded by `Limits` (text cut at `max_text_chars`, JSON walk cut at
+`max_json_nodes`, embeddings at 200 000 floats, JSON answers over 1 MiB compared as
+text); past a limit the comparison is marked `truncated` rather than taking longer.
+Measured on a loaded 2-core box: a 1 KB text answer 0.1 ms, a small JSON answer
+0.03 ms, a 5 000-node JSON answer 4 ms, the bounds (10 000 characters / nodes) about
+5-10 ms. Extracting the answers (one `orjson.loads` of each body) comes on top.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ ENVELOPE_ANSWER_KEYS: Mapping[str, frozenset[str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_text_chars: int = 20_000
-    max_json_nodes: int = 20_000
+    max_text_chars: int = 10_000
+    max_json_nodes: int = 10_000
 
     @classmethod
     def from_section(cls, section: ComparisonSection) -> Limits:

@@ -34,7 +34,8 @@ class ComparisonSection(Section):
     the request sent upstream, and some compatible providers reject the option.
     `max_text_chars` / `max_json_nodes` bound the CPU a comparison may take (it runs on
     the event loop): longer texts are compared on their first `max_text_chars`
-    characters, bigger JSON documents on their first `max_json_nodes` nodes.
+    characters, bigger JSON documents on their first `max_json_nodes` nodes (each bound
+    is about 5 ms of CPU).
     `report_*`: the report keeps per-route buckets of `report_bucket_seconds` in Redis
     for `report_retention_hours`, and the `report_top_requests` most divergent request
     ids per bucket.
@@ -43,8 +44,8 @@ class ComparisonSection(Section):
     noise_sample_percent: float = Field(default=10.0, ge=0, le=100)
     policy_file: str = "policies/divergence.json"
     inject_stream_usage_routes: tuple[str, ...] = ()
-    max_text_chars: int = Field(default=20_000, ge=100, le=1_000_000)
-    max_json_nodes: int = Field(default=20_000, ge=100, le=1_000_000)
+    max_text_chars: int = Field(default=10_000, ge=100, le=1_000_000)
+    max_json_nodes: int = Field(default=10_000, ge=100, le=1_000_000)
     report_retention_hours: int = Field(default=168, ge=1, le=24 * 90)
     report_bucket_seconds: int = Field(default=3600, ge=60, le=86_400)
     report_top_requests: int = Field(default=20, ge=1, le=1000)
