@@ -37,7 +37,7 @@ def test_latency_jump_is_flagged() -> None:
 
 
 def test_a_few_slow_calls_are_not_an_anomaly() -> None:
-    window = samples([3.0, 3.0, 0.5, 0.52, 0.51, 0.5, 0.53, 0.5, 0.52, 0.51] + STEADY)
+    window = samples([3.0, 3.0, 0.5, 0.52, 0.51, 0.5, 0.53, 0.5, 0.52, 0.51, *STEADY])
     assert detect_anomalies("m", "simple_query", window) == []
 
 

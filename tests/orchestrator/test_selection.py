@@ -8,10 +8,9 @@ from collections import Counter
 
 from proxy.config.orchestrator import SelectionSettings
 from proxy.orchestrator.cost import estimate
-from proxy.orchestrator.records import ModelRecord
+from proxy.orchestrator.records import Evidence, ModelRecord
 from proxy.orchestrator.registry import AIModel
 from proxy.orchestrator.selection import expected_latency, plan, rank, static_order
-from proxy.orchestrator.records import Evidence
 
 SETTINGS = SelectionSettings()
 FAST_CHEAP = AIModel("fast-cheap", cost_per_1m_tokens=0.1, avg_response_time=1.0)
@@ -33,7 +32,7 @@ def top(records: dict[str, ModelRecord], rng: random.Random | None, n: int = 1) 
 def test_cold_start_prefers_the_fast_and_cheap_model() -> None:
     ranked = rank(MODELS, lambda _: ModelRecord(), estimates(MODELS), settings=SETTINGS,
                   cost_limit=1.0, rng=None)
-    assert [c.model.name for c in ranked][0] == "fast-cheap"
+    assert next(c.model.name for c in ranked) == "fast-cheap"
     assert {c.model.name for c in ranked[1:]} == {"slow", "pricey"}
 
 

@@ -1,0 +1,183 @@
+"""The in-process orchestrator the proxy calls for shadow and divert: `build_pipeline`
+makes it from the settings, `answer()` answers one client request, `render()` puts the
+answer in the client's wire format.
+
+Layer: composition. The pipeline owns its long-lived resources (the orchestrator's own
+HTTP client and pool, never shared with the legacy or shadow clients; the learning sync
+task) and closes them in `aclose()`; the Runtime enters it in its lifespan:
+
+    pipeline = build_pipeline(settings, redis_or_none)
+    await pipeline.start()            # loads learned records, starts the sync task
+    ...
+    answer = await pipeline.answer(OrchestratorRequest(...))
+    rendered = pipeline.render(answer, request.wire_format, request.stream)
+    ...
+    await pipeline.aclose()
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import redis.asyncio as aioredis
+
+from proxy.config import Settings
+from proxy.config.orchestrator import OrchestratorSection
+from proxy.orchestrator.answer import OrchestratorAnswer
+from proxy.orchestrator.callers import HttpModelCaller
+from proxy.orchestrator.conversation import WireFormat, parse_request
+from proxy.orchestrator.engine import Engine, Job, ModelCallFn
+from proxy.orchestrator.learning import FeedbackResult, Learning
+from proxy.orchestrator.records import Evidence
+from proxy.orchestrator.registry import ModelRegistry
+from proxy.orchestrator.render import Rendered, render
+from proxy.orchestrator.report import Report, build_report
+from proxy.orchestrator.request import OrchestratorRequest
+from proxy.orchestrator.store import MemoryLearningStore, RedisLearningStore, describe
+from proxy.orchestrator.tasks import Classification, ClassifyLimits, TaskType, classify
+from proxy.orchestrator.validation import (
+    DEFAULT_POLICY,
+    PolicyError,
+    ValidationPolicy,
+    load_policy,
+)
+from proxy.transport import PoolLimits, build_client
+
+log = logging.getLogger("llm_shadow.orchestrator")
+
+
+class Pipeline:
+    def __init__(self, settings: OrchestratorSection, registry: ModelRegistry,
+                 learning: Learning, call: ModelCallFn, *,
+                 policy: ValidationPolicy = DEFAULT_POLICY, policy_path: Path | None = None,
+                 client: httpx.AsyncClient | None = None, rng: random.Random | None = None):
+        self.settings = settings
+        self.registry = registry
+        self.learning = learning
+        self.policy = policy
+        self.policy_path = policy_path
+        self._call = call
+        self._client = client
+        self.engine = Engine(registry, learning, lambda: self.policy, settings, rng)
+
+    async def start(self) -> None:
+        await self.learning.start()
+        log.info("orchestrator ready: %d models enabled (%s), validation policy %s",
+                 len(self.registry.enabled()),
+                 ", ".join(model.name for model in self.registry.enabled()) or "none",
+                 self.policy_path or "built-in")
+
+    async def aclose(self) -> None:
+        await self.learning.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Pipeline:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    # --- the request path ------------------------------------------------------------
+
+    def classify(self, request: OrchestratorRequest) -> Classification:
+        conversation = parse_request(request.body, request.wire_format)
+        return classify(conversation, request.task_hint, self._limits())
+
+    async def answer(self, request: OrchestratorRequest) -> OrchestratorAnswer:
+        """Answer one client request. Never raises for a model's failure: the answer's
+        status says `failed` or `low_confidence` with a reason (a divert then falls back
+        to legacy). Cancelling the caller cancels every model call still running."""
+        conversation = parse_request(request.body, request.wire_format)
+        live = request.live
+        job = Job(
+            request_id=request.request_id,
+            conversation=conversation,
+            classification=classify(conversation, request.task_hint, self._limits()),
+            quality_threshold=(live.quality_threshold if live.quality_threshold is not None
+                               else self.settings.default_quality_threshold),
+            cost_limit=(live.cost_limit if live.cost_limit is not None
+                        else self.settings.default_cost_limit),
+            flags=live.feature_flags,
+            data_type=request.data_type,
+            trace_headers=request.trace_headers,
+        )
+        return await self.engine.run(job, self._call)
+
+    @staticmethod
+    def render(answer: OrchestratorAnswer, wire_format: WireFormat, stream: bool) -> Rendered:
+        return render(answer, wire_format, stream)
+
+    def _limits(self) -> ClassifyLimits:
+        return ClassifyLimits(self.settings.complex_prompt_chars,
+                              self.settings.complex_message_count)
+
+    # --- feedback and reports ---------------------------------------------------------
+
+    async def record_feedback(self, request_id: str, model_name: str,
+                              task_type: TaskType | str, was_correct: bool) -> FeedbackResult:
+        task = TaskType.parse(task_type)
+        if task is None:
+            raise ValueError(f"unknown task type {task_type!r}; one of "
+                             + ", ".join(t.value for t in TaskType))
+        return await self.learning.feedback(request_id, model_name, task.value, was_correct)
+
+    async def report(self) -> Report:
+        samples = await self.learning.samples()
+        return build_report(self.learning.records(), samples, self.learning.evidence,
+                            generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                            store=describe(self.learning.store))
+
+    def reload_policy(self) -> bool:
+        """Re-read the validation policy; an invalid file is refused (logged) and the
+        running policy kept."""
+        if self.policy_path is None:
+            return False
+        try:
+            self.policy = load_policy(self.policy_path)
+        except PolicyError as exc:
+            log.error("validation policy not reloaded, keeping the running one: %s", exc)
+            return False
+        log.info("validation policy reloaded from %s", self.policy_path)
+        return True
+
+
+def policy_from_settings(settings: Settings) -> tuple[ValidationPolicy, Path | None]:
+    """The validation policy file named in the configuration; the built-in default (with
+    a warning) when the file does not exist. An invalid file raises `PolicyError`."""
+    path = settings.resolve(settings.config.orchestrator.validation_policy_file)
+    if not path.exists():
+        log.warning("validation policy %s not found: using the built-in default rules", path)
+        return DEFAULT_POLICY, None
+    return load_policy(path), path
+
+
+def build_pipeline(settings: Settings, redis: aioredis.Redis | None) -> Pipeline:
+    """The pipeline for a Runtime. `redis=None` keeps learned records in memory (logged
+    at start). Raises `PolicyError` for an invalid validation policy file."""
+    config = settings.config
+    section = config.orchestrator
+    learning_settings = section.learning
+    store = (RedisLearningStore(config.redis.key_prefix, client=redis,
+                                samples_kept=learning_settings.samples_kept,
+                                feedback_ttl=learning_settings.feedback_ttl_seconds)
+             if redis is not None else
+             MemoryLearningStore(learning_settings.samples_kept,
+                                 learning_settings.feedback_ttl_seconds))
+    learning = Learning(store, Evidence.from_settings(section.selection),
+                        pending_limit=learning_settings.pending_limit,
+                        refresh_seconds=learning_settings.refresh_seconds)
+    client = build_client(config.proxy.transport, PoolLimits(
+        section.max_connections, section.max_connections, config.proxy.pool.keepalive_expiry))
+    caller = HttpModelCaller(client, settings.model_keys,
+                             default_timeout=section.model_timeout_seconds)
+    policy, path = policy_from_settings(settings)
+    return Pipeline(section, ModelRegistry.from_config(config.models), learning, caller,
+                    policy=policy, policy_path=path, client=client)

@@ -1,0 +1,208 @@
+"""Where learned records live: Redis, shared by every replica, or this process's memory.
+
+Layer: adapter (redis). The only module of the orchestrator that talks to Redis; Redis
+errors are mapped here, to `StoreUnavailable`, and nowhere else.
+
+Keys (prefix = `redis.key_prefix`):
+
+    {prefix}:learning:index                      set of JSON [task type, model]
+    {prefix}:learning:record:{task}:{model}      hash of counters (HINCRBY/HINCRBYFLOAT)
+    {prefix}:learning:samples:{task}:{model}     list of recent calls, newest first, capped
+    {prefix}:learning:feedback:{request}:{model} marker so feedback counts once (with TTL)
+
+Replicas only ever *add* to counters, with atomic increments, so concurrent writers never
+lose each other's updates and no lock is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from proxy.orchestrator.records import FLOAT_FIELDS, ModelRecord, RecordKey, Sample
+
+Delta = tuple[RecordKey, Mapping[str, float]]
+
+
+class StoreUnavailable(Exception):
+    """The shared store could not be reached; the message names no credentials."""
+
+
+class LearningStore(Protocol):
+    kind: str
+
+    async def load(self) -> dict[RecordKey, ModelRecord]: ...
+
+    async def apply(self, deltas: Sequence[Delta],
+                    samples: Sequence[tuple[RecordKey, Sample]]) -> None: ...
+
+    async def load_samples(self) -> dict[RecordKey, list[Sample]]: ...
+
+    async def claim_feedback(self, request_id: str, model: str) -> bool: ...
+
+
+class MemoryLearningStore:
+    """Records in this process only: not shared between replicas, lost on restart."""
+
+    kind = "memory"
+
+    def __init__(self, samples_kept: int = 200, feedback_ttl: float = 7 * 24 * 3600):
+        self._records: dict[RecordKey, ModelRecord] = {}
+        self._samples: dict[RecordKey, collections.deque[Sample]] = {}
+        self._claims: dict[tuple[str, str], float] = {}
+        self._samples_kept = samples_kept
+        self._ttl = feedback_ttl
+
+    async def load(self) -> dict[RecordKey, ModelRecord]:
+        return dict(self._records)
+
+    async def apply(self, deltas: Sequence[Delta],
+                    samples: Sequence[tuple[RecordKey, Sample]]) -> None:
+        for key, delta in deltas:
+            self._records[key] = self._records.get(key, ModelRecord()).plus(delta)
+        for key, sample in samples:
+            window = self._samples.setdefault(key, collections.deque(maxlen=self._samples_kept))
+            window.appendleft(sample)
+
+    async def load_samples(self) -> dict[RecordKey, list[Sample]]:
+        return {key: list(window) for key, window in self._samples.items()}
+
+    async def claim_feedback(self, request_id: str, model: str) -> bool:
+        now = time.monotonic()
+        if len(self._claims) > 100_000:
+            self._claims = {k: v for k, v in self._claims.items() if v > now}
+        key = (request_id, model)
+        if self._claims.get(key, 0.0) > now:
+            return False
+        self._claims[key] = now + self._ttl
+        return True
+
+
+class RedisLearningStore:
+    """Records in Redis, shared by every replica. Give it a long-lived client (the proxy)
+    or a URL (the Python API, which may run each call in a new event loop: a connection
+    is then opened per operation)."""
+
+    kind = "redis"
+
+    def __init__(self, prefix: str, *, client: aioredis.Redis | None = None,
+                 url: str | None = None, samples_kept: int = 200,
+                 feedback_ttl: int = 7 * 24 * 3600, timeout: float = 1.0):
+        if (client is None) == (url is None):
+            raise ValueError("give exactly one of client= and url=")
+        self.prefix = prefix
+        self._client = client
+        self._url = url
+        self._samples_kept = samples_kept
+        self._ttl = feedback_ttl
+        self._timeout = timeout
+
+    def key(self, kind: str, task: str, model: str) -> str:
+        return f"{self.prefix}:learning:{kind}:{task}:{model}"
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.prefix}:learning:index"
+
+    async def load(self) -> dict[RecordKey, ModelRecord]:
+        async with self._session() as client:
+            keys = await self._index(client)
+            pipe = client.pipeline(transaction=False)
+            for task, model in keys:
+                pipe.hgetall(self.key("record", task, model))
+            rows = await pipe.execute()
+        return {key: ModelRecord.from_counters(row) for key, row in zip(keys, rows, strict=True)}
+
+    async def apply(self, deltas: Sequence[Delta],
+                    samples: Sequence[tuple[RecordKey, Sample]]) -> None:
+        if not deltas and not samples:
+            return
+        async with self._session() as client:
+            pipe = client.pipeline(transaction=False)
+            for (task, model), delta in deltas:
+                pipe.sadd(self.index_key, orjson.dumps([task, model]).decode())
+                record = self.key("record", task, model)
+                for name, value in delta.items():
+                    if name in FLOAT_FIELDS:
+                        pipe.hincrbyfloat(record, name, float(value))
+                    elif value:
+                        pipe.hincrby(record, name, int(value))
+            for (task, model), sample in samples:
+                key = self.key("samples", task, model)
+                pipe.lpush(key, orjson.dumps(sample.to_list()))
+                pipe.ltrim(key, 0, self._samples_kept - 1)
+            await pipe.execute()
+
+    async def load_samples(self) -> dict[RecordKey, list[Sample]]:
+        async with self._session() as client:
+            keys = await self._index(client)
+            pipe = client.pipeline(transaction=False)
+            for task, model in keys:
+                pipe.lrange(self.key("samples", task, model), 0, -1)
+            rows = await pipe.execute()
+        out: dict[RecordKey, list[Sample]] = {}
+        for key, row in zip(keys, rows, strict=True):
+            parsed = (Sample.from_list(orjson.loads(item)) for item in row)
+            out[key] = [sample for sample in parsed if sample is not None]
+        return out
+
+    async def claim_feedback(self, request_id: str, model: str) -> bool:
+        key = f"{self.prefix}:learning:feedback:{request_id}:{model}"
+        async with self._session() as client:
+            return bool(await client.set(key, b"1", nx=True, ex=self._ttl))
+
+    async def _index(self, client: aioredis.Redis) -> list[RecordKey]:
+        members = await client.smembers(self.index_key)
+        keys = []
+        for member in members:
+            task, model = orjson.loads(member)
+            keys.append((str(task), str(model)))
+        return sorted(keys)
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[aioredis.Redis]:
+        try:
+            if self._client is not None:
+                yield self._client
+                return
+            assert self._url is not None
+            client = _client(self._url, self._timeout)
+            try:
+                yield client
+            finally:
+                await client.aclose()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"learning store unreachable: {type(exc).__name__}") from exc
+
+
+def _client(url: str, timeout: float) -> aioredis.Redis:
+    # No hidden retries: redis-py 8 otherwise retries with backoff for many seconds.
+    return aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                   retry=Retry(NoBackoff(), 0), health_check_interval=0)
+
+
+async def reachable(url: str, timeout: float = 0.5) -> bool:
+    """Whether a Redis answers PING at `url` (for the Python API's choice of store)."""
+    client = _client(url, timeout)
+    try:
+        async with asyncio.timeout(timeout * 2):
+            return bool(await client.ping())
+    except (RedisError, OSError, TimeoutError):
+        return False
+    finally:
+        await client.aclose()
+
+
+def describe(store: Any) -> str:
+    """For logs: which store, never its URL (which may carry a password)."""
+    return "Redis (shared by every replica)" if store.kind == "redis" else "memory"
