@@ -57,6 +57,12 @@ class Decision:
     bucket: int | None = None
 
 
+def bucket_key(header_value: str | None, request_id: str) -> str:
+    """The configured header's value (conversation or tenant id) when the client sent
+    one, else the request id: sticky per conversation when possible."""
+    return header_value if header_value else request_id
+
+
 def bucket_of(key: str) -> int:
     """The basis point 0..9999 of a bucket key; stable across processes and versions."""
     digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()

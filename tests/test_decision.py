@@ -160,3 +160,11 @@ def test_documented_example_five_and_five() -> None:
     for n in range(10_000):
         counts[decide(flags, "/openai", CHAT, f"conv-{n}", ELIGIBLE).action] += 1
     assert 400 <= counts["shadow"] <= 600 and 400 <= counts["divert"] <= 600
+
+
+def test_bucket_key_prefers_the_configured_header() -> None:
+    from proxy.decision import bucket_key
+
+    assert bucket_key("conv-9", "req-1") == "conv-9"
+    assert bucket_key(None, "req-1") == "req-1"
+    assert bucket_key("", "req-1") == "req-1"

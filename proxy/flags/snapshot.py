@@ -72,7 +72,7 @@ class FlagSnapshot(Section):
     system: SystemSection = SystemSection()
     legacy_system: LegacySystem = LegacySystem()
     feature_flags: FeatureFlags = FeatureFlags()
-    orchestrator: LiveOrchestrator = LiveOrchestrator()
+    orchestrator: LiveOrchestrator = LiveOrchestrator.model_validate({})
     updated_by: str | None = Field(None, max_length=200)
     reason: str | None = Field(None, max_length=500)
     updated_at: datetime | None = None
@@ -108,17 +108,17 @@ def encode_snapshot(snapshot: FlagSnapshot) -> bytes:
 
 def default_snapshot(config: Config) -> FlagSnapshot:
     """Version 0: what applies while the store holds no snapshot, taken from config.json."""
-    return FlagSnapshot(
-        shadow_percent=config.traffic.shadow_percent,
-        divert_percent=config.traffic.divert_percent,
-        system=config.system,
-        legacy_system=config.legacy_system,
-        feature_flags=config.feature_flags,
-        orchestrator=LiveOrchestrator(
-            default_quality_threshold=config.orchestrator.default_quality_threshold,
-            default_cost_limit=config.orchestrator.default_cost_limit,
-        ),
-    )
+    return FlagSnapshot.model_validate({
+        "shadow_percent": config.traffic.shadow_percent,
+        "divert_percent": config.traffic.divert_percent,
+        "system": config.system,
+        "legacy_system": config.legacy_system,
+        "feature_flags": config.feature_flags,
+        "orchestrator": {
+            "default_quality_threshold": config.orchestrator.default_quality_threshold,
+            "default_cost_limit": config.orchestrator.default_cost_limit,
+        },
+    })
 
 
 def apply_changes(

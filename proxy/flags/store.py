@@ -18,15 +18,19 @@ version on the changed channel. The snapshot is therefore committed before the h
 goes out, and two concurrent writers cannot lose each other's change: the second one
 sees a conflict, re-reads and re-applies (`FlagWriter`).
 
-Minimal ACLs (Redis >= 7.0), with the default prefix:
+Minimal ACLs (Redis >= 7.0; `minimal_acl()` builds them for any prefix, and a test
+applies them), with the default prefix:
 
-    ACL SETUSER llm-shadow-replica on >PASSWORD resetkeys resetchannels \\
-        %R~llm-shadow:flags %W~llm-shadow:replicas:* &llm-shadow:flags:changed \\
-        -@all +get +set +subscribe +ping +client|setinfo
-    ACL SETUSER llm-shadow-writer on >PASSWORD resetkeys resetchannels \\
-        ~llm-shadow:flags ~llm-shadow:flags:audit %R~llm-shadow:replicas:* \\
-        &llm-shadow:flags:changed -@all +get +mget +scan +evalsha +eval +script|load \\
-        +set +xadd +xrevrange +publish +type +ping +client|setinfo
+    ACL SETUSER llm-shadow-replica on >PASSWORD resetkeys resetchannels
+        %R~llm-shadow:flags %W~llm-shadow:replicas:* &llm-shadow:flags:changed
+        -@all +get +set +subscribe +ping
+    ACL SETUSER llm-shadow-writer on >PASSWORD resetkeys resetchannels
+        ~llm-shadow:flags ~llm-shadow:flags:audit %R~llm-shadow:replicas:*
+        &llm-shadow:flags:changed -@all +get +mget +scan +evalsha +eval +script|load
+        +set +xadd +xrevrange +publish +type +ping
+
+Replicas can read the snapshot, subscribe to the hint channel and write only their own
+heartbeat keys; they cannot change the flags.
 
 Pass the user in the URL (`redis://llm-shadow-replica:PASSWORD@host:6379/0`, or
 `rediss://` for TLS). Anyone who can write the flag key can redirect production LLM
@@ -121,6 +125,20 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 """
+
+
+def minimal_acl(prefix: str) -> dict[str, list[str]]:
+    """`ACL SETUSER` rules (after the user name and password) for the two roles."""
+    keys = Keys(prefix)
+    common = ["on", "resetkeys", "resetchannels", f"&{keys.changed}", "-@all", "+ping"]
+    return {
+        "replica": [*common, f"%R~{keys.flags}", f"%W~{keys.replicas_pattern}",
+                    "+get", "+set", "+subscribe"],
+        "writer": [*common, f"~{keys.flags}", f"~{keys.audit}",
+                   f"%R~{keys.replicas_pattern}", "+get", "+mget", "+scan", "+evalsha",
+                   "+eval", "+script|load", "+set", "+xadd", "+xrevrange", "+publish",
+                   "+type"],
+    }
 
 
 def flag_client(url: str, *, connect_timeout: float, socket_timeout: float,

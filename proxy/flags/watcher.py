@@ -101,6 +101,9 @@ class FlagWatcher:
         self._wake_origin = "poll"
         self._hint_backoff_reset = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stale_detail = (f"no confirmed read for over {timing.stale_after:g}s; "
+                              f"last-known-good applies")
+        self._failsafe_detail = f"no confirmed read for over {timing.max_stale:g}s; legacy only"
 
     # --- the request path ------------------------------------------------------------
 
@@ -117,15 +120,13 @@ class FlagWatcher:
         if age <= self.timing.stale_after:
             return base
         if age <= self.timing.max_stale:
-            return self._derive(base, "stale", f"no confirmed read for over "
-                                f"{self.timing.stale_after:g}s; last-known-good applies")
-        return self._derive(base, "failsafe", f"no confirmed read for over "
-                            f"{self.timing.max_stale:g}s; legacy only")
+            return self._derive(base, "stale", self._stale_detail)
+        return self._derive(base, "failsafe", self._failsafe_detail)
 
     def _derive(self, base: FlagView, state: State, detail: str) -> FlagView:
         cached = self._derived
         if cached is not None and cached[0] is base and cached[1] == state \
-                and cached[2].detail == detail:
+                and cached[2].detail is detail:
             return cached[2]
         view = base.with_state(state, detail)
         self._derived = (base, state, view)

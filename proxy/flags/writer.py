@@ -64,7 +64,7 @@ class FlagWriter:
         (the in-process store of the demo). `defaults` (from config.json) is the base
         when the store holds no snapshot."""
         self.store: FlagStore = _as_store(redis, prefix)
-        self.defaults = defaults or FlagSnapshot()
+        self.defaults = defaults or FlagSnapshot.model_validate({})
         self._owns_store = isinstance(redis, str)
 
     async def read(self) -> tuple[FlagSnapshot | None, str | None]:

@@ -220,3 +220,43 @@ def test_sync_api_works_inside_a_running_loop(redis_server: RedisServer, prefix:
 def test_sync_api_raises_store_error_when_unreachable() -> None:
     with pytest.raises(StoreError):
         update_flags_sync("redis://127.0.0.1:9/0", "x", {"kill": True}, actor="a")
+
+
+def test_the_documented_minimal_acls_are_enough(own_redis: RedisServer) -> None:
+    """A replica can read, subscribe and heartbeat but not write flags; a writer can do
+    everything the CLI does."""
+    from proxy.flags.service import FlagService
+    from proxy.flags.store import minimal_acl
+    from tests.flags.test_watcher_redis import reach, settings_for
+
+    async def scenario() -> None:
+        admin = Redis.from_url(own_redis.url)
+        for role, rules in minimal_acl("acl").items():
+            await admin.acl_setuser(f"ls-{role}", reset=True)
+            await admin.execute_command("ACL", "SETUSER", f"ls-{role}", f">{role}-pw", *rules)
+        await admin.acl_setuser("default", enabled=False)
+        base = f"127.0.0.1:{own_redis.port}/0"
+        writer_url, replica_url = f"redis://ls-writer:writer-pw@{base}", \
+            f"redis://ls-replica:replica-pw@{base}"
+        writer = FlagWriter(writer_url, "acl")
+        await writer.update({"shadow_percent": 5}, actor="w")
+        service = FlagService(settings_for(replica_url, "acl", replica_id="acl-replica"))
+        await service.start()
+        await reach(service, "ready", 1)
+        snapshot = await writer.update({"kill": True}, actor="w")
+        await reach(service, "ready", snapshot.version)
+        assert service.watcher.stats["updates_hint"] >= 1
+        assert service.heartbeat.beats >= 1
+        assert [parse_status(r) for r in await writer.store.statuses()]
+        assert len(await writer.store.audit(5)) == 2
+        await writer.rollback(actor="w")
+        replica_as_writer = FlagWriter(replica_url, "acl")
+        with pytest.raises(StoreError) as info:
+            await replica_as_writer.update({"kill": False}, actor="intruder")
+        assert info.value.kind in ("auth", "error")
+        await replica_as_writer.aclose()
+        await service.aclose()
+        await writer.aclose()
+        await admin.aclose()
+
+    run(scenario())

@@ -258,3 +258,17 @@ def test_read_failures_back_off_and_are_counted_by_kind() -> None:
         assert flags.current.state == "not_ready"
 
     run(scenario())
+
+
+def test_row16_writer_clock_skew_does_not_matter() -> None:
+    """Staleness is this replica's monotonic clock; updated_at is only informative."""
+    store = MemoryFlagStore()
+
+    async def scenario() -> None:
+        flags = watcher(store)
+        for when in ("1970-01-01T00:00:00Z", "2999-01-01T00:00:00Z"):
+            await put(store, version=1 if when < "2" else 2, updated_at=when)
+            await flags.refresh()
+            assert flags.current.state == "ready"
+
+    run(scenario())
