@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from proxy.config.base import Section
 from proxy.config.load import ConfigError, format_validation_error, read_json_file
@@ -105,6 +105,8 @@ class DivergencePolicy(Section):
     schema_version: int = Field(default=1, alias="schema")
     default: RoutePolicy = RoutePolicy()
     routes: dict[str, RouteOverride] = Field(default_factory=dict)
+    # Resolved policies by route, filled on first use (resolution validates a model).
+    _resolved: dict[str, RoutePolicy] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _route_keys(self) -> DivergencePolicy:
@@ -119,7 +121,11 @@ class DivergencePolicy(Section):
         for prefix in self.routes:
             if _covers(prefix, route) and len(prefix) > len(best):
                 best = prefix
-        return self.routes[best].apply(self.default) if best else self.default
+        if not best:
+            return self.default
+        if best not in self._resolved:
+            self._resolved[best] = self.routes[best].apply(self.default)
+        return self._resolved[best]
 
 
 def _covers(prefix: str, path: str) -> bool:
