@@ -162,3 +162,15 @@ def test_comparison_section_bounds_the_number_of_buckets() -> None:
     with pytest.raises(ValueError, match="buckets"):
         ComparisonSection(report_retention_hours=24 * 90, report_bucket_seconds=60)
     assert ComparisonSection().report_retention_hours == 168
+
+
+def test_default_config_prices_legacy_and_orchestrator_models() -> None:
+    from pathlib import Path
+
+    from proxy.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    table = PriceTable.from_config(load_config(str(root / "config.json"), env={}).config)
+    assert table.match("gpt-4o-mini-2024-07-18") == "gpt-4o-mini"
+    assert table.match("claude-sonnet-4-5-20250929") == "claude-sonnet-4-5"
+    assert table.match("qwen-max") == "qwen-max"
