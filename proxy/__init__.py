@@ -8,7 +8,7 @@ from its own module (`proxy.config`, `proxy.server`, ...):
 
 The guide's own spelling, `from ai_orchestrator import ...`, works too once the package is
 installed (`pip install -e .` or a wheel): `ai_orchestrator` is a thin alias package kept
-in `proxy/orchestrator/dist/`. The names resolve lazily, so `import proxy.config` (the
+in `proxy/orchestrator/compat/`. The names resolve lazily, so `import proxy.config` (the
 proxy's start-up path) does not pay for the orchestrator's imports.
 """
 
