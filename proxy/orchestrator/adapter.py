@@ -23,6 +23,9 @@ the `orchestrator` defaults, as it does in the proxy.
   new snapshot as a dict. `toggle_orchestrator(False)` sets `system.use_orchestrator`
   false: every replica goes legacy-only, and `toggle_orchestrator(True)` restores the
   previous percentages. `rollback()` is the hard kill switch (`llm-shadow rollback`).
+  Changes made elsewhere (CLI, admin API, another process) reach a running adapter
+  within `LIVE_REFRESH_SECONDS`: it re-reads the snapshot before a request when its copy
+  is older than that.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from proxy.transport import PoolLimits, build_client
 log = logging.getLogger("llm_shadow.orchestrator.adapter")
 
 LegacyFetch = Callable[..., Awaitable[Mapping[str, Any]]]
+LIVE_REFRESH_SECONDS = 5.0
 
 
 class MigrationAdapter:
@@ -71,6 +75,7 @@ class MigrationAdapter:
         self.actor = actor or _default_actor()
         self.orchestrator: AIOrchestrator | None = None
         self.live: Any = None  # the last flag snapshot read or written
+        self._live_read_at = float("-inf")
 
     @property
     def settings(self) -> Settings:
@@ -127,6 +132,7 @@ class MigrationAdapter:
         quality_threshold: float | None = None, cost_limit: float | None = None,
     ) -> dict[str, Any]:
         started = time.monotonic()
+        await self._refresh_live()
         orchestrator = self.orchestrator or self.initialize_orchestrator()
         if orchestrator is None:
             return await self._legacy_or_error(
@@ -199,8 +205,10 @@ class MigrationAdapter:
         return snapshot.to_dict()
 
     def _apply_live(self, snapshot: Any) -> None:
-        """Make this process follow what it just wrote, as the replicas will."""
+        """Make this process follow the live flags (what it just wrote, or what it read),
+        as the replicas do."""
         self.live = snapshot
+        self._live_read_at = time.monotonic()
         orchestrator = self.orchestrator
         if orchestrator is None:
             return
@@ -212,24 +220,36 @@ class MigrationAdapter:
             snapshot.feature_flags)
 
     def _read_live(self, settings: Settings) -> Any:
+        return run_blocking(lambda: self._read_live_async(settings))
+
+    async def _read_live_async(self, settings: Settings) -> Any:
+        """The stored flag snapshot, or None (config.json applies) when there is none or
+        Redis cannot be read."""
         from proxy.flags.store import StoreError
         from proxy.flags.writer import FlagWriter
 
-        async def read() -> Any:
-            writer = FlagWriter(settings.config.redis.url, settings.config.redis.key_prefix)
-            try:
-                snapshot, problem = await writer.read()
-            finally:
-                await writer.aclose()
-            if problem:
-                log.warning("live flag snapshot unusable (%s): using config.json", problem)
-            return snapshot
-
+        self._live_read_at = time.monotonic()
+        writer = FlagWriter(settings.config.redis.url, settings.config.redis.key_prefix)
         try:
-            return run_blocking(read)
+            snapshot, problem = await writer.read()
         except StoreError as exc:
             log.warning("live flags not readable (%s): using %s", exc, settings.source)
             return None
+        finally:
+            await writer.aclose()
+        if problem:
+            log.warning("live flag snapshot unusable (%s): using %s", problem, settings.source)
+        return snapshot
+
+    async def _refresh_live(self) -> None:
+        """Follow flag changes made elsewhere (CLI, admin API, another process), reading
+        the snapshot at most every `LIVE_REFRESH_SECONDS`."""
+        if self.orchestrator is None or (
+                time.monotonic() - self._live_read_at < LIVE_REFRESH_SECONDS):
+            return
+        snapshot = await self._read_live_async(self.settings)
+        if snapshot is not None:
+            self._apply_live(snapshot)
 
     async def aclose(self) -> None:
         if self.orchestrator is not None:
