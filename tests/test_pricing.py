@@ -164,13 +164,12 @@ def test_comparison_section_bounds_the_number_of_buckets() -> None:
     assert ComparisonSection().report_retention_hours == 168
 
 
-def test_default_config_prices_legacy_and_orchestrator_models() -> None:
+def test_default_config_prices_the_orchestrator_models() -> None:
     from pathlib import Path
 
     from proxy.config import load_config
 
     root = Path(__file__).resolve().parents[1]
     table = PriceTable.from_config(load_config(str(root / "config.json"), env={}).config)
-    assert table.match("gpt-4o-mini-2024-07-18") == "gpt-4o-mini"
-    assert table.match("claude-sonnet-4-5-20250929") == "claude-sonnet-4-5"
-    assert table.match("qwen-max") == "qwen-max"
+    assert table.match("qwen-max-2025-01-25") == "qwen-max"
+    assert table.match("deepseek-chat") == "deepseek-chat"
