@@ -29,6 +29,9 @@ class RequestBody:
         self.keep = keep
         self.size = 0
         self.complete = False
+        # What stopped the body, when something did: the HTTP client that was consuming it
+        # reports its own error, and the caller needs the real cause.
+        self.failure: Exception | None = None
         self.copy = bytearray()
         self.copy_complete = True
         self._deadline = asyncio.get_running_loop().time() + read_timeout
@@ -62,13 +65,22 @@ class RequestBody:
 
     async def _next(self) -> bytes:
         try:
+            return self._take(await self._receive_in_time())
+        except (RequestRejected, ClientGone) as exc:
+            self.failure = exc
+            raise
+
+    async def _receive_in_time(self) -> dict[str, Any]:
+        try:
             async with asyncio.timeout_at(self._deadline):
-                message = await self._receive()
+                return await self._receive()
         except TimeoutError:
             raise RequestRejected(
                 "the request body was not received in time", status=408,
-                code="request_timeout",
+                code="request_timeout", close_connection=True,
             ) from None
+
+    def _take(self, message: dict[str, Any]) -> bytes:
         if message["type"] == "http.disconnect":
             raise ClientGone()
         chunk: bytes = message.get("body", b"")

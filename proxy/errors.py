@@ -72,6 +72,8 @@ def not_found(message: str) -> RequestRejected:
 
 
 def too_large(limit: int) -> RequestRejected:
+    # The unread rest of the body is still on the connection: close it after answering.
     return RequestRejected(
-        f"request body exceeds the limit of {limit} bytes", status=413, code="body_too_large"
+        f"request body exceeds the limit of {limit} bytes", status=413, code="body_too_large",
+        close_connection=True,
     )

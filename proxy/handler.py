@@ -48,12 +48,14 @@ class ProxyEndpoint:
         *,
         body_read_timeout: float,
         request_id_header: str,
+        max_header_bytes: int = 32 * 1024,
         recorder: Recorder | None = None,
     ):
         self.routes = routes
         self.legacy = legacy
         self.body_read_timeout = body_read_timeout
         self.request_id_header = request_id_header.lower().encode()
+        self.max_header_bytes = max_header_bytes
         self.recorder: Recorder = recorder or NullRecorder()
         self.in_flight = 0
 
@@ -66,7 +68,7 @@ class ProxyEndpoint:
         method: str = scope["method"]
         headers = scope["headers"]
         try:
-            check_request(method, headers)
+            check_request(method, headers, self.max_header_bytes)
             target = self.routes.resolve(scope["raw_path"], scope["query_string"])
             limit = target.route.max_body_bytes
             length = declared_length(get(headers, b"content-length"))
@@ -110,16 +112,21 @@ class ProxyEndpoint:
                 raise
             _uncancel()
             record.client_gone = True
-        except ClientGone:
-            record.client_gone = True
         except UpstreamAborted as exc:
             log.warning("upstream stream aborted mid-response: %s", exc)
             raise
-        except ProxyError as exc:
-            record.status = exc.status
-            record.error_type = exc.code
+        except (ProxyError, ClientGone) as exc:
+            # A body that failed (too large, too slow, client gone) surfaces from the HTTP
+            # client as an upstream error; the body knows the real cause.
+            failure = body.failure or exc
+            if isinstance(failure, ClientGone):
+                record.client_gone = True
+                return
+            assert isinstance(failure, ProxyError)
+            record.status = failure.status
+            record.error_type = failure.code
             record.completed = True
-            await send_error(send, exc)
+            await send_error(send, failure)
         finally:
             watcher.stop()
 

@@ -18,8 +18,12 @@ _TUNNEL_METHODS = frozenset({"CONNECT", "TRACE"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
-def check_request(method: str, headers: Sequence[tuple[bytes, bytes]]) -> None:
+def check_request(method: str, headers: Sequence[tuple[bytes, bytes]],
+                  max_header_bytes: int) -> None:
     """Refuse requests an intermediary must not forward."""
+    if sum(len(name) + len(value) + 4 for name, value in headers) > max_header_bytes:
+        raise RequestRejected("request header fields are too large", status=431,
+                              code="headers_too_large", close_connection=True)
     if method in _TUNNEL_METHODS:
         raise RequestRejected(f"method {method} is not supported by this proxy", status=405,
                               code="method_not_allowed")

@@ -43,6 +43,7 @@ class Runtime:
             Forwarder(self.legacy_transport, self.legacy_gate),
             body_read_timeout=config.proxy.body_read_timeout,
             request_id_header=config.proxy.request_id_header,
+            max_header_bytes=config.proxy.max_header_bytes,
         )
         # Live flags: `flags.current` is what the request path decides on
         # (proxy.decision.decide); `decisions` counts the outcomes for /flagz.

@@ -72,3 +72,23 @@ def passthrough_proxy(
               "redis": {"url": "redis://127.0.0.1:9/0"}}
     with ProxyProcess(config) as proxy:
         yield proxy
+
+
+def tight_routes(upstream_url: str, **route: object) -> list[dict[str, object]]:
+    timeouts = {"connect": 0.5, "read": 2.0, "write": 2.0, "pool": 0.5}
+    return [{**entry, "timeouts": timeouts, "max_body_bytes": 4096, **route}
+            for entry in routes_to(upstream_url)]
+
+
+@pytest.fixture(scope="session")
+def tight_proxy(
+    upstream_server: tuple[FakeUpstream, ThreadedServer],
+) -> Iterator[ProxyProcess]:
+    """A proxy with small limits, so that limits and timeouts show within seconds: bodies
+    up to 4 KiB, a 1 s body deadline, a 2 s read timeout and a pool of 4 connections."""
+    config = {"proxy": {"routes": tight_routes(upstream_server[1].url),
+                        "body_read_timeout": 1.0,
+                        "pool": {"max_connections": 4, "max_keepalive_connections": 4}},
+              "redis": {"url": "redis://127.0.0.1:9/0"}}
+    with ProxyProcess(config) as proxy:
+        yield proxy

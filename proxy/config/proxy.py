@@ -89,6 +89,7 @@ class ProxySection(Section):
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     http_parser: Literal["h11", "httptools"] = "h11"
     body_read_timeout: float = Field(60.0, gt=0)
+    max_header_bytes: int = Field(32 * 1024, ge=1024)
     keepalive_timeout: float = Field(75.0, gt=0)
     graceful_shutdown_seconds: float = Field(30.0, ge=0)
     request_id_header: str = "x-request-id"

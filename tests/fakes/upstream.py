@@ -81,11 +81,16 @@ class FakeUpstream:
     record: bool = True
     active: int = 0
     max_active: int = 0
+    # Requests whose headers arrived, and those whose body then never arrived whole.
+    started: int = 0
+    aborted_uploads: int = 0
 
     def reset(self) -> None:
         self.default = Behaviour()
         self.requests.clear()
         self.max_active = 0
+        self.aborted_uploads = 0
+        self.started = 0
 
     def paths(self) -> list[str]:
         return [request.path for request in self.requests]
@@ -99,10 +104,12 @@ class FakeUpstream:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        self.started += 1
         body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                self.aborted_uploads += 1
                 return
             body += message.get("body", b"")
             if not message.get("more_body"):
