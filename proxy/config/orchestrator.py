@@ -40,15 +40,15 @@ class SelectionSettings(Section):
     """
 
     seed: int | None = None
-    prior_correct: float = Field(2.0, gt=0)
-    prior_incorrect: float = Field(2.0, gt=0)
-    feedback_weight: float = Field(3.0, ge=0)
-    agreement_weight: float = Field(1.0, ge=0)
-    validity_weight: float = Field(0.25, ge=0)
-    failure_weight: float = Field(1.0, ge=0)
-    latency_weight: float = Field(0.3, ge=0)
-    latency_reference_seconds: float = Field(5.0, gt=0)
-    cost_weight: float = Field(0.3, ge=0)
+    prior_correct: float = Field(default=2.0, gt=0)
+    prior_incorrect: float = Field(default=2.0, gt=0)
+    feedback_weight: float = Field(default=3.0, ge=0)
+    agreement_weight: float = Field(default=1.0, ge=0)
+    validity_weight: float = Field(default=0.25, ge=0)
+    failure_weight: float = Field(default=1.0, ge=0)
+    latency_weight: float = Field(default=0.3, ge=0)
+    latency_reference_seconds: float = Field(default=5.0, gt=0)
+    cost_weight: float = Field(default=0.3, ge=0)
 
 
 class MergeSettings(Section):
@@ -60,39 +60,39 @@ class MergeSettings(Section):
     answer; the smaller, the more agreement between models counts.
     """
 
-    similarity_threshold: float = Field(0.9, ge=0, le=1)
-    collision_rate: float = Field(0.1, gt=0, lt=1)
+    similarity_threshold: float = Field(default=0.9, ge=0, le=1)
+    collision_rate: float = Field(default=0.1, gt=0, lt=1)
 
 
 class LearningSettings(Section):
     """Learned records shared through Redis (`proxy.orchestrator.learning`)."""
 
-    refresh_seconds: float = Field(2.0, gt=0)
-    samples_kept: int = Field(200, ge=10)
-    pending_limit: int = Field(10_000, ge=100)
-    feedback_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
+    refresh_seconds: float = Field(default=2.0, gt=0)
+    samples_kept: int = Field(default=200, ge=10)
+    pending_limit: int = Field(default=10_000, ge=100)
+    feedback_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
 
 
 class OrchestratorSection(Section):
     endpoint: str | None = None
-    default_quality_threshold: float = Field(0.8, ge=0, le=1)
-    default_cost_limit: float = Field(1.0, ge=0)
-    simple_query_model_count: int = Field(1, ge=1)
-    complex_reasoning_model_count: int = Field(2, ge=1)
-    validation_model_count: int = Field(3, ge=1)
-    model_timeout_seconds: float = Field(30.0, gt=0)
+    default_quality_threshold: float = Field(default=0.8, ge=0, le=1)
+    default_cost_limit: float = Field(default=1.0, ge=0)
+    simple_query_model_count: int = Field(default=1, ge=1)
+    complex_reasoning_model_count: int = Field(default=2, ge=1)
+    validation_model_count: int = Field(default=3, ge=1)
+    model_timeout_seconds: float = Field(default=30.0, gt=0)
     enable_early_result_processing: bool = True
     # Most models one request may use, escalations below the quality threshold included.
-    max_model_count: int = Field(4, ge=1)
+    max_model_count: int = Field(default=4, ge=1)
     # A client may name its task type in this header (see proxy.orchestrator.tasks).
     task_hint_header: str = "x-task-type"
     # Output tokens assumed for the cost estimate when the request sets no max_tokens;
     # also sent to the model as its max_tokens, so the estimate is a bound.
-    assumed_output_tokens: int = Field(1024, ge=1)
-    complex_prompt_chars: int = Field(4000, ge=1)
-    complex_message_count: int = Field(8, ge=1)
+    assumed_output_tokens: int = Field(default=1024, ge=1)
+    complex_prompt_chars: int = Field(default=4000, ge=1)
+    complex_message_count: int = Field(default=8, ge=1)
     validation_policy_file: str = "policies/validation.json"
-    max_connections: int = Field(64, ge=1)
+    max_connections: int = Field(default=64, ge=1)
     selection: SelectionSettings = SelectionSettings()
     merge: MergeSettings = MergeSettings()
     learning: LearningSettings = LearningSettings()
@@ -108,17 +108,17 @@ class OrchestratorSection(Section):
 class ModelEntry(Section):
     name: str = Field(min_length=1)
     provider: str = "openai"
-    cost_per_1m_tokens: float = Field(0.0, ge=0)
-    input_cost_per_1m_tokens: float | None = Field(None, ge=0)
-    output_cost_per_1m_tokens: float | None = Field(None, ge=0)
-    avg_response_time: float = Field(2.0, gt=0)
+    cost_per_1m_tokens: float = Field(default=0.0, ge=0)
+    input_cost_per_1m_tokens: float | None = Field(default=None, ge=0)
+    output_cost_per_1m_tokens: float | None = Field(default=None, ge=0)
+    avg_response_time: float = Field(default=2.0, gt=0)
     enabled: bool = True
     base_url: str | None = None
     api_key_env: str | None = None
     api: Literal["openai", "anthropic"] = "openai"
     # The model id sent to the API, when it differs from `name`.
     model_id: str | None = None
-    timeout_seconds: float | None = Field(None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0)
 
     @field_validator("base_url")
     @classmethod

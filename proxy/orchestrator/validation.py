@@ -54,8 +54,8 @@ class Checks(Section):
     request_schema: bool = False
     json_schema: dict[str, Any] | None = None
     required_fields: tuple[str, ...] = ()
-    min_length: int | None = Field(None, ge=0)
-    max_length: int | None = Field(None, ge=0)
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=0)
     patterns: tuple[str, ...] = ()
     forbidden_patterns: tuple[str, ...] = ()
     numeric_ranges: dict[str, Range] = Field(default_factory=dict)
