@@ -33,8 +33,9 @@ lower when a stream was cut. Reasoning tokens are invisible, so estimates run lo
 reasoning models. Parsing each stream event costs one small `orjson.loads` (a few µs);
 `count_text=False` skips the events that only carry text when no estimate is wanted.
 
-The module is longer than 400 lines because the three wire formats and their quirks are
-one concern: reading usage off the wire.
+The module is about 600 lines because the three wire formats, their quirks and the
+opt-in usage injection are one concern (usage as it travels on the wire), and splitting
+it would scatter each provider's rules over several files.
 """
 
 from __future__ import annotations
