@@ -60,14 +60,14 @@ class HttpModelCaller:
     def __init__(self, client: httpx.AsyncClient, keys: Mapping[str, SecretStr],
                  *, default_timeout: float = 30.0, connect_timeout: float = 5.0):
         self._client = client
-        self._keys = keys
-        self._default_timeout = default_timeout
+        self.keys = keys  # replaced on a configuration reload
+        self.default_timeout = default_timeout
         self._connect_timeout = connect_timeout
 
     async def __call__(self, model: AIModel, request: ModelRequest) -> Reply:
         url, body, headers = self.build(model, request)
         host = httpx.URL(url).host
-        timeout = model.timeout_seconds or self._default_timeout
+        timeout = model.timeout_seconds or self.default_timeout
         http_request = httpx.Request(
             "POST", url, headers=headers, content=orjson.dumps(body),
             extensions={"timeout": {"connect": min(self._connect_timeout, timeout),
@@ -94,7 +94,7 @@ class HttpModelCaller:
         base = (model.base_url or DEFAULT_BASE_URLS[model.api]).rstrip("/")
         headers = [("content-type", "application/json"), ("accept", "application/json"),
                    ("accept-encoding", "identity"), ("user-agent", "llm-shadow-orchestrator")]
-        key = self._keys.get(model.name)
+        key = self.keys.get(model.name)
         if model.api == "anthropic":
             url, body = base + "/v1/messages", anthropic_request(
                 request.conversation, model, request.max_tokens)

@@ -295,7 +295,7 @@ class _Run:
                 finish_reason=reply.finish_reason if reply else None,
                 response_model=reply.response_model if reply else None,
                 response_id=reply.response_id if reply else None,
-                validation_failures=item.failures,
+                validation_failures=item.failures, port=model.port, api_model=model.api_model,
                 agreed=merged.agreed(model.name) if compared and item.outcome == "valid"
                 else None,
             ))

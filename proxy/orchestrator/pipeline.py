@@ -135,6 +135,28 @@ class Pipeline:
                             generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
                             store=describe(self.learning.store))
 
+    def apply_settings(self, settings: Settings) -> None:
+        """A configuration reload (file watch or SIGHUP): models, orchestrator settings,
+        model keys and the validation policy apply from the next request. Learned
+        records, the HTTP pool and the sync task stay (pool size and `learning.*` need a
+        restart). An invalid policy file is refused, logged, and the running one kept."""
+        section = settings.config.orchestrator
+        self.settings = section
+        self.engine.settings = section
+        self.registry = ModelRegistry.from_config(settings.config.models)
+        self.engine.registry = self.registry
+        if isinstance(self._call, HttpModelCaller):
+            self._call.keys = settings.model_keys
+            self._call.default_timeout = section.model_timeout_seconds
+        self.policy_path = settings.resolve(section.validation_policy_file)
+        if self.policy_path.exists():
+            self.reload_policy()
+        else:
+            log.warning("validation policy %s not found: keeping the running one",
+                        self.policy_path)
+        log.info("orchestrator settings reloaded: %d models enabled",
+                 len(self.registry.enabled()))
+
     def reload_policy(self) -> bool:
         """Re-read the validation policy; an invalid file is refused (logged) and the
         running policy kept."""

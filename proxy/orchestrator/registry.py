@@ -73,6 +73,14 @@ class AIModel:
             return ""
         return urlsplit(self.base_url).hostname or ""
 
+    @property
+    def port(self) -> int | None:
+        """The API port, for telemetry (`server.port`), default ports included."""
+        if not self.base_url:
+            return None
+        parts = urlsplit(self.base_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
     @classmethod
     def from_entry(cls, entry: ModelEntry) -> AIModel:
         return cls(

@@ -393,3 +393,85 @@ def test_selection_shifts_after_feedback_shared_through_redis(
     assert record["feedback_incorrect"] == 12  # replica B sees replica A's feedback
     assert before["fast"] >= 20
     assert after["fast"] <= 6
+
+
+def test_cancelling_the_request_cancels_every_model_call() -> None:
+    """What a divert's first-byte deadline or a client going away does: no model call
+    outlives its request."""
+    import asyncio
+
+    with ModelFleet({"stuck-1": ModelBehaviour(hang=True),
+                     "stuck-2": ModelBehaviour(hang=True)}) as fleet:
+        settings = fleet_settings(fleet)
+
+        async def go() -> None:
+            pipeline = await started(settings)
+            try:
+                task = asyncio.ensure_future(pipeline.answer(request(chat("?"),
+                                                                     task_hint="complex")))
+                while sum(len(m.requests) for m in fleet) < 2:
+                    await asyncio.sleep(0.01)  # until both calls reached their servers
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            finally:
+                await pipeline.aclose()
+
+        run(go())
+        for model in fleet:
+            wait_for(lambda m=model: m.requests[0].disconnected,
+                     message=f"{model.name} to see the call cancelled")
+
+
+def test_call_records_carry_what_telemetry_needs() -> None:
+    with ModelFleet({"qwen": ModelBehaviour(answer="Paris")}) as fleet:
+        settings = fleet_settings(fleet, models={"qwen": {"model_id": "qwen-max-2025",
+                                                           "provider": "alibaba"}})
+
+        async def go() -> Any:
+            pipeline = await started(settings)
+            try:
+                return await pipeline.answer(request(chat("?"), live=LiveSettings(
+                    quality_threshold=0.1)))
+            finally:
+                await pipeline.aclose()
+
+        answer = run(go())
+    call = answer.calls[0]
+    assert (call.model, call.provider, call.api, call.host) == ("qwen", "alibaba", "openai",
+                                                                 "127.0.0.1")
+    assert call.port == fleet.servers["qwen"].port and call.api_model == "qwen-max-2025"
+    assert call.input_tokens > 0 and call.output_tokens > 0 and call.cost_usd > 0
+    assert not call.cost_estimated and call.finish_reason == "stop"
+    assert call.response_id and call.response_model == "qwen-max-2025"
+    assert call.ended_at >= call.started_at
+    assert fleet["qwen"].bodies()[0]["model"] == "qwen-max-2025"
+
+
+def test_a_configuration_reload_applies_to_the_next_request(tmp_path: Any,
+                                                            caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    with ModelFleet({"old": ModelBehaviour(answer="old"),
+                     "new": ModelBehaviour(answer="new")}) as fleet:
+        first = fleet_settings(fleet, models={"new": {"enabled": False}})
+        bad_policy = tmp_path / "validation.json"
+        bad_policy.write_text('{"rules": [{"name": "x", "checks": {"patterns": ["("]}}]}')
+
+        async def go() -> tuple[Any, Any]:
+            pipeline = await started(first)
+            try:
+                before = await pipeline.answer(request(chat("?"), "r1",
+                                                       live=LiveSettings(quality_threshold=0)))
+                reloaded = fleet_settings(fleet, models={"old": {"enabled": False}},
+                                          orchestrator={"validation_policy_file":
+                                                        str(bad_policy)})
+                pipeline.apply_settings(reloaded)
+                after = await pipeline.answer(request(chat("?"), "r2",
+                                                      live=LiveSettings(quality_threshold=0)))
+                return before, after
+            finally:
+                await pipeline.aclose()
+
+        before, after = run(go())
+    assert before.contributing_models == ("old",) and after.contributing_models == ("new",)
+    assert "validation policy not reloaded, keeping the running one" in caplog.text
