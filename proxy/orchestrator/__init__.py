@@ -53,6 +53,7 @@ _EXPORTS = {
     "OrchestratorAnswer": "proxy.orchestrator.answer",
     "CallRecord": "proxy.orchestrator.answer",
     "Rendered": "proxy.orchestrator.render",
+    "wire_format_for": "proxy.orchestrator.conversation",
     "render_openai_chat": "proxy.orchestrator.render",
     "render_anthropic": "proxy.orchestrator.render",
 }

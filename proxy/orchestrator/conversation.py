@@ -96,6 +96,17 @@ def from_prompt(prompt: str, *, system: str = "", output: OutputFormat | None = 
                         output=output or OutputFormat(), max_tokens=max_tokens)
 
 
+def wire_format_for(provider: str, upstream_path: str) -> WireFormat | None:
+    """Which dialect a proxied request speaks, or None when the orchestrator cannot
+    answer it (embeddings, the Responses API, ...: those stay legacy-only)."""
+    path = upstream_path.split("?", 1)[0].rstrip("/")
+    if path.endswith("/chat/completions"):
+        return "openai_chat"
+    if provider == "anthropic" and path.endswith("/messages"):
+        return "anthropic_messages"
+    return None
+
+
 def parse_request(body: Mapping[str, Any], wire_format: WireFormat) -> Conversation:
     if wire_format == "anthropic_messages":
         return parse_anthropic(body)

@@ -30,6 +30,13 @@ class LiveSettings:
     cost_limit: float | None = None
     feature_flags: FeatureFlags = field(default_factory=FeatureFlags)
 
+    @classmethod
+    def from_snapshot(cls, snapshot: Any) -> LiveSettings:
+        """From a flag snapshot (`FlagWatcher.current.snapshot`): its `orchestrator`
+        defaults and `feature_flags`."""
+        return cls(snapshot.orchestrator.default_quality_threshold,
+                   snapshot.orchestrator.default_cost_limit, snapshot.feature_flags)
+
 
 @dataclass(frozen=True)
 class OrchestratorRequest:

@@ -162,3 +162,31 @@ def test_malformed_anthropic_reply_is_refused() -> None:
 def test_openai_request_is_plain_json() -> None:
     conv = parse_openai_chat(OPENAI_AGENT)
     assert orjson.loads(orjson.dumps(openai_request(conv, AIModel("m"), 10)))["model"] == "m"
+
+
+@pytest.mark.parametrize(("provider", "path", "expected"), [
+    ("openai", "/v1/chat/completions", "openai_chat"),
+    ("openai", "/v1/chat/completions?x=1", "openai_chat"),
+    ("anthropic", "/v1/messages", "anthropic_messages"),
+    ("anthropic", "/v1/chat/completions", "openai_chat"),  # Anthropic's OpenAI-compatible API
+    ("openai", "/v1/embeddings", None),
+    ("openai", "/v1/responses", None),
+    ("openai", "/v1/messages", None),
+])
+def test_which_requests_the_orchestrator_can_answer(provider: str, path: str,
+                                                    expected: str | None) -> None:
+    from proxy.orchestrator.conversation import wire_format_for
+
+    assert wire_format_for(provider, path) == expected
+
+
+def test_live_settings_from_a_flag_snapshot() -> None:
+    from proxy.flags.snapshot import FlagSnapshot
+    from proxy.orchestrator.request import LiveSettings
+
+    snapshot = FlagSnapshot.model_validate({
+        "orchestrator": {"default_quality_threshold": 0.9, "default_cost_limit": 0.25},
+        "feature_flags": {"enable_validation": False}})
+    live = LiveSettings.from_snapshot(snapshot)
+    assert (live.quality_threshold, live.cost_limit) == (0.9, 0.25)
+    assert live.feature_flags.enable_validation is False
