@@ -230,14 +230,15 @@ class Learning:
             log.info("learned model records are kept in %s", describe(self.store))
 
     async def start(self) -> None:
+        """Start the background sync; its first round (loading what the replicas learned)
+        runs at once, but start-up never waits for Redis."""
         self.announce()
-        await self.sync()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="learning-sync")
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.refresh_seconds)
             await self.sync()
+            await asyncio.sleep(self.refresh_seconds)
 
     async def aclose(self) -> None:
         """Stop the background sync and send what is still queued (best effort)."""

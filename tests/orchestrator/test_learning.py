@@ -128,3 +128,18 @@ def test_memory_feedback_is_deduplicated() -> None:
                 await learning.feedback("r", "m", "t", False)]
 
     assert run(go()) == [FeedbackResult.RECORDED, FeedbackResult.DUPLICATE]
+
+
+def test_start_never_waits_for_redis() -> None:
+    from tests.fakes.servers import async_wait_for
+
+    async def go() -> None:
+        learning, client = replica("redis://127.0.0.1:9/0", "absent")
+        await learning.start()  # returns at once; the first sync runs in the background
+        learning.observe("simple_query", "m", "valid", latency=0.1, cost=0.0)
+        assert learning.record("simple_query", "m").calls == 1
+        await async_wait_for(lambda: not learning.reachable, message="the failed first sync")
+        await learning.aclose()
+        await client.aclose()
+
+    run(go())
