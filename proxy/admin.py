@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from proxy.flags import admin as flags_admin
+from proxy.orchestrator import admin as orchestrator_admin
 from proxy.runtime import Runtime
+from proxy.telemetry import scrape
 
 
 def create_admin_app(runtime: Runtime) -> Starlette:
@@ -25,9 +27,16 @@ def create_admin_app(runtime: Runtime) -> Starlette:
         state = "draining" if runtime.draining else "starting"
         return JSONResponse({"status": state}, status_code=503)
 
+    async def statz(request: Request) -> JSONResponse:
+        return JSONResponse(runtime.stats())
+
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/statz", statz),  # pools, in-flight shadows, skips by reason
         *flags_admin.routes(runtime.flag_service),  # /flagz, PUT /flags, POST /rollback
+        *scrape.routes(runtime.telemetry),  # /metrics (Prometheus)
     ]
+    if runtime.pipeline is not None:  # POST /feedback, GET /report
+        routes += orchestrator_admin.routes(runtime.pipeline, runtime.flag_service.auth)
     return Starlette(routes=routes)

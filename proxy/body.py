@@ -36,14 +36,20 @@ class RequestBody:
         self.copy_complete = True
         self._deadline = asyncio.get_running_loop().time() + read_timeout
 
-    async def start(self) -> bytes | AsyncIterator[bytes]:
-        """The body to send upstream: the bytes themselves when the body arrived in one
-        message (the common case for LLM calls, and the cheapest to forward), else an
-        iterator that streams the rest as it arrives."""
-        first = await self._next()
+    async def start(self, up_to: int = 0) -> bytes | AsyncIterator[bytes]:
+        """The body to send upstream: the bytes themselves when the whole body arrived
+        within `up_to` bytes (or in its first message: the common case for LLM calls, and
+        the cheapest to forward), else an iterator that streams what was read and the
+        rest as it arrives."""
+        buffered = [await self._next()]
+        size = len(buffered[0])
+        while not self.complete and size < up_to:
+            chunk = await self._next()
+            buffered.append(chunk)
+            size += len(chunk)
         if self.complete:
-            return first
-        return self._stream(first)
+            return buffered[0] if len(buffered) == 1 else b"".join(buffered)
+        return self._stream(b"".join(buffered))
 
     async def _stream(self, first: bytes) -> AsyncIterator[bytes]:
         if first:

@@ -3,7 +3,9 @@ shadow or divert path.
 
 Layer: composition on the request path. It is plain ASGI (no Request/Response objects)
 because it is the hot path of every LLM call the legacy service makes; each step it takes
-is a call into a module that owns that concern.
+is a call into the module that owns that concern. Nothing here awaits Redis, the shadow
+or any recording: the decision reads an in-memory flag view, the shadow is launched as
+its own task, and the finished exchange is handed to a queue.
 """
 
 from __future__ import annotations
@@ -12,21 +14,39 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from proxy.body import ClientGone, RequestBody, declared_length
+from proxy.config.shadow import ShadowSection
+from proxy.decision import Decision, bucket_key, decide
+from proxy.divert import Diverter
 from proxy.errors import ProxyError, RequestRejected, too_large
 from proxy.exchange import Exchange
+from proxy.flags.counters import DecisionCounters
+from proxy.flags.watcher import FlagWatcher
 from proxy.forward import Forwarder, UpstreamAborted
-from proxy.headers import get, upstream_request_headers
+from proxy.headers import RawHeaders, get, upstream_request_headers
 from proxy.ingress import check_request, request_id
+from proxy.observe import parse_payload
+from proxy.orchestration import TargetCall
+from proxy.orchestrator.request import LiveSettings
+from proxy.recording import captured_of
 from proxy.routing import RouteTable, Target
+from proxy.shadow import ShadowJob, ShadowRunner
+from proxy.tee import Tee
+from proxy.telemetry.recorder import Telemetry
+from proxy.usage import api_for_path
 
 log = logging.getLogger("llm_shadow.proxy")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Legacy decisions whose reason is also a shadow skip reason, for the skip counters.
+SKIP_FOR_REASON = {"outside_bands": "sampled_out", "not_eligible": "not_eligible",
+                   "kill": "kill", "route_kill": "kill"}
 
 
 class Recorder(Protocol):
@@ -40,6 +60,20 @@ class NullRecorder:
         return None
 
 
+@dataclass
+class Traffic:
+    """What the request path needs to split traffic: live flags, the two orchestrator
+    paths, and telemetry."""
+
+    flags: FlagWatcher
+    decisions: DecisionCounters
+    shadow: ShadowRunner
+    divert: Diverter
+    telemetry: Telemetry
+    shadow_settings: ShadowSection
+    task_hint_header: bytes
+
+
 class ProxyEndpoint:
     def __init__(
         self,
@@ -50,6 +84,7 @@ class ProxyEndpoint:
         request_id_header: str,
         max_header_bytes: int = 32 * 1024,
         recorder: Recorder | None = None,
+        traffic: Traffic | None = None,
     ):
         self.routes = routes
         self.legacy = legacy
@@ -57,6 +92,7 @@ class ProxyEndpoint:
         self.request_id_header = request_id_header.lower().encode()
         self.max_header_bytes = max_header_bytes
         self.recorder: Recorder = recorder or NullRecorder()
+        self.traffic = traffic
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,25 +124,37 @@ class ProxyEndpoint:
         )
         self.in_flight += 1
         try:
-            await self._handle(target, method, headers, receive, send, record)
+            await self._handle(scope, target, headers, receive, send, record)
         finally:
             self.in_flight -= 1
             record.finished_at = time.monotonic()
             self.recorder.record(record)
 
-    async def _handle(
-        self, target: Target, method: str, headers: list[tuple[bytes, bytes]],
-        receive: Receive, send: Send, record: Exchange,
-    ) -> None:
+    async def _handle(self, scope: Scope, target: Target, headers: RawHeaders,
+                      receive: Receive, send: Send, record: Exchange) -> None:
+        decision = self._decide(scope, target, headers, record)
+        # Eligible endpoints (LLM calls) keep bounded copies of the request and the answer,
+        # for usage, cost and comparison; anything else is only relayed.
+        keep = tee_size = 0
+        if self.traffic is not None and record.notes["eligible"]:
+            keep = self.traffic.shadow_settings.max_body_bytes
+            tee_size = self.traffic.shadow_settings.tee_max_bytes
         body = RequestBody(receive, limit=target.route.max_body_bytes,
-                           read_timeout=self.body_read_timeout)
+                           read_timeout=self.body_read_timeout, keep=keep)
         watcher = _DisconnectWatcher(receive, body, record)
+        job: ShadowJob | None = None
+        tee = Tee(tee_size) if tee_size else None
         try:
-            content = await body.start()
-            await self.legacy.exchange(
-                target, method, upstream_request_headers(headers), content, send,
-                record, tee=None,
-            )
+            if decision is not None and decision.action == "divert":
+                await self._divert(target, headers, body, send, record, tee)
+                return
+            if decision is not None and decision.action == "shadow":
+                content = await body.start(keep)
+                job = self._shadow_job(target, headers, content, record)
+            else:
+                content = await body.start()
+            await self.legacy.exchange(target, record.method, upstream_request_headers(headers),
+                                       content, send, record, tee=tee)
         except asyncio.CancelledError:
             if not watcher.client_gone:
                 raise
@@ -129,6 +177,81 @@ class ProxyEndpoint:
             await send_error(send, failure)
         finally:
             watcher.stop()
+            record.request_body = body.kept()
+            if tee is not None:
+                record.response_body = tee.value()
+                record.response_truncated = tee.truncated
+            if job is not None:
+                job.legacy_finished(captured_of(record))
+
+    def _decide(self, scope: Scope, target: Target, headers: RawHeaders,
+                record: Exchange) -> Decision | None:
+        traffic = self.traffic
+        if traffic is None:
+            return None
+        view = traffic.flags.current
+        local = view.local
+        key = bucket_key(_header_text(headers, local.bucket_header.encode()),
+                         record.request_id)
+        decision = decide(view, target.route.prefix, target.path, key, local.eligible_paths)
+        traffic.decisions.record(decision)
+        record.decision = decision
+        record.notes["flag_version"] = view.version
+        record.notes["flag_state"] = view.state
+        record.notes["view"] = view
+        record.notes["eligible"] = target.path in local.eligible_paths
+        record.notes["trace"] = traffic.telemetry.start_request(
+            record.method, target.route.prefix, scope["raw_path"].decode("latin-1"),
+            record.request_id, headers=headers, started_at=record.started_at)
+        skip = SKIP_FOR_REASON.get(decision.reason)
+        if skip is not None and decision.action == "legacy":
+            traffic.shadow.skip(skip, target.route.prefix)
+            record.notes["shadow_skip"] = skip
+        return decision
+
+    def _call(self, role: str, target: Target, headers: RawHeaders, body: bytes,
+              record: Exchange) -> TargetCall:
+        traffic = self.traffic
+        assert traffic is not None
+        view = record.notes["view"]
+        snapshot = view.snapshot
+        trace = record.notes.get("trace")
+        hint = get(headers, traffic.task_hint_header)
+        return TargetCall(
+            role=role,  # type: ignore[arg-type]
+            provider=target.route.provider, path=target.path,
+            query=target.url.partition("?")[2].encode("latin-1"), method=record.method,
+            body=body, payload=parse_payload(body), request_id=record.request_id,
+            client_headers=headers,
+            trace_headers=trace.outgoing_headers() if trace is not None else (),
+            live=LiveSettings.from_snapshot(snapshot),
+            task_hint=hint.decode("latin-1") if hint else None)
+
+    def _shadow_job(self, target: Target, headers: RawHeaders, content: Any,
+                    record: Exchange) -> ShadowJob | None:
+        traffic = self.traffic
+        assert traffic is not None
+        if not isinstance(content, bytes) or len(content) > traffic.shadow_settings.max_body_bytes:
+            traffic.shadow.skip("body_too_large", target.route.prefix)
+            record.notes["shadow_skip"] = "body_too_large"
+            return None
+        call = self._call("shadow", target, headers, content, record)
+        job = ShadowJob(call=call, route=target, api=api_for_path(target.path,
+                                                                  target.route.provider),
+                        legacy_headers=upstream_request_headers(headers),
+                        parent=record.notes.get("trace"), payload=call.payload)
+        return job if traffic.shadow.launch(job) else None
+
+    async def _divert(self, target: Target, headers: RawHeaders, body: RequestBody,
+                      send: Send, record: Exchange, tee: Tee | None) -> None:
+        traffic = self.traffic
+        assert traffic is not None
+        content = await body.read()
+        call = self._call("divert", target, headers, content, record)
+        await traffic.divert.serve(
+            route=target, call=call, headers=headers, payload=call.payload,
+            api=api_for_path(target.path, target.route.provider), send=send, record=record,
+            view=record.notes["view"], parent=record.notes.get("trace"), legacy_tee=tee)
 
 
 class _DisconnectWatcher:
@@ -185,6 +308,11 @@ def _uncancel() -> None:
 
 def _host(url: str) -> str:
     return url.split("://", 1)[1].split("/", 1)[0]
+
+
+def _header_text(headers: RawHeaders, name: bytes) -> str | None:
+    value = get(headers, name)
+    return value.decode("latin-1") if value else None
 
 
 async def send_error(send: Send, error: ProxyError) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from proxy.cli.common import add_config_option, load_or_exit
 
@@ -22,6 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from proxy.config import ConfigError
+    from proxy.orchestrator.validation import PolicyError
     from proxy.server import run
 
     settings = load_or_exit(args, overrides={
@@ -30,7 +33,11 @@ def run_serve(args: argparse.Namespace) -> int:
         "proxy.admin.host": args.admin_host,
         "proxy.admin.port": args.admin_port,
     })
-    run(settings)
+    try:
+        run(settings)
+    except (ConfigError, PolicyError) as exc:  # a policy file or OTEL_* setting
+        print(f"llm-shadow: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
     return 0
 
 

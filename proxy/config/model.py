@@ -41,7 +41,6 @@ class Config(Section):
     telemetry: TelemetrySection = TelemetrySection()
     pricing: dict[str, Price] = Field(default_factory=dict)
     comparison: ComparisonSection = ComparisonSection()
-    policies_dir: str = "policies"
 
     @model_validator(mode="after")
     def _unique_model_names(self) -> Config:

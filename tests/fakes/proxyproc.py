@@ -39,7 +39,11 @@ class ProxyProcess:
         proxy = config.setdefault("proxy", {})
         proxy.setdefault("listen", {})["port"] = self.port
         proxy.setdefault("admin", {})["port"] = self.admin_port
-        config.setdefault("policies_dir", str(REPO / "policies"))
+        # Policy files are relative to the configuration file; point at the repo's.
+        config.setdefault("comparison", {}).setdefault(
+            "policy_file", str(REPO / "policies" / "divergence.json"))
+        config.setdefault("orchestrator", {}).setdefault(
+            "validation_policy_file", str(REPO / "policies" / "validation.json"))
         self.config_path = self.dir / "config.json"
         self.config_path.write_text(json.dumps(config, indent=2))
         self.log_path = self.dir / "proxy.log"

@@ -1,0 +1,106 @@
+"""The shadow budget: US dollars per hour that shadow and noise calls may spend, shared by
+every replica.
+
+Layer: adapter (Redis) with an in-process twin. A call reserves its estimated cost before
+it starts and settles the real cost after, so concurrent replicas cannot overspend by
+more than the estimates in flight. Keys are per UTC hour and expire after two hours.
+Redis is never called on the request path: shadow tasks reserve in the background, and
+when the budget cannot be confirmed (Redis unreachable) the shadow is skipped, not run
+unbudgeted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("llm_shadow.budget")
+
+# Reserve `ARGV[1]` dollars if the hour's total stays within `ARGV[2]`; returns 1 or 0.
+_RESERVE = """
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+if spent + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end
+redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], 7200)
+return 1
+"""
+
+
+class BudgetUnavailable(Exception):
+    """The shared budget could not be read; the shadow is skipped."""
+
+
+class Budget(Protocol):
+    async def reserve(self, usd: float) -> bool: ...
+
+    async def settle(self, reserved: float, actual: float) -> None: ...
+
+    async def spent(self) -> float: ...
+
+
+def hour_key(prefix: str, now: float | None = None) -> str:
+    return f"{prefix}:budget:shadow:{time.strftime('%Y%m%d%H', time.gmtime(now))}"
+
+
+class RedisBudget:
+    def __init__(self, client: aioredis.Redis, prefix: str, usd_per_hour: float):
+        self.client = client
+        self.prefix = prefix
+        self.limit = usd_per_hour
+        self._reserve = client.register_script(_RESERVE)
+
+    async def reserve(self, usd: float) -> bool:
+        try:
+            return bool(await self._reserve(keys=[hour_key(self.prefix)],
+                                            args=[f"{usd:.8f}", f"{self.limit:.8f}"]))
+        except RedisError as exc:
+            raise BudgetUnavailable(type(exc).__name__) from exc
+
+    async def settle(self, reserved: float, actual: float) -> None:
+        difference = actual - reserved
+        if abs(difference) < 1e-12:
+            return
+        try:
+            await self.client.incrbyfloat(hour_key(self.prefix), round(difference, 8))
+        except RedisError as exc:
+            log.warning("shadow budget not settled (%s)", type(exc).__name__)
+
+    async def spent(self) -> float:
+        try:
+            value = await self.client.get(hour_key(self.prefix))
+        except RedisError as exc:
+            raise BudgetUnavailable(type(exc).__name__) from exc
+        return float(value or 0)
+
+
+class MemoryBudget:
+    """This replica's own budget, for a single process without Redis (the demo)."""
+
+    def __init__(self, usd_per_hour: float):
+        self.limit = usd_per_hour
+        self._hour = ""
+        self._spent = 0.0
+
+    def _roll(self) -> None:
+        hour = hour_key("")
+        if hour != self._hour:
+            self._hour, self._spent = hour, 0.0
+
+    async def reserve(self, usd: float) -> bool:
+        self._roll()
+        if self._spent + usd > self.limit:
+            return False
+        self._spent += usd
+        return True
+
+    async def settle(self, reserved: float, actual: float) -> None:
+        self._roll()
+        self._spent += actual - reserved
+
+    async def spent(self) -> float:
+        self._roll()
+        return self._spent

@@ -1,0 +1,113 @@
+"""Comparing the two answers of one request, off the request path, and recording the
+result: a comparison span with the `gen_ai.evaluation.result` event, the report
+aggregates in Redis, and this replica's running rates per route (divergence and the
+noise floor from legacy-vs-legacy resamples).
+
+Layer: composition. The comparison itself is pure (`proxy.comparison`); this module
+feeds it complete answers and hands its result to telemetry and the report store. It
+runs inside shadow and divert background tasks, never on a client's request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from proxy.comparison import Comparison, DivergencePolicy, Limits, compare, extract_answer
+from proxy.observe import comparison_record
+from proxy.replay import Captured
+from proxy.report.entry import Outcome, ReportEntry, RoleCost
+from proxy.report.store import ReportStore
+from proxy.telemetry.recorder import SpanRef, Telemetry
+from proxy.usage import Api
+
+log = logging.getLogger("llm_shadow.comparison")
+
+
+@dataclass
+class RouteRates:
+    """This replica's counts for a route, for the attributes on each comparison span."""
+
+    compared: int = 0
+    divergent: int = 0
+    noise: int = 0
+    noise_divergent: int = 0
+
+    @property
+    def noise_floor(self) -> float | None:
+        return self.noise_divergent / self.noise if self.noise else None
+
+    @property
+    def above_noise(self) -> bool | None:
+        floor = self.noise_floor
+        if floor is None or not self.compared:
+            return None
+        return self.divergent / self.compared > floor
+
+
+def answer_of(api: Api | None, captured: Captured) -> object:
+    return extract_answer(api, captured.body, content_type=captured.header(b"content-type"),
+                          content_encoding=captured.header(b"content-encoding"),
+                          truncated=captured.truncated or not captured.completed)
+
+
+class Comparer:
+    def __init__(self, policy: DivergencePolicy, limits: Limits, telemetry: Telemetry,
+                 report: ReportStore | None):
+        self.policy = policy
+        self.limits = limits
+        self.telemetry = telemetry
+        self.report = report
+        self.rates: dict[str, RouteRates] = {}
+
+    def _diverge(self, route: str, api: Api | None, a: Captured, b: Captured) -> Comparison:
+        return compare(answer_of(api, a), answer_of(api, b),  # type: ignore[arg-type]
+                       self.policy.for_route(route), self.limits)
+
+    async def candidate(self, *, route: str, request_id: str, api: Api | None,
+                        legacy: Captured, candidate: Captured, parent: SpanRef | None,
+                        model: str | None, costs: Sequence[RoleCost],
+                        outcome: Outcome, divert: bool = False) -> Comparison:
+        """Legacy against the orchestrator's answer."""
+        result = self._diverge(route, api, legacy, candidate)
+        rates = self.rates.setdefault(route, RouteRates())
+        rates.compared += 1
+        rates.divergent += result.divergent
+        delta = ((candidate.finished - candidate.started)
+                 - (legacy.finished - legacy.started))
+        self.telemetry.record_comparison(parent, comparison_record(
+            route, result, latency_delta=delta, noise_floor=rates.noise_floor,
+            above_noise=rates.above_noise, response_id=None))
+        await self._report(ReportEntry(route, request_id, at=time.time(), model=model,
+                                       comparison=result, latency_delta_s=delta,
+                                       costs=tuple(costs), orchestrator=outcome,
+                                       divert=divert))
+        return result
+
+    async def noise(self, *, route: str, request_id: str, api: Api | None,
+                    legacy: Captured, resample: Captured) -> Comparison:
+        """Legacy against itself: the noise floor's sample (its cost is recorded by the
+        call that made it)."""
+        result = self._diverge(route, api, legacy, resample)
+        rates = self.rates.setdefault(route, RouteRates())
+        rates.noise += 1
+        rates.noise_divergent += result.divergent
+        await self._report(ReportEntry(route, request_id, at=time.time(), noise=result))
+        return result
+
+    async def outcome(self, *, route: str, request_id: str, outcome: Outcome,
+                      costs: Sequence[RoleCost] = (), divert: bool = False,
+                      fallback: bool = False) -> None:
+        """An orchestrator result with nothing to compare (it failed, or legacy did)."""
+        await self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs),
+                                       orchestrator=outcome, divert=divert,
+                                       fallback=fallback))
+
+    async def costs(self, route: str, request_id: str, costs: Sequence[RoleCost]) -> None:
+        await self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs)))
+
+    async def _report(self, entry: ReportEntry) -> None:
+        if self.report is not None:
+            await self.report.record(entry)

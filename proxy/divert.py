@@ -1,0 +1,165 @@
+"""Divert: the orchestrator answers the client, with legacy as the safety net.
+
+Layer: composition on the request path. The rules (checklist J, nginx's
+`proxy_next_upstream` semantics):
+
+- if the orchestrator fails before the first byte reaches the client (error, timeout,
+  non-2xx, low confidence, failed validation, cost limit, an endpoint it cannot answer),
+  the request falls back to legacy, transparently, and the reason is recorded; only while
+  `divert.fallback_to_legacy` and `legacy_system.enabled` (in `migration_mode: full`
+  with legacy disabled there is no legacy call at all, and the client gets a 502);
+- the first body part is read before the response starts, so a failure up to then still
+  falls back;
+- once bytes went out, a failure aborts the client's stream: legacy is never spliced onto
+  a partial answer;
+- a kill or rollback does not abort diverted answers already streaming (cutting a user's
+  answer midway helps nobody); new requests go to legacy at once;
+- with `divert.shadow_legacy`, the legacy call then runs as the shadow of the divert, so
+  the comparison continues through the canary.
+
+A fallback re-sends a POST to legacy: an orchestrator that failed after its models were
+billed costs that money too. The fallback reason is on the trace and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from proxy.comparing import Comparer
+from proxy.config.shadow import DivertSection
+from proxy.errors import ProxyError
+from proxy.exchange import Exchange
+from proxy.flags.view import FlagView
+from proxy.forward import Forwarder, Send, UpstreamAborted
+from proxy.headers import RawHeaders, client_response_headers, upstream_request_headers
+from proxy.observe import model_calls, orchestrator_costs, workflow_call
+from proxy.orchestration import OrchestratorFailed, Target, TargetCall, TargetReply
+from proxy.replay import Captured
+from proxy.routing import Target as Route
+from proxy.shadow import ShadowJob, ShadowRunner
+from proxy.tee import Tee
+from proxy.telemetry.recorder import SpanRef, Telemetry
+from proxy.usage import Api
+
+log = logging.getLogger("llm_shadow.divert")
+
+
+class Diverter:
+    def __init__(self, *, target: Target, legacy: Forwarder, shadow: ShadowRunner,
+                 comparer: Comparer, telemetry: Telemetry, settings: DivertSection,
+                 tee_bytes: int):
+        self.target = target
+        self.legacy = legacy
+        self.shadow = shadow
+        self.comparer = comparer
+        self.telemetry = telemetry
+        self.settings = settings
+        self.tee_bytes = tee_bytes
+
+    async def serve(self, *, route: Route, call: TargetCall, headers: RawHeaders,
+                    payload: Mapping[str, Any] | None, api: Api | None, send: Send,
+                    record: Exchange, view: FlagView, parent: SpanRef | None,
+                    legacy_tee: Tee | None) -> None:
+        legacy_allowed = self.settings.fallback_to_legacy and \
+            view.snapshot.legacy_system.enabled
+        started = time.monotonic()
+        reply, first, failure, answer = await self._open(route, call)
+        prefix = route.route.prefix
+        workflow = self.telemetry.record_model_call(parent, workflow_call(
+            role="divert", route=prefix, answer=answer, start=started, end=time.monotonic(),
+            error_type=failure))
+        if answer is not None:
+            for model_call in model_calls(answer, prefix):
+                self.telemetry.record_model_call(workflow, model_call)
+        costs = orchestrator_costs(answer)
+        if reply is None:
+            await self._fall_back(route, call, headers, send, record, failure or "error",
+                                  legacy_allowed, costs, legacy_tee)
+            return
+        record.answered_by = "orchestrator"
+        captured = await self._relay(reply, first, send, record, started)
+        self._background(self.comparer.outcome(route=prefix, request_id=call.request_id,
+                                               outcome="ok", costs=costs, divert=True))
+        if self.settings.shadow_legacy and legacy_allowed and captured is not None:
+            self.shadow.launch(ShadowJob(call=call, route=route, api=api,
+                                         legacy_headers=upstream_request_headers(headers),
+                                         parent=parent, payload=payload,
+                                         orchestrator_answer=captured))
+
+    async def _open(self, route: Route, call: TargetCall,
+                    ) -> tuple[TargetReply | None, bytes | None, str | None, Any]:
+        """The orchestrator's response up to its first body part, or why there is none."""
+        if not self.target.supports(route.route.provider, route.path):
+            return None, None, "unsupported_endpoint", None
+        try:
+            async with asyncio.timeout(self.settings.first_byte_timeout_seconds):
+                reply = await self.target.call(call)
+                try:
+                    first = await anext(reply.parts, b"")
+                except BaseException:
+                    await reply.aclose()
+                    raise
+                return reply, first, None, reply.answer
+        except TimeoutError:
+            return None, None, "timeout", None
+        except OrchestratorFailed as failed:
+            return None, None, failed.reason, failed.answer
+        except (ProxyError, OSError) as exc:
+            return None, None, getattr(exc, "code", type(exc).__name__), None
+
+    async def _fall_back(self, route: Route, call: TargetCall, headers: RawHeaders,
+                         send: Send, record: Exchange, reason: str, legacy_allowed: bool,
+                         costs: Any, tee: Tee | None) -> None:
+        prefix = route.route.prefix
+        record.fallback_reason = reason
+        self.telemetry.count_divert_fallback(reason, prefix)
+        outcome = "low_confidence" if reason == "low_confidence" else "failed"
+        self._background(self.comparer.outcome(route=prefix, request_id=call.request_id,
+                                               outcome=outcome, costs=costs, divert=True,
+                                               fallback=legacy_allowed))
+        if not legacy_allowed:
+            record.answered_by = "none"
+            raise ProxyError(f"the orchestrator could not answer ({reason}) and the legacy "
+                             "fallback is disabled", status=502, code="orchestrator_failed")
+        log.info("divert of %s fell back to legacy: %s", call.request_id, reason)
+        record.answered_by = "legacy"
+        await self.legacy.exchange(route, call.method, upstream_request_headers(headers),
+                                   call.body, send, record, tee=tee)
+
+    async def _relay(self, reply: TargetReply, first: bytes | None, send: Send,
+                     record: Exchange, started: float) -> Captured | None:
+        tee = Tee(self.tee_bytes)
+        headers = client_response_headers(reply.headers)
+        record.status = reply.status
+        record.response_headers = headers
+        try:
+            await send({"type": "http.response.start", "status": reply.status,
+                        "headers": headers})
+            record.first_byte_at = time.monotonic()
+            async for part in _chain(first, reply.parts):
+                tee.feed(part)
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            record.completed = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ProxyError as exc:
+            record.aborted = True
+            record.error_type = exc.code
+            raise UpstreamAborted(exc.message) from exc
+        finally:
+            await reply.aclose()
+        return Captured(reply.status, headers, tee.value(), tee.truncated, started,
+                        record.first_byte_at, time.monotonic())
+
+    def _background(self, coroutine: Any) -> None:
+        self.shadow.spawn(coroutine)
+
+
+async def _chain(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for part in rest:
+        yield part

@@ -1,0 +1,157 @@
+"""How the proxy's own records become telemetry and report records: one place for the
+mapping, so the request path, the shadow and the divert describe calls the same way.
+
+Layer: pure core (it builds records; recording them is the caller's). Times: the request
+path uses `time.monotonic()`; the orchestrator's call records carry wall-clock epoch
+seconds, converted here with the current offset between the two clocks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from proxy.comparison import Comparison as Divergence
+from proxy.orchestrator.answer import OrchestratorAnswer
+from proxy.pricing import PriceTable
+from proxy.replay import Captured
+from proxy.report.entry import RoleCost
+from proxy.telemetry.records import Comparison, ModelCall
+from proxy.usage import Api, UsageMeter, UsageRecord, usage_from_body
+
+# Upstream paths and the GenAI operation they are.
+OPERATIONS: dict[str, str] = {
+    "/v1/chat/completions": "chat",
+    "/v1/messages": "chat",
+    "/v1/responses": "chat",
+    "/v1/completions": "text_completion",
+    "/v1/embeddings": "embeddings",
+}
+
+
+def operation_for(path: str) -> str:
+    return OPERATIONS.get(path, "chat")
+
+
+def parse_payload(body: bytes | None) -> Mapping[str, Any] | None:
+    """The client's JSON request body, or None when it is absent or not a JSON object."""
+    if not body:
+        return None
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def request_model(payload: Mapping[str, Any] | None) -> str | None:
+    model = payload.get("model") if payload else None
+    return model if isinstance(model, str) else None
+
+
+def usage_of(api: Api | None, captured: Captured,
+             request: Mapping[str, Any] | None) -> UsageRecord | None:
+    """Usage from a complete (or capped, or aborted) answer: SSE streams are folded
+    event by event, whole bodies parsed; missing usage is estimated and marked so."""
+    if api is None:
+        return None
+    content_type = captured.header(b"content-type") or ""
+    truncated = captured.truncated or not captured.completed
+    if content_type.startswith("text/event-stream"):
+        meter = UsageMeter(api)
+        meter.feed(captured.body)
+        record = meter.finish(request=request)
+        if truncated and not record.truncated:
+            record = _with(record, truncated=True)
+        return record
+    return usage_from_body(api, captured.body, truncated=truncated, request=request,
+                           content_encoding=captured.header(b"content-encoding"))
+
+
+def _with(record: UsageRecord, **changes: Any) -> UsageRecord:
+    from dataclasses import replace
+
+    return replace(record, **changes)
+
+
+def legacy_call(*, role: str, route: str, path: str, provider: str, host: str,
+                port: int | None, captured: Captured, payload: Mapping[str, Any] | None,
+                usage: UsageRecord | None, cost_usd: float | None,
+                error_type: str | None = None) -> ModelCall:
+    stream = bool(payload and payload.get("stream"))
+    ttfc = (captured.first_byte - captured.started
+            if stream and captured.first_byte is not None else None)
+    if error_type is None and captured.status >= 400:
+        error_type = str(captured.status)
+    if error_type is None and usage is not None:
+        error_type = usage.error_type
+    return ModelCall(
+        role=role, operation=operation_for(path), provider=provider,
+        request_model=request_model(payload), start=captured.started, end=captured.finished,
+        route=route, response_model=usage.response_model if usage else None,
+        response_id=usage.response_id if usage else None, server_address=host,
+        server_port=port, stream=stream, time_to_first_chunk=ttfc,
+        input_tokens=usage.input_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+        cache_read_input_tokens=usage.cache_read_tokens if usage else None,
+        cache_creation_input_tokens=usage.cache_creation_tokens if usage else None,
+        reasoning_output_tokens=usage.reasoning_tokens if usage else None,
+        usage_estimated=bool(usage and usage.estimated),
+        stream_truncated=bool(usage and usage.truncated and stream),
+        finish_reasons=usage.finish_reasons if usage else (),
+        error_type=error_type, cost_usd=cost_usd,
+    )
+
+
+def price(prices: PriceTable, usage: UsageRecord | None,
+          payload: Mapping[str, Any] | None) -> float | None:
+    return prices.cost(usage, request_model(payload)).usd
+
+
+def workflow_call(*, role: str, route: str, answer: OrchestratorAnswer | None,
+                  start: float, end: float, error_type: str | None = None) -> ModelCall:
+    """The orchestrator as one in-process step; its model calls are its children. It
+    carries no cost of its own (the model calls do), so nothing is counted twice."""
+    return ModelCall(role=role, operation="invoke_workflow", provider="llm_shadow",
+                     request_model="orchestrator", start=start, end=end, route=route,
+                     response_model=",".join(answer.contributing_models) if answer else None,
+                     error_type=error_type, in_process=True)
+
+
+def model_calls(answer: OrchestratorAnswer, route: str) -> list[ModelCall]:
+    offset = time.time() - time.monotonic()
+    calls = []
+    for record in answer.calls:
+        host, _, port = record.host.partition(":")
+        calls.append(ModelCall(
+            role="orchestrator", operation="chat", provider=record.provider.lower(),
+            request_model=record.model, start=record.started_at - offset,
+            end=record.ended_at - offset, route=route, response_model=record.response_model,
+            response_id=record.response_id, server_address=host or None,
+            server_port=int(port) if port.isdigit() else None,
+            input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+            usage_estimated=record.cost_estimated,
+            finish_reasons=(record.finish_reason,) if record.finish_reason else (),
+            error_type=record.error_type, cost_usd=record.cost_usd))
+    return calls
+
+
+def orchestrator_costs(answer: OrchestratorAnswer | None) -> tuple[RoleCost, ...]:
+    if answer is None:
+        return ()
+    return tuple(RoleCost("orchestrator", call.cost_usd) for call in answer.calls)
+
+
+def comparison_record(route: str, result: Divergence, *, latency_delta: float | None,
+                      noise_floor: float | None, above_noise: bool | None,
+                      response_id: str | None) -> Comparison:
+    """`noise_floor` and `above_noise` are rates of the route (share of divergent
+    legacy-vs-legacy resamples, and whether the route's divergence rate exceeds it), not
+    properties of this one request."""
+    return Comparison(route=route, score=result.score, label=result.label,
+                      explanation=";".join(result.reasons)[:200] or None,
+                      response_id=response_id, noise_floor=noise_floor,
+                      above_noise=above_noise, latency_delta=latency_delta)

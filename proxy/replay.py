@@ -1,0 +1,77 @@
+"""A legacy call made in the background: the second legacy call of a noise sample, and
+the legacy call that runs as the shadow of a divert.
+
+Layer: adapter (httpx). It goes to the route's configured upstream exactly like the
+legacy path (same headers, same credentials: it is the legacy service's own call,
+repeated), but on the shadow client and pool, with the shadow deadline, no retries, and
+a bounded read of the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from proxy.headers import RawHeaders
+from proxy.routing import Target
+from proxy.transport import timeout_extension, upstream_errors
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A complete (or capped) HTTP answer and its timings, for comparison and usage."""
+
+    status: int
+    headers: RawHeaders
+    body: bytes
+    truncated: bool
+    started: float
+    first_byte: float | None
+    finished: float
+    completed: bool = True
+
+    def header(self, name: bytes) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value.decode("latin-1")
+        return None
+
+
+async def capture(response: httpx.Response, started: float, cap: int) -> Captured:
+    """Read a response to its end, keeping at most `cap` bytes."""
+    body = bytearray()
+    truncated = False
+    first = None
+    async for chunk in response.aiter_raw():
+        if first is None:
+            first = time.monotonic()
+        room = cap - len(body)
+        if len(chunk) > room:
+            body += chunk[:max(room, 0)]
+            truncated = True
+        else:
+            body += chunk
+    return Captured(response.status_code, list(response.headers.raw), bytes(body), truncated,
+                    started, first, time.monotonic())
+
+
+class LegacyReplay:
+    def __init__(self, client: httpx.AsyncClient, cap: int):
+        self.client = client
+        self.cap = cap
+
+    async def call(self, target: Target, method: str, headers: RawHeaders,
+                   body: bytes) -> Captured:
+        started = time.monotonic()
+        request = httpx.Request(method, target.url, headers=headers, content=body,
+                                extensions={"timeout": timeout_extension(
+                                    target.route.timeouts)})
+        host = target.route.upstream.split("://", 1)[-1].split("/", 1)[0]
+        with upstream_errors(host):
+            response = await self.client.send(request, stream=True)
+            try:
+                return await capture(response, started, self.cap)
+            finally:
+                await response.aclose()

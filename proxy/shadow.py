@@ -1,0 +1,321 @@
+"""Shadow: the legacy answer goes to the client; the orchestrator answers the same
+request on the side, and the two answers are compared once both are complete.
+
+Layer: composition (background tasks). The guarantees, each tested:
+
+- nothing on the request path awaits shadow work: `launch` is synchronous, the job runs
+  in its own task, on the orchestrator's own client and pool;
+- bounded: at most `max_concurrency` jobs; when full the shadow is dropped (counted),
+  never queued; each job has its own deadline and no retries;
+- owned: every task is kept in a set until done, and cancelled on kill, rollback or
+  fail-safe (so their pool slots return) and at shutdown;
+- budgeted: a job reserves its estimated cost from the shared hourly budget before it
+  calls, and settles the real cost after;
+- every skip and drop is counted by reason.
+
+Failures inside a job never reach the client; the one broad catch is in `_run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.budget import Budget, BudgetUnavailable
+from proxy.comparing import Comparer
+from proxy.comparison import in_noise_sample
+from proxy.flags.view import FlagView
+from proxy.headers import RawHeaders
+from proxy.observe import (
+    legacy_call,
+    model_calls,
+    orchestrator_costs,
+    price,
+    request_model,
+    usage_of,
+    workflow_call,
+)
+from proxy.orchestration import OrchestratorFailed, Target, TargetCall, TargetReply
+from proxy.pricing import PriceTable
+from proxy.replay import Captured, LegacyReplay
+from proxy.report.entry import RoleCost
+from proxy.routing import Target as Route
+from proxy.telemetry.recorder import SpanRef, Telemetry
+from proxy.usage import Api
+
+log = logging.getLogger("llm_shadow.shadow")
+
+SKIP_REASONS = ("sampled_out", "not_eligible", "body_too_large", "concurrency_full",
+                "budget_spent", "budget_unavailable", "kill", "error", "timeout")
+
+
+@dataclass
+class ShadowJob:
+    """One shadow: the call to make, and where the legacy answer will arrive."""
+
+    call: TargetCall
+    route: Route
+    api: Api | None
+    legacy_headers: RawHeaders
+    parent: SpanRef | None
+    payload: Mapping[str, Any] | None
+    # The shadow of a divert is the legacy call; the orchestrator answer is already known.
+    orchestrator_answer: Captured | None = None
+    legacy: asyncio.Future[Captured | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def legacy_finished(self, captured: Captured | None) -> None:
+        """Hand over the legacy answer (None when there is none to compare)."""
+        if not self.legacy.done():
+            self.legacy.set_result(captured)
+
+
+class ShadowRunner:
+    def __init__(self, *, target: Target, replay: LegacyReplay, budget: Budget,
+                 comparer: Comparer, telemetry: Telemetry, prices: PriceTable,
+                 max_concurrency: int, timeout: float, reserve_usd: float,
+                 noise_percent: float, cap: int):
+        self.target = target
+        self.replay = replay
+        self.budget = budget
+        self.comparer = comparer
+        self.telemetry = telemetry
+        self.prices = prices
+        self.max_concurrency = max_concurrency
+        self.timeout = timeout
+        self.reserve_usd = reserve_usd
+        self.noise_percent = noise_percent
+        self.cap = cap
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.background: set[asyncio.Task[None]] = set()
+        self.skipped: Counter[str] = Counter()
+        self.completed = 0
+
+    # --- the request path: synchronous, never awaits ---------------------------------
+
+    def skip(self, reason: str, route: str | None = None) -> None:
+        self.skipped[reason] += 1
+        self.telemetry.count_shadow_skipped(reason, route)
+
+    def launch(self, job: ShadowJob) -> bool:
+        """Start a shadow if there is room; False (and counted) when dropped."""
+        if len(self.tasks) >= self.max_concurrency:
+            self.skip("concurrency_full", job.route.route.prefix)
+            job.legacy_finished(None)
+            return False
+        task = asyncio.get_running_loop().create_task(self._run(job))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return True
+
+    def spawn(self, coroutine: Any) -> None:
+        """Run a small piece of background work (a report write) as an owned task; it is
+        not a shadow, so it does not count against the concurrency bound."""
+        task = asyncio.get_running_loop().create_task(_quietly(coroutine))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    # --- kill, rollback, shutdown ------------------------------------------------------
+
+    def on_flags(self, view: FlagView) -> None:
+        """A watcher listener: when the flags forbid orchestrator traffic, in-flight
+        shadows are cancelled at once and their connections returned."""
+        if self.tasks and not orchestrator_allowed(view):
+            self.cancel_all()
+
+    def cancel_all(self) -> int:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel("shadow cancelled: flags forbid orchestrator traffic")
+        return len(tasks)
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        self.cancel_all()
+        pending = list(self.tasks | self.background)
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    # --- the job ---------------------------------------------------------------------
+
+    async def _run(self, job: ShadowJob) -> None:
+        route = job.route.route.prefix
+        try:
+            if job.orchestrator_answer is None:
+                await self._orchestrator_shadow(job)
+            else:
+                await self._legacy_shadow(job)
+        except asyncio.CancelledError:
+            self.skip("kill", route)
+            raise
+        except Exception:  # a shadow fault must never reach the client: count and log it
+            self.skip("error", route)
+            log.exception("shadow job for request %s failed", job.call.request_id)
+
+    async def _reserve(self, route: str) -> bool:
+        try:
+            if await self.budget.reserve(self.reserve_usd):
+                return True
+            self.skip("budget_spent", route)
+        except BudgetUnavailable:
+            self.skip("budget_unavailable", route)
+        return False
+
+    async def _orchestrator_shadow(self, job: ShadowJob) -> None:
+        route = job.route.route.prefix
+        if not await self._reserve(route):
+            job.legacy_finished(None)
+            return
+        cost = 0.0
+        started = time.monotonic()
+        try:
+            candidate, answer, failure = await self._ask(job)
+            cost = answer.cost_usd if answer is not None else 0.0
+        finally:
+            await self.budget.settle(self.reserve_usd, cost)
+        ended = time.monotonic()
+        workflow = self.telemetry.record_model_call(job.parent, workflow_call(
+            role="shadow", route=route, answer=answer, start=started, end=ended,
+            error_type=failure))
+        if answer is not None:
+            for call in model_calls(answer, route):
+                self.telemetry.record_model_call(workflow, call)
+        legacy = await job.legacy
+        costs = orchestrator_costs(answer)
+        if failure is not None or candidate is None:
+            outcome = "low_confidence" if failure == "low_confidence" else "failed"
+            await self.comparer.outcome(route=route, request_id=job.call.request_id,
+                                        outcome=outcome, costs=costs)
+            return
+        if legacy is None or legacy.status >= 400:
+            await self.comparer.outcome(route=route, request_id=job.call.request_id,
+                                        outcome="ok", costs=costs)
+            return
+        await self.comparer.candidate(
+            route=route, request_id=job.call.request_id, api=job.api, legacy=legacy,
+            candidate=candidate, parent=job.parent, model=request_model(job.payload),
+            costs=costs, outcome="ok")
+        self.completed += 1
+        await self._noise(job, legacy)
+
+    async def _ask(self, job: ShadowJob) -> tuple[Captured | None, Any, str | None]:
+        """The orchestrator's complete answer, or why there is none."""
+        route = job.route.route.prefix
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.timeout):
+                reply = await self.target.call(job.call)
+                return await collect(reply, started, self.cap), reply.answer, None
+        except TimeoutError:
+            self.skip("timeout", route)
+            return None, None, "timeout"
+        except OrchestratorFailed as failed:
+            return None, failed.answer, failed.reason
+
+    async def _legacy_shadow(self, job: ShadowJob) -> None:
+        """The shadow of a divert: the legacy call runs now, the orchestrator already
+        answered the client."""
+        route = job.route.route.prefix
+        if not await self._reserve(route):
+            return
+        captured = await self._replay(job, role="shadow")
+        assert job.orchestrator_answer is not None
+        if captured is None or captured.status >= 400:
+            return
+        await self.comparer.candidate(
+            route=route, request_id=job.call.request_id, api=job.api, legacy=captured,
+            candidate=job.orchestrator_answer, parent=job.parent,
+            model=request_model(job.payload), costs=(), outcome="ok", divert=True)
+        self.completed += 1
+
+    async def _replay(self, job: ShadowJob, role: str) -> Captured | None:
+        """A background legacy call, priced, traced, and settled against the budget."""
+        route = job.route.route.prefix
+        cost: float | None = 0.0
+        try:
+            async with asyncio.timeout(self.timeout):
+                captured = await self.replay.call(job.route, job.call.method,
+                                                  job.legacy_headers, job.call.body)
+        except TimeoutError:
+            self.skip("timeout", route)
+            await self.budget.settle(self.reserve_usd, 0.0)
+            return None
+        usage = usage_of(job.api, captured, job.payload)
+        cost = price(self.prices, usage, job.payload)
+        await self.budget.settle(self.reserve_usd, cost or 0.0)
+        host = job.route.route.upstream.split("://", 1)[-1].split("/", 1)[0]
+        self.telemetry.record_model_call(job.parent, legacy_call(
+            role=role, route=route, path=job.route.path, provider=job.route.route.provider,
+            host=host.split(":")[0], port=_port(job.route.route.upstream),
+            captured=captured, payload=job.payload, usage=usage, cost_usd=cost))
+        await self.comparer.costs(route, job.call.request_id,
+                                  (RoleCost("noise" if role == "noise" else "shadow", cost),))
+        return captured
+
+    async def _noise(self, job: ShadowJob, legacy: Captured) -> None:
+        """For a sampled share of compared requests, a second legacy call measures how
+        much legacy disagrees with itself: the noise floor divergence is judged against."""
+        if not in_noise_sample(job.call.request_id, self.noise_percent):
+            return
+        route = job.route.route.prefix
+        if not await self._reserve(route):
+            return
+        resample = await self._replay(job, role="noise")
+        if resample is None or resample.status >= 400:
+            return
+        await self.comparer.noise(route=route, request_id=job.call.request_id, api=job.api,
+                                  legacy=legacy, resample=resample)
+
+
+async def _quietly(coroutine: Any) -> None:
+    try:
+        await coroutine
+    except Exception:  # background bookkeeping must never surface; it is logged
+        log.exception("background task failed")
+
+
+def orchestrator_allowed(view: FlagView) -> bool:
+    snapshot = view.snapshot
+    if view.legacy_only or snapshot.kill or not snapshot.system.use_orchestrator:
+        return False
+    if snapshot.system.migration_mode == "full":
+        return True
+    percents = [snapshot.shadow_percent, snapshot.divert_percent]
+    for route in snapshot.routes.values():
+        if route.kill:
+            continue
+        percents += [route.shadow_percent or 0.0, route.divert_percent or 0.0]
+    return any(percent > 0 for percent in percents)
+
+
+async def collect(reply: TargetReply, started: float, cap: int) -> Captured:
+    body = bytearray()
+    first = None
+    truncated = False
+    try:
+        async for part in reply.parts:
+            if first is None:
+                first = time.monotonic()
+            if len(body) + len(part) > cap:
+                body += part[:max(cap - len(body), 0)]
+                truncated = True
+            else:
+                body += part
+    finally:
+        await reply.aclose()
+    return Captured(reply.status, reply.headers, bytes(body), truncated, started, first,
+                    time.monotonic())
+
+
+def _port(url: str) -> int | None:
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0]
+    if ":" in host:
+        tail = host.rsplit(":", 1)[1]
+        return int(tail) if tail.isdigit() else None
+    return 443 if scheme == "https" else 80
+
