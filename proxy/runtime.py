@@ -38,8 +38,9 @@ from proxy.orchestration import ExternalTarget, InProcessTarget, Target
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
 from proxy.pricing import PriceTable
 from proxy.recording import ExchangeRecorder
+from proxy.redisclient import redis_client
 from proxy.replay import LegacyReplay
-from proxy.report.store import ReportStore, report_client
+from proxy.report.store import ReportStore
 from proxy.routing import RouteTable
 from proxy.shadow import ShadowRunner, _port
 from proxy.telemetry.records import FlagObservation
@@ -119,8 +120,9 @@ class Runtime:
         config = self.settings.config
         if config.flags.store == "memory":
             return None
-        return report_client(config.redis.url, connect_timeout=config.redis.connect_timeout,
-                             socket_timeout=max(config.redis.socket_timeout, 1.0))
+        return redis_client(config.redis.url, connect_timeout=config.redis.connect_timeout,
+                            socket_timeout=max(config.redis.socket_timeout, 1.0),
+                            max_connections=32)
 
     def _target(self) -> Target:
         config = self.settings.config

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from proxy.flags.store import StoreError, flag_client, redis_errors
+from proxy.flags.store import StoreError, redis_errors
+from proxy.redisclient import redis_client
 
 OnHint = Callable[[int | None], None]
 OnSubscribed = Callable[[], None]
@@ -56,7 +57,7 @@ class RedisHints:
         self._clock = clock
         # Its own client, so the subscriber's connection never comes from (or starves)
         # the pool the poll reads through.
-        self.client: Redis = flag_client(url, connect_timeout=connect_timeout,
+        self.client: Redis = redis_client(url, connect_timeout=connect_timeout,
                                          socket_timeout=socket_timeout, max_connections=2)
 
     async def run(self, on_subscribed: OnSubscribed, on_hint: OnHint) -> None:

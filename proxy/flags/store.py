@@ -47,10 +47,9 @@ from typing import Any, Literal, Protocol, cast
 
 from redis import exceptions as rexc
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from proxy.flags.audit import AUDIT_MAXLEN, AuditEntry, parse_entry
+from proxy.redisclient import redis_client
 
 ErrorKind = Literal["connection", "timeout", "auth", "error"]
 
@@ -141,21 +140,6 @@ def minimal_acl(prefix: str) -> dict[str, list[str]]:
     }
 
 
-def flag_client(url: str, *, connect_timeout: float, socket_timeout: float,
-                max_connections: int = 8) -> Redis:
-    """A redis-py client with explicit timeouts and no hidden retries (see docstring)."""
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=socket_timeout,
-        socket_keepalive=True,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-        max_connections=max_connections,
-        protocol=2,
-    )
-
-
 @contextlib.asynccontextmanager
 async def redis_errors(budget: float, what: str) -> AsyncIterator[None]:
     """Bound one operation by `budget` seconds and map every failure to `StoreError`."""
@@ -188,7 +172,7 @@ class RedisFlagStore:
     @classmethod
     def from_url(cls, url: str, prefix: str, *, connect_timeout: float,
                  socket_timeout: float) -> RedisFlagStore:
-        client = flag_client(url, connect_timeout=connect_timeout,
+        client = redis_client(url, connect_timeout=connect_timeout,
                              socket_timeout=socket_timeout)
         return cls(client, prefix, budget=connect_timeout + socket_timeout, owns_client=True)
 

@@ -31,12 +31,11 @@ from typing import Any
 
 from redis import exceptions as rexc
 from redis.asyncio import Redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from proxy.comparison.compare import Comparison
 from proxy.config.observe import ComparisonSection
 from proxy.config.proxy import RedisSection
+from proxy.redisclient import redis_client
 from proxy.report.aggregate import Bucket, Report, RouteReport, RouteSummary, route_report
 from proxy.report.entry import Outcome, ReportEntry, RoleCost, increments
 
@@ -47,13 +46,6 @@ STORE_ERRORS = (rexc.RedisError, OSError, TimeoutError)
 
 class ReportStoreError(Exception):
     """Redis could not be read for a report; the message says why, never the URL."""
-
-
-def report_client(url: str, *, connect_timeout: float, socket_timeout: float) -> Redis:
-    """A redis-py client with explicit timeouts and no hidden retries."""
-    return Redis.from_url(url, socket_connect_timeout=connect_timeout,
-                          socket_timeout=socket_timeout, retry=Retry(NoBackoff(), 0),
-                          health_check_interval=0, max_connections=4)
 
 
 def _text(value: Any) -> str:
@@ -86,8 +78,9 @@ class ReportStore:
         (default: the configured one), closed by `aclose()`."""
         owns = client is None
         if client is None:
-            client = report_client(url or redis.url, connect_timeout=redis.connect_timeout,
-                                   socket_timeout=max(redis.socket_timeout, budget))
+            client = redis_client(url or redis.url, connect_timeout=redis.connect_timeout,
+                                  socket_timeout=max(redis.socket_timeout, budget),
+                                  max_connections=4)
         return cls(client, redis.key_prefix, bucket_seconds=comparison.report_bucket_seconds,
                    retention_hours=comparison.report_retention_hours,
                    top_requests=comparison.report_top_requests, budget=budget,

@@ -14,8 +14,8 @@ import pytest
 
 from proxy.cli import report as report_command
 from proxy.comparison import Comparison
+from proxy.redisclient import redis_client
 from proxy.report import ReportEntry, ReportStore, RoleCost
-from proxy.report.store import report_client
 from tests.fakes.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def seeded(redis_server: RedisServer, tmp_path: Path) -> Path:
                                             "key_prefix": prefix}}))
 
     async def seed() -> None:
-        client = report_client(redis_server.url, connect_timeout=1, socket_timeout=2)
+        client = redis_client(redis_server.url, connect_timeout=1, socket_timeout=2)
         store = ReportStore(client, prefix)
         for index in range(6):
             label = ("identical", "minor", "major")[index % 3]

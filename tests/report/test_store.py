@@ -13,8 +13,8 @@ import pytest
 from proxy.comparison import Comparison
 from proxy.config.observe import ComparisonSection
 from proxy.config.proxy import RedisSection
+from proxy.redisclient import redis_client
 from proxy.report import ReportEntry, ReportStore, ReportStoreError, RoleCost
-from proxy.report.store import report_client
 from tests.fakes.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ class Clock:
 async def with_store(url: str, body: Callable[[ReportStore], Awaitable[T]], *,
                      prefix: str | None = None, clock: Clock | None = None,
                      **options: Any) -> T:
-    client = report_client(url, connect_timeout=1.0, socket_timeout=2.0)
+    client = redis_client(url, connect_timeout=1.0, socket_timeout=2.0)
     store = ReportStore(client, prefix or f"t-{uuid.uuid4().hex[:8]}", clock=clock or Clock(),
                         **options)
     try:
