@@ -1,0 +1,98 @@
+"""From a ramp state to the flag snapshot: which changes a step or a rollback writes, and
+writing them through the flags writer (so every change lands in the audit stream).
+
+Layer: `step_changes`, `rollback_changes`, `in_place` and `killed` are pure;
+`write_flags` is the one place the ramp writes flags (adapter, via `FlagWriter`).
+
+A route ramp writes that route's override (`routes./openai.shadow_percent` and
+`divert_percent`); a global ramp writes the global percentages. Rollback, per the
+policy's `on_rollback`:
+
+- "kill", global ramp: `FlagWriter.rollback` (kill on, both percentages 0, every route
+  override removed: legacy only everywhere);
+- "kill", route ramp: that route's override becomes kill on with percentages 0 (other
+  routes untouched);
+- "zero": the ramp's percentages (global or the route's) go to 0; kill untouched.
+
+The audit entry's actor is `ramp:<replica id>` (or the operator, for `ramp start`) and
+its reason says which transition and why, with the numbers for a rollback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy.flags.snapshot import FlagSnapshot
+from proxy.flags.writer import FlagWriter
+from proxy.ramp.policy import RampPolicy
+from proxy.ramp.state import RampState, clip
+
+AUDIT_REASON_MAX = 500  # FlagSnapshot.reason's bound
+
+
+def step_changes(policy: RampPolicy, index: int, *, clear_kill: bool = False
+                 ) -> dict[str, Any]:
+    step = policy.steps[index]
+    levers: dict[str, Any] = {"shadow_percent": step.shadow_percent,
+                              "divert_percent": step.divert_percent}
+    if policy.route is None:
+        return {**levers, "kill": False} if clear_kill else levers
+    if clear_kill:
+        return {"kill": False, "routes": {policy.route: {**levers, "kill": None}}}
+    return {"routes": {policy.route: levers}}
+
+
+def rollback_changes(policy: RampPolicy) -> dict[str, Any] | None:
+    """The safe state's changes; None means the writer's full rollback (global kill)."""
+    zero: dict[str, Any] = {"shadow_percent": 0.0, "divert_percent": 0.0}
+    if policy.route is None:
+        return None if policy.on_rollback == "kill" else zero
+    if policy.on_rollback == "kill":
+        zero["kill"] = True
+    return {"routes": {policy.route: zero}}
+
+
+def in_place(snapshot: FlagSnapshot, policy: RampPolicy, index: int) -> bool:
+    """Whether the snapshot already carries the step's percentages (nothing to write)."""
+    step = policy.steps[index]
+    if policy.route is None:
+        levers: Any = snapshot
+    else:
+        levers = snapshot.routes.get(policy.route)
+        if levers is None:
+            return False
+    return bool(levers.shadow_percent == step.shadow_percent
+                and levers.divert_percent == step.divert_percent)
+
+
+def killed(snapshot: FlagSnapshot, policy: RampPolicy) -> bool:
+    """Whether the kill switch stops the ramp's traffic (global, or the route's own)."""
+    if snapshot.kill:
+        return True
+    route = snapshot.routes.get(policy.route) if policy.route else None
+    return bool(route is not None and route.kill)
+
+
+def audit_reason(state: RampState) -> str:
+    return clip(f"ramp {state.event}: {state.reason}", AUDIT_REASON_MAX)
+
+
+async def write_flags(writer: FlagWriter, state: RampState, *, actor: str,
+                      clear_kill: bool = False) -> FlagSnapshot | None:
+    """Write the flags `state` calls for; None when they were already in place.
+
+    A rollback is always written (its reason belongs in the audit stream even when an
+    operator already turned traffic off); a step only when the snapshot differs.
+    """
+    reason = audit_reason(state)
+    policy = state.policy
+    if state.status == "rolled_back":
+        changes = rollback_changes(policy)
+        if changes is None:
+            return await writer.rollback(actor=actor, reason=reason)
+        return await writer.update(changes, actor=actor, reason=reason, replace_invalid=True)
+    current, _ = await writer.read()
+    if current is not None and not clear_kill and in_place(current, policy, state.step):
+        return None
+    return await writer.update(step_changes(policy, state.step, clear_kill=clear_kill),
+                               actor=actor, reason=reason)
