@@ -36,9 +36,11 @@ from proxy.exchange import Exchange
 from proxy.flags.view import FlagView
 from proxy.forward import Forwarder, Send, UpstreamAborted
 from proxy.headers import RawHeaders, client_response_headers, upstream_request_headers
-from proxy.observe import model_calls, orchestrator_costs, workflow_call
+from proxy.observe import endpoint_cost, model_calls, orchestrator_costs, workflow_call
 from proxy.orchestration import OrchestratorFailed, Target, TargetCall, TargetReply
+from proxy.pricing import PriceTable
 from proxy.replay import Captured
+from proxy.report.entry import RoleCost
 from proxy.routing import Target as Route
 from proxy.shadow import ShadowJob, ShadowRunner
 from proxy.tee import Tee
@@ -51,13 +53,14 @@ log = logging.getLogger("llm_shadow.divert")
 class Diverter:
     def __init__(self, *, target: Target, legacy: Forwarder, shadow: ShadowRunner,
                  comparer: Comparer, telemetry: Telemetry, settings: DivertSection,
-                 tee_bytes: int):
+                 prices: PriceTable, tee_bytes: int):
         self.target = target
         self.legacy = legacy
         self.shadow = shadow
         self.comparer = comparer
         self.telemetry = telemetry
         self.settings = settings
+        self.prices = prices
         self.tee_bytes = tee_bytes
 
     async def serve(self, *, route: Route, call: TargetCall, headers: RawHeaders,
@@ -82,9 +85,12 @@ class Diverter:
             return
         record.answered_by = "orchestrator"
         captured = await self._relay(reply, first, send, record, started)
+        if answer is None:  # an external orchestrator: one call, priced from its usage
+            costs = (RoleCost("orchestrator", endpoint_cost(
+                self.prices, api, captured, payload, 0.0)),)
         self._background(self.comparer.outcome(route=prefix, request_id=call.request_id,
                                                outcome="ok", costs=costs, divert=True))
-        if self.settings.shadow_legacy and legacy_allowed and captured is not None:
+        if self.settings.shadow_legacy and legacy_allowed:
             self.shadow.launch(ShadowJob(call=call, route=route, api=api,
                                          legacy_headers=upstream_request_headers(headers),
                                          parent=parent, payload=payload,
@@ -131,7 +137,7 @@ class Diverter:
                                    call.body, send, record, tee=tee)
 
     async def _relay(self, reply: TargetReply, first: bytes | None, send: Send,
-                     record: Exchange, started: float) -> Captured | None:
+                     record: Exchange, started: float) -> Captured:
         tee = Tee(self.tee_bytes)
         headers = client_response_headers(reply.headers)
         record.status = reply.status

@@ -145,6 +145,15 @@ def orchestrator_costs(answer: OrchestratorAnswer | None) -> tuple[RoleCost, ...
     return tuple(RoleCost("orchestrator", call.cost_usd) for call in answer.calls)
 
 
+def endpoint_cost(prices: PriceTable, api: Api | None, captured: Captured,
+                  payload: Mapping[str, Any] | None, reserved: float) -> float:
+    """An external orchestrator's answer, priced from the usage it reported; when it
+    cannot be priced, the amount reserved for it counts (never zero: the budget would
+    otherwise never run out)."""
+    usd = price(prices, usage_of(api, captured, payload), payload)
+    return reserved if usd is None else usd
+
+
 def comparison_record(route: str, result: Divergence, *, latency_delta: float | None,
                       noise_floor: float | None, above_noise: bool | None,
                       response_id: str | None) -> Comparison:

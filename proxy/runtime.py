@@ -97,7 +97,8 @@ class Runtime:
             cap=config.shadow.tee_max_bytes)
         self.diverter = Diverter(target=self.target, legacy=legacy, shadow=self.shadow,
                                  comparer=self.comparer, telemetry=self.telemetry,
-                                 settings=config.divert, tee_bytes=config.shadow.tee_max_bytes)
+                                 settings=config.divert, prices=self.prices,
+                                 tee_bytes=config.shadow.tee_max_bytes)
         self.recorder = ExchangeRecorder(
             self.telemetry, self.prices, self.comparer,
             {route.prefix: _port(route.upstream) for route in config.proxy.routes})

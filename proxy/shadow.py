@@ -32,6 +32,7 @@ from proxy.comparison import in_noise_sample
 from proxy.flags.view import FlagView
 from proxy.headers import RawHeaders
 from proxy.observe import (
+    endpoint_cost,
     legacy_call,
     model_calls,
     orchestrator_costs,
@@ -170,11 +171,15 @@ class ShadowRunner:
         if not await self._reserve(route):
             job.legacy_finished(None)
             return
-        cost = 0.0
+        cost = self.reserve_usd
         started = time.monotonic()
         try:
             candidate, answer, failure = await self._ask(job)
-            cost = answer.cost_usd if answer is not None else 0.0
+            if answer is not None:
+                cost = answer.cost_usd
+            elif candidate is not None:
+                cost = endpoint_cost(self.prices, job.api, candidate, job.payload,
+                                     self.reserve_usd)
         finally:
             await self.budget.settle(self.reserve_usd, cost)
         ended = time.monotonic()
@@ -185,7 +190,8 @@ class ShadowRunner:
             for call in model_calls(answer, route):
                 self.telemetry.record_model_call(workflow, call)
         legacy = await job.legacy
-        costs = orchestrator_costs(answer)
+        costs = orchestrator_costs(answer) if answer is not None else (
+            (RoleCost("orchestrator", cost),) if candidate is not None else ())
         if failure is not None or candidate is None:
             outcome = "low_confidence" if failure == "low_confidence" else "failed"
             await self.comparer.outcome(route=route, request_id=job.call.request_id,

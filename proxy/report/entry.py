@@ -6,11 +6,11 @@ add, so a noise resample that finishes later may be recorded on its own). Each c
 cost is attributed to exactly one role, so nothing is counted twice:
 
 - `legacy`: the legacy call whose answer the client got (the primary);
-- `shadow`: an extra call made only for the comparison that is not an orchestrator
-  model call (the legacy call kept as the shadow of a divert, or an external
-  orchestrator endpoint billed as one call);
+- `shadow`: an extra legacy call made only for the comparison (the legacy call kept as
+  the shadow of a divert);
 - `noise`: the second legacy call of a noise sample;
-- `orchestrator`: each model call the in-process orchestrator made, shadow or divert.
+- `orchestrator`: each model call the in-process orchestrator made, shadow or divert, or
+  the one call to an external orchestrator endpoint.
 
 The counter field names are the storage format of the bucket hashes (see `store`).
 """

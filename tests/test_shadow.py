@@ -1,0 +1,98 @@
+"""The shadow runner's own guarantees, driven in-process with stub parts: a fault inside a
+job (here, a comparator that raises) is caught and counted and no task leaks; the runner
+never awaits anything on the caller's behalf."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+from proxy.budget import MemoryBudget
+from proxy.config.proxy import Route
+from proxy.orchestration import TargetCall, TargetReply
+from proxy.pricing import PriceTable
+from proxy.replay import Captured
+from proxy.routing import RouteTable
+from proxy.shadow import ShadowJob, ShadowRunner
+
+
+class Answering:
+    name = "stub"
+
+    def supports(self, provider: str, path: str) -> bool:
+        return True
+
+    async def call(self, call: TargetCall) -> TargetReply:
+        async def parts() -> Any:
+            yield b'{"choices": [{"message": {"content": "hi"}}]}'
+
+        return TargetReply(200, [(b"content-type", b"application/json")], parts())
+
+
+class BrokenComparer:
+    async def candidate(self, **kwargs: Any) -> None:
+        raise RuntimeError("comparator bug")
+
+    async def outcome(self, **kwargs: Any) -> None:
+        return None
+
+
+class NullTelemetry:
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def _job() -> ShadowJob:
+    route = RouteTable([Route(prefix="/openai", upstream="https://x.invalid")]).resolve(
+        b"/openai/v1/chat/completions", b"")
+    call = TargetCall(role="shadow", provider="openai", path="/v1/chat/completions", query=b"",
+                      method="POST", body=b"{}", payload={}, request_id="r1",
+                      client_headers=[])
+    return ShadowJob(call=call, route=route, api="openai_chat", legacy_headers=[], parent=None,
+                     payload={})
+
+
+def test_i3_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
+    unretrieved: list[dict[str, Any]] = []
+
+    async def scenario() -> ShadowRunner:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: unretrieved.append(context))
+        runner = ShadowRunner(
+            target=Answering(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
+            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        job = _job()
+        assert runner.launch(job) is True
+        job.legacy_finished(Captured(200, [(b"content-type", b"application/json")],
+                                     b'{"choices": [{"message": {"content": "hi"}}]}',
+                                     False, 0.0, 0.0, 0.1))
+        while runner.tasks:
+            await asyncio.sleep(0.01)
+        return runner
+
+    runner = asyncio.run(scenario())
+    gc.collect()
+    assert runner.skipped["error"] == 1
+    assert not runner.tasks
+    assert unretrieved == []
+
+
+def test_launch_drops_when_full_and_never_queues() -> None:
+    async def scenario() -> ShadowRunner:
+        runner = ShadowRunner(
+            target=Answering(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=1, timeout=5,
+            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        first, second = _job(), _job()
+        assert runner.launch(first) is True
+        assert runner.launch(second) is False
+        assert second.legacy.done()
+        await runner.aclose()
+        return runner
+
+    runner = asyncio.run(scenario())
+    assert runner.skipped["concurrency_full"] == 1
