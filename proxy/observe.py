@@ -55,9 +55,16 @@ def request_model(payload: Mapping[str, Any] | None) -> str | None:
 def usage_of(api: Api | None, captured: Captured,
              request: Mapping[str, Any] | None) -> UsageRecord | None:
     """Usage from a complete (or capped, or aborted) answer: SSE streams are folded
-    event by event, whole bodies parsed; missing usage is estimated and marked so."""
+    event by event, whole bodies parsed; missing usage is estimated and marked so.
+
+    An error answer (the provider's 4xx/5xx, or the proxy's own 502/504 when the
+    upstream was unreachable) consumed nothing billable: providers do not charge for
+    refused calls, so its usage is zero, never an estimate of the prompt (which would
+    price every 429 of a rate-limited service as if it had been answered)."""
     if api is None:
         return None
+    if captured.status >= 400:
+        return UsageRecord(input_tokens=0, output_tokens=0)
     content_type = captured.header(b"content-type") or ""
     truncated = captured.truncated or not captured.completed
     if content_type.startswith("text/event-stream"):
@@ -125,13 +132,13 @@ def model_calls(answer: OrchestratorAnswer, route: str) -> list[ModelCall]:
     offset = time.time() - time.monotonic()
     calls = []
     for record in answer.calls:
-        host, _, port = record.host.partition(":")
+        # `host` is a bare host name (IPv6 without brackets); the port is its own field.
         calls.append(ModelCall(
             role="orchestrator", operation="chat", provider=record.provider.lower(),
-            request_model=record.model, start=record.started_at - offset,
+            request_model=record.api_model or record.model, start=record.started_at - offset,
             end=record.ended_at - offset, route=route, response_model=record.response_model,
-            response_id=record.response_id, server_address=host or None,
-            server_port=int(port) if port.isdigit() else None,
+            response_id=record.response_id, server_address=record.host or None,
+            server_port=record.port,
             input_tokens=record.input_tokens, output_tokens=record.output_tokens,
             usage_estimated=record.cost_estimated,
             finish_reasons=(record.finish_reason,) if record.finish_reason else (),
