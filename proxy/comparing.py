@@ -4,8 +4,9 @@ aggregates in Redis, and this replica's running rates per route (divergence and 
 noise floor from legacy-vs-legacy resamples).
 
 Layer: composition. The comparison itself is pure (`proxy.comparison`); this module
-feeds it complete answers and hands its result to telemetry and the report store. It
-runs inside shadow and divert background tasks, never on a client's request.
+feeds it complete answers and hands its result to telemetry and the report buffer (which
+writes to Redis in the background). It runs inside shadow and divert background tasks,
+never on a client's request, and never awaits.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from dataclasses import dataclass
 from proxy.comparison import Comparison, DivergencePolicy, Limits, compare, extract_answer
 from proxy.observe import comparison_record
 from proxy.replay import Captured
+from proxy.report.buffer import ReportBuffer
 from proxy.report.entry import Outcome, ReportEntry, RoleCost
-from proxy.report.store import ReportStore
 from proxy.telemetry.recorder import SpanRef, Telemetry
 from proxy.usage import Api
 
@@ -55,7 +56,7 @@ def answer_of(api: Api | None, captured: Captured) -> object:
 
 class Comparer:
     def __init__(self, policy: DivergencePolicy, limits: Limits, telemetry: Telemetry,
-                 report: ReportStore | None):
+                 report: ReportBuffer | None):
         self.policy = policy
         self.limits = limits
         self.telemetry = telemetry
@@ -66,7 +67,7 @@ class Comparer:
         return compare(answer_of(api, a), answer_of(api, b),  # type: ignore[arg-type]
                        self.policy.for_route(route), self.limits)
 
-    async def candidate(self, *, route: str, request_id: str, api: Api | None,
+    def candidate(self, *, route: str, request_id: str, api: Api | None,
                         legacy: Captured, candidate: Captured, parent: SpanRef | None,
                         model: str | None, costs: Sequence[RoleCost],
                         outcome: Outcome, divert: bool = False) -> Comparison:
@@ -80,13 +81,13 @@ class Comparer:
         self.telemetry.record_comparison(parent, comparison_record(
             route, result, latency_delta=delta, noise_floor=rates.noise_floor,
             above_noise=rates.above_noise, response_id=None))
-        await self._report(ReportEntry(route, request_id, at=time.time(), model=model,
+        self._report(ReportEntry(route, request_id, at=time.time(), model=model,
                                        comparison=result, latency_delta_s=delta,
                                        costs=tuple(costs), orchestrator=outcome,
                                        divert=divert))
         return result
 
-    async def noise(self, *, route: str, request_id: str, api: Api | None,
+    def noise(self, *, route: str, request_id: str, api: Api | None,
                     legacy: Captured, resample: Captured) -> Comparison:
         """Legacy against itself: the noise floor's sample (its cost is recorded by the
         call that made it)."""
@@ -94,20 +95,20 @@ class Comparer:
         rates = self.rates.setdefault(route, RouteRates())
         rates.noise += 1
         rates.noise_divergent += result.divergent
-        await self._report(ReportEntry(route, request_id, at=time.time(), noise=result))
+        self._report(ReportEntry(route, request_id, at=time.time(), noise=result))
         return result
 
-    async def outcome(self, *, route: str, request_id: str, outcome: Outcome,
+    def outcome(self, *, route: str, request_id: str, outcome: Outcome,
                       costs: Sequence[RoleCost] = (), divert: bool = False,
                       fallback: bool = False) -> None:
         """An orchestrator result with nothing to compare (it failed, or legacy did)."""
-        await self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs),
+        self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs),
                                        orchestrator=outcome, divert=divert,
                                        fallback=fallback))
 
-    async def costs(self, route: str, request_id: str, costs: Sequence[RoleCost]) -> None:
-        await self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs)))
+    def costs(self, route: str, request_id: str, costs: Sequence[RoleCost]) -> None:
+        self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs)))
 
-    async def _report(self, entry: ReportEntry) -> None:
+    def _report(self, entry: ReportEntry) -> None:
         if self.report is not None:
-            await self.report.record(entry)
+            self.report.add(entry)

@@ -88,8 +88,8 @@ class Diverter:
         if answer is None:  # an external orchestrator: one call, priced from its usage
             costs = (RoleCost("orchestrator", endpoint_cost(
                 self.prices, api, captured, payload, 0.0)),)
-        self._background(self.comparer.outcome(route=prefix, request_id=call.request_id,
-                                               outcome="ok", costs=costs, divert=True))
+        self.comparer.outcome(route=prefix, request_id=call.request_id, outcome="ok",
+                              costs=costs, divert=True)
         if self.settings.shadow_legacy and legacy_allowed:
             self.shadow.launch(ShadowJob(call=call, route=route, api=api,
                                          legacy_headers=upstream_request_headers(headers),
@@ -124,9 +124,8 @@ class Diverter:
         record.fallback_reason = reason
         self.telemetry.count_divert_fallback(reason, prefix)
         outcome = "low_confidence" if reason == "low_confidence" else "failed"
-        self._background(self.comparer.outcome(route=prefix, request_id=call.request_id,
-                                               outcome=outcome, costs=costs, divert=True,
-                                               fallback=legacy_allowed))
+        self.comparer.outcome(route=prefix, request_id=call.request_id, outcome=outcome,
+                              costs=costs, divert=True, fallback=legacy_allowed)
         if not legacy_allowed:
             record.answered_by = "none"
             raise ProxyError(f"the orchestrator could not answer ({reason}) and the legacy "
@@ -159,9 +158,6 @@ class Diverter:
             await reply.aclose()
         return Captured(reply.status, headers, tee.value(), tee.truncated, started,
                         record.first_byte_at, time.monotonic())
-
-    def _background(self, coroutine: Any) -> None:
-        self.shadow.spawn(coroutine)
 
 
 async def _chain(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -101,8 +101,8 @@ class ExchangeRecorder:
             provider=exchange.provider, host=exchange.upstream_host.split(":")[0],
             port=item.port, captured=captured, payload=payload, usage=usage, cost_usd=cost,
             error_type=exchange.error_type))
-        await self.comparer.costs(exchange.route_prefix, exchange.request_id,
-                                  (RoleCost("legacy", cost),))
+        self.comparer.costs(exchange.route_prefix, exchange.request_id,
+                            (RoleCost("legacy", cost),))
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Let the queue drain (bounded), then stop the worker."""

@@ -40,6 +40,7 @@ from proxy.pricing import PriceTable
 from proxy.recording import ExchangeRecorder
 from proxy.redisclient import redis_client
 from proxy.replay import LegacyReplay
+from proxy.report.buffer import ReportBuffer
 from proxy.report.store import ReportStore
 from proxy.routing import RouteTable
 from proxy.shadow import ShadowRunner, _port
@@ -82,10 +83,11 @@ class Runtime:
         self.report = (ReportStore.from_config(config.redis, config.comparison,
                                                client=self.redis)
                        if self.redis is not None else None)
+        self.report_buffer = ReportBuffer(self.report) if self.report is not None else None
         self.prices = PriceTable.from_config(config)
         self.comparer = Comparer(self._divergence_policy(),
                                  Limits.from_section(config.comparison), self.telemetry,
-                                 self.report)
+                                 self.report_buffer)
         self.shadow = ShadowRunner(
             target=self.target,
             replay=LegacyReplay(self.shadow_client, config.shadow.tee_max_bytes),
@@ -181,6 +183,9 @@ class Runtime:
         self.flags.add_listener(self.shadow.on_flags)
         self.telemetry.observe_flags(self._observe_flags)
         stack.push_async_callback(self.shadow.aclose)
+        if self.report_buffer is not None:
+            self.report_buffer.start()
+            stack.push_async_callback(self.report_buffer.aclose)
         self.recorder.start()
         stack.push_async_callback(self.recorder.aclose)
         self.ready = True
@@ -207,5 +212,7 @@ class Runtime:
                        "skipped": dict(self.shadow.skipped)},
             "recorder": {"queued": self.recorder.queue.qsize(),
                          "dropped": self.recorder.dropped},
-            "report_dropped": self.report.dropped if self.report is not None else None,
+            "report": None if self.report_buffer is None else {
+                "pending": len(self.report_buffer.pending),
+                "dropped": self.report_buffer.dropped + self.report_buffer.sink.dropped},
         }

@@ -93,7 +93,6 @@ class ShadowRunner:
         self.noise_percent = noise_percent
         self.cap = cap
         self.tasks: set[asyncio.Task[None]] = set()
-        self.background: set[asyncio.Task[None]] = set()
         self.skipped: Counter[str] = Counter()
         self.completed = 0
 
@@ -114,13 +113,6 @@ class ShadowRunner:
         task.add_done_callback(self.tasks.discard)
         return True
 
-    def spawn(self, coroutine: Any) -> None:
-        """Run a small piece of background work (a report write) as an owned task; it is
-        not a shadow, so it does not count against the concurrency bound."""
-        task = asyncio.get_running_loop().create_task(_quietly(coroutine))
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
-
     # --- kill, rollback, shutdown ------------------------------------------------------
 
     def on_flags(self, view: FlagView) -> None:
@@ -137,9 +129,8 @@ class ShadowRunner:
 
     async def aclose(self, timeout: float = 5.0) -> None:
         self.cancel_all()
-        pending = list(self.tasks | self.background)
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
 
     # --- the job ---------------------------------------------------------------------
 
@@ -194,14 +185,14 @@ class ShadowRunner:
             (RoleCost("orchestrator", cost),) if candidate is not None else ())
         if failure is not None or candidate is None:
             outcome = "low_confidence" if failure == "low_confidence" else "failed"
-            await self.comparer.outcome(route=route, request_id=job.call.request_id,
+            self.comparer.outcome(route=route, request_id=job.call.request_id,
                                         outcome=outcome, costs=costs)
             return
         if legacy is None or legacy.status >= 400:
-            await self.comparer.outcome(route=route, request_id=job.call.request_id,
+            self.comparer.outcome(route=route, request_id=job.call.request_id,
                                         outcome="ok", costs=costs)
             return
-        await self.comparer.candidate(
+        self.comparer.candidate(
             route=route, request_id=job.call.request_id, api=job.api, legacy=legacy,
             candidate=candidate, parent=job.parent, model=request_model(job.payload),
             costs=costs, outcome="ok")
@@ -232,7 +223,7 @@ class ShadowRunner:
         assert job.orchestrator_answer is not None
         if captured is None or captured.status >= 400:
             return
-        await self.comparer.candidate(
+        self.comparer.candidate(
             route=route, request_id=job.call.request_id, api=job.api, legacy=captured,
             candidate=job.orchestrator_answer, parent=job.parent,
             model=request_model(job.payload), costs=(), outcome="ok", divert=True)
@@ -258,7 +249,7 @@ class ShadowRunner:
             role=role, route=route, path=job.route.path, provider=job.route.route.provider,
             host=host.split(":")[0], port=_port(job.route.route.upstream),
             captured=captured, payload=job.payload, usage=usage, cost_usd=cost))
-        await self.comparer.costs(route, job.call.request_id,
+        self.comparer.costs(route, job.call.request_id,
                                   (RoleCost("noise" if role == "noise" else "shadow", cost),))
         return captured
 
@@ -273,15 +264,8 @@ class ShadowRunner:
         resample = await self._replay(job, role="noise")
         if resample is None or resample.status >= 400:
             return
-        await self.comparer.noise(route=route, request_id=job.call.request_id, api=job.api,
+        self.comparer.noise(route=route, request_id=job.call.request_id, api=job.api,
                                   legacy=legacy, resample=resample)
-
-
-async def _quietly(coroutine: Any) -> None:
-    try:
-        await coroutine
-    except Exception:  # background bookkeeping must never surface; it is logged
-        log.exception("background task failed")
 
 
 def orchestrator_allowed(view: FlagView) -> bool:

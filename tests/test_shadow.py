@@ -31,10 +31,10 @@ class Answering:
 
 
 class BrokenComparer:
-    async def candidate(self, **kwargs: Any) -> None:
+    def candidate(self, **kwargs: Any) -> None:
         raise RuntimeError("comparator bug")
 
-    async def outcome(self, **kwargs: Any) -> None:
+    def outcome(self, **kwargs: Any) -> None:
         return None
 
 

@@ -109,32 +109,60 @@ class ReportStore:
 
     async def record(self, entry: ReportEntry) -> bool:
         """Add one entry's counters; one round trip; False (and counted) on failure."""
+        return await self.record_many((entry,))
+
+    async def record_many(self, entries: Iterable[ReportEntry]) -> bool:
+        """Add many entries' counters, merged per bucket, in one round trip; False (and
+        every entry counted as dropped) on failure."""
         now = self.clock()
-        start = self.bucket_start(entry.at if entry.at is not None else now)
-        ttl = max(1, int(start + self.bucket_seconds + self.retention - now))
-        ints, floats = increments(entry)
+        batch = list(entries)
+        if not batch:
+            return True
+        ints: dict[str, dict[str, int]] = {}
+        floats: dict[str, dict[str, float]] = {}
+        ttls: dict[str, int] = {}
+        tops: dict[str, dict[str, float]] = {}
+        routes: set[str] = set()
+        for entry in batch:
+            start = self.bucket_start(entry.at if entry.at is not None else now)
+            ttl = max(1, int(start + self.bucket_seconds + self.retention - now))
+            bucket = self.bucket_key(entry.route, start)
+            entry_ints, entry_floats = increments(entry)
+            merged_ints = ints.setdefault(bucket, {})
+            for name, amount in entry_ints.items():
+                merged_ints[name] = merged_ints.get(name, 0) + amount
+            merged_floats = floats.setdefault(bucket, {})
+            for name, value in entry_floats.items():
+                merged_floats[name] = merged_floats.get(name, 0.0) + value
+            ttls[bucket] = ttl
+            comparison = entry.comparison
+            if comparison is not None and comparison.score > 0:
+                top = self.top_key(entry.route, start)
+                tops.setdefault(top, {})[f"{comparison.label}|{entry.request_id}"] = \
+                    comparison.score
+                ttls[top] = ttl
+            routes.add(entry.route)
         pipe = self.client.pipeline(transaction=False)
-        bucket = self.bucket_key(entry.route, start)
-        for name, amount in ints.items():
-            pipe.hincrby(bucket, name, amount)
-        for name, value in floats.items():
-            pipe.hincrbyfloat(bucket, name, value)
-        pipe.expire(bucket, ttl)
-        comparison = entry.comparison
-        if comparison is not None and comparison.score > 0:
-            top = self.top_key(entry.route, start)
-            pipe.zadd(top, {f"{comparison.label}|{entry.request_id}": comparison.score})
+        for bucket, counters in ints.items():
+            for name, amount in counters.items():
+                pipe.hincrby(bucket, name, amount)
+        for bucket, sums in floats.items():
+            for name, value in sums.items():
+                pipe.hincrbyfloat(bucket, name, value)
+        for top, members in tops.items():
+            pipe.zadd(top, members)
             pipe.zremrangebyrank(top, 0, -(self.top_requests + 1))
-            pipe.expire(top, ttl)
-        pipe.zadd(self.routes_key, {entry.route: now})
+        for key, ttl in ttls.items():
+            pipe.expire(key, ttl)
+        pipe.zadd(self.routes_key, dict.fromkeys(routes, now))
         pipe.zremrangebyscore(self.routes_key, "-inf", now - self.retention)
         pipe.expire(self.routes_key, self.retention + self.bucket_seconds)
         try:
             async with asyncio.timeout(self.budget), self._slots:
                 await pipe.execute()
         except STORE_ERRORS as exc:
-            self.dropped += 1
-            log.warning("report: entry for %s not recorded (%s)", entry.route,
+            self.dropped += len(batch)
+            log.warning("report: %d entries not recorded (%s)", len(batch),
                         type(exc).__name__)
             return False
         return True

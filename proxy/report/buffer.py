@@ -1,0 +1,73 @@
+"""Report entries on their way to Redis: buffered in memory and written together.
+
+Layer: adapter (background task). Every proxied LLM call adds at least one entry (its
+cost), so writing each on its own would cost a Redis round trip per request. `add` is
+synchronous and never waits; a background task writes what accumulated every `interval`
+seconds (or sooner when `max_batch` entries are waiting), merged per time bucket, in one
+pipeline. When more than `max_pending` entries wait (Redis slow or away), new ones are
+dropped and counted, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from proxy.report.entry import ReportEntry
+
+log = logging.getLogger("llm_shadow.report")
+
+
+class Sink(Protocol):
+    async def record_many(self, entries: list[ReportEntry]) -> bool: ...
+
+
+class ReportBuffer:
+    def __init__(self, sink: Sink, *, interval: float = 0.5, max_batch: int = 500,
+                 max_pending: int = 20_000):
+        self.sink = sink
+        self.interval = interval
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self.pending: list[ReportEntry] = []
+        self.dropped = 0
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, entry: ReportEntry) -> None:
+        if len(self.pending) >= self.max_pending:
+            self.dropped += 1
+            return
+        self.pending.append(entry)
+        if len(self.pending) >= self.max_batch and self._wake is not None:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
+            if not await self.sink.record_many(batch):
+                return
+
+    async def aclose(self, timeout: float = 2.0) -> None:
+        """Stop, then write what is left (bounded)."""
+        if self._task is not None:
+            self._task.cancel()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.flush()
+        except TimeoutError:
+            log.warning("report: %d entries not written at shutdown", len(self.pending))
