@@ -21,6 +21,7 @@ import httpx
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange
 from proxy.headers import RawHeaders, client_response_headers
+from proxy.inject import UsageStripper
 from proxy.routing import Target
 from proxy.tee import Tee
 from proxy.transport import PoolGate, timeout_extension, upstream_errors
@@ -58,9 +59,11 @@ class Forwarder:
         send: Send,
         record: Exchange,
         tee: Tee | None = None,
+        rewrite: UsageStripper | None = None,
     ) -> None:
         """Forward one request and relay its response; raises `ProxyError` only while
-        nothing has been sent to the client yet."""
+        nothing has been sent to the client yet. With `rewrite` (opt-in usage injection)
+        the client gets the rewritten stream while the tee keeps the upstream's bytes."""
         host = record.upstream_host
         request = httpx.Request(
             method, upstream_url(target.url), headers=headers, content=content,
@@ -70,15 +73,17 @@ class Forwarder:
             with upstream_errors(host):
                 response = await self.transport.handle_async_request(request)
             try:
-                await self._relay(response, send, record, tee, host)
+                await self._relay(response, send, record, tee, host, rewrite)
             finally:
                 await response.aclose()
 
     async def _relay(
         self, response: httpx.Response, send: Send, record: Exchange, tee: Tee | None,
-        host: str,
+        host: str, rewrite: UsageStripper | None,
     ) -> None:
         headers = client_response_headers(response.headers.raw)
+        if rewrite is not None:
+            rewrite.start(headers)
         record.status = response.status_code
         record.response_headers = headers
         await send({"type": "http.response.start", "status": response.status_code,
@@ -89,6 +94,8 @@ class Forwarder:
                 async for chunk in response.aiter_raw():
                     if tee is not None:
                         tee.feed(chunk)
+                    if rewrite is not None:
+                        chunk = rewrite.feed(chunk)
                     await send({"type": "http.response.body", "body": chunk,
                                 "more_body": True})
         except ProxyError as exc:
@@ -96,4 +103,5 @@ class Forwarder:
             record.error_type = exc.code
             raise UpstreamAborted(exc.message) from exc
         record.completed = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        tail = rewrite.close() if rewrite is not None else b""
+        await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -28,6 +28,7 @@ from proxy.flags.watcher import FlagWatcher
 from proxy.forward import Forwarder, UpstreamAborted
 from proxy.headers import RawHeaders, get, upstream_request_headers
 from proxy.ingress import check_request, request_id
+from proxy.inject import prepare
 from proxy.observe import parse_payload
 from proxy.orchestration import TargetCall
 from proxy.orchestrator.request import LiveSettings
@@ -72,6 +73,7 @@ class Traffic:
     telemetry: Telemetry
     shadow_settings: ShadowSection
     task_hint_header: bytes
+    inject_usage_routes: tuple[str, ...] = ()
 
 
 class ProxyEndpoint:
@@ -153,8 +155,15 @@ class ProxyEndpoint:
                 job = self._shadow_job(target, headers, content, record)
             else:
                 content = await body.start()
-            await self.legacy.exchange(target, record.method, upstream_request_headers(headers),
-                                       content, send, record, tee=tee)
+            rewrite = None
+            forwarded = upstream_request_headers(headers)
+            if self.traffic is not None and isinstance(content, bytes) and keep:
+                content, rewrite = prepare(content, target.route.prefix,
+                                           self.traffic.inject_usage_routes)
+                if rewrite is not None:  # the body changed: its length is recomputed
+                    forwarded = [(k, v) for k, v in forwarded if k != b"content-length"]
+            await self.legacy.exchange(target, record.method, forwarded, content, send,
+                                       record, tee=tee, rewrite=rewrite)
         except asyncio.CancelledError:
             if not watcher.client_gone:
                 raise

@@ -114,7 +114,8 @@ class Runtime:
             traffic=Traffic(flags=self.flags, decisions=self.decisions, shadow=self.shadow,
                             divert=self.diverter, telemetry=self.telemetry,
                             shadow_settings=config.shadow,
-                            task_hint_header=config.orchestrator.task_hint_header.encode()),
+                            task_hint_header=config.orchestrator.task_hint_header.encode(),
+                            inject_usage_routes=config.comparison.inject_stream_usage_routes),
         )
 
     def _shared_redis(self) -> aioredis.Redis | None:

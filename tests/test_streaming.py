@@ -137,3 +137,33 @@ def test_e5_long_silence_between_events_is_not_a_timeout(upstream: FakeUpstream,
         body = b"".join(response.iter_raw())
     assert body.endswith(b"data: [DONE]\n\n")
     wait_for(lambda: upstream.requests[0].finished_at is not None)
+
+
+def test_opt_in_usage_injection_keeps_the_client_stream_as_asked(
+    upstream: FakeUpstream, upstream_url: str,
+) -> None:
+    """With the route opted in, the upstream is asked for usage, and the client still
+    gets exactly the stream it would have got without the proxy."""
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "count"}]}
+    direct = httpx.post(upstream_url + "/v1/chat/completions", json=body).content
+    config = {"proxy": {"routes": routes_to(upstream_url)},
+              "comparison": {"inject_stream_usage_routes": ["/openai"]},
+              "redis": {"url": "redis://127.0.0.1:9/0"}}
+    with ProxyProcess(config) as proxy:
+        upstream.requests.clear()
+        proxied = httpx.post(proxy.url + "/openai/v1/chat/completions", json=body).content
+        plain = httpx.post(proxy.url + "/anthropic/v1/messages",
+                           json={**body, "max_tokens": 5}).content
+    # The fake derives its completion id from the request body, which now differs.
+    assert _without_ids(proxied) == _without_ids(direct)
+    assert b'"usage"' not in proxied
+    sent = upstream.requests[0].json()
+    assert sent["stream_options"] == {"include_usage": True}
+    assert "stream_options" not in upstream.requests[1].json()
+    assert plain.startswith(b"event: message_start")
+
+
+def _without_ids(stream: bytes) -> bytes:
+    import re
+
+    return re.sub(rb'"id":"chatcmpl-[0-9a-f]+"', b'"id":""', stream)
