@@ -33,7 +33,10 @@ from proxy.config.model import Config
 
 log = logging.getLogger("llm_shadow.config")
 
-LIVE_SECTIONS = frozenset({"system", "feature_flags", "legacy_system", "traffic"})
+# Sections a reload applies at once: the flag view's local layer, and the orchestrator's
+# settings, models and keys (proxy.orchestrator.pipeline.Pipeline.apply_settings).
+LIVE_SECTIONS = frozenset({"system", "feature_flags", "legacy_system", "traffic",
+                           "orchestrator", "models"})
 
 Fingerprint = tuple[int, int, int]
 
