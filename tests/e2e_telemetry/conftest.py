@@ -56,8 +56,5 @@ def running(receiver: tuple[OtlpReceiver, ThreadedServer],
 @pytest.fixture
 def stack(running: Stack) -> Stack:
     """The package's run, with the fakes back to their default behaviour."""
-    running.upstream.reset()
-    for model in running.fleet:
-        model.behaviour = default_behaviours()[model.name]
-    running.fleet.reset()
+    running.reset()
     return running

@@ -143,6 +143,13 @@ class Stack:
     def url(self, prefix: str) -> str:
         return self.proxy.url + prefix
 
+    def reset(self) -> None:
+        """The fakes back to their default behaviour, their records cleared."""
+        self.upstream.reset()
+        for model in self.fleet:
+            model.behaviour = default_behaviours()[model.name]
+        self.fleet.reset()
+
     # --- flags -------------------------------------------------------------------------
 
     def set_flags(self, changes: dict[str, Any]) -> int:
