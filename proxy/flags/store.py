@@ -127,16 +127,29 @@ return 1
 
 
 def minimal_acl(prefix: str) -> dict[str, list[str]]:
-    """`ACL SETUSER` rules (after the user name and password) for the two roles."""
+    """`ACL SETUSER` rules (after the user name and password) for each role.
+
+    - `flag-reader`: the least a replica needs for the flags alone (read the snapshot,
+      subscribe to hints, write its heartbeat);
+    - `replica`: a sidecar as it runs: the flag reader plus its own data (learned
+      records, the shadow budget, report aggregates, ramp state), never the flags;
+    - `replica-ramp`: a replica that may also run the auto-ramp, which writes the flags;
+    - `writer`: the CLI and admin API (`set`, `rollback`, `status`, `audit`).
+    """
     keys = Keys(prefix)
     common = ["on", "resetkeys", "resetchannels", f"&{keys.changed}", "-@all", "+ping"]
+    reader = [*common, f"%R~{keys.flags}", f"%W~{keys.replicas_pattern}",
+              "+get", "+set", "+subscribe"]
+    data = [f"~{prefix}:{area}:*" for area in ("learning", "budget", "report", "ramp")]
+    data_commands = ["+@read", "+@write", "+@scripting", "-@dangerous"]
+    writer = [f"~{keys.flags}", f"~{keys.audit}", f"%R~{keys.replicas_pattern}", "+get",
+              "+mget", "+scan", "+evalsha", "+eval", "+script|load", "+set", "+xadd",
+              "+xrevrange", "+publish", "+type"]
     return {
-        "replica": [*common, f"%R~{keys.flags}", f"%W~{keys.replicas_pattern}",
-                    "+get", "+set", "+subscribe"],
-        "writer": [*common, f"~{keys.flags}", f"~{keys.audit}",
-                   f"%R~{keys.replicas_pattern}", "+get", "+mget", "+scan", "+evalsha",
-                   "+eval", "+script|load", "+set", "+xadd", "+xrevrange", "+publish",
-                   "+type"],
+        "flag-reader": reader,
+        "replica": [*reader, *data, *data_commands],
+        "replica-ramp": [*reader, *data, *data_commands, *writer],
+        "writer": [*common, *writer],
     }
 
 

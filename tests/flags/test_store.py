@@ -237,7 +237,7 @@ def test_the_documented_minimal_acls_are_enough(own_redis: RedisServer) -> None:
         await admin.acl_setuser("default", enabled=False)
         base = f"127.0.0.1:{own_redis.port}/0"
         writer_url, replica_url = f"redis://ls-writer:writer-pw@{base}", \
-            f"redis://ls-replica:replica-pw@{base}"
+            f"redis://ls-flag-reader:flag-reader-pw@{base}"
         writer = FlagWriter(writer_url, "acl")
         await writer.update({"shadow_percent": 5}, actor="w")
         service = FlagService(settings_for(replica_url, "acl", replica_id="acl-replica"))
