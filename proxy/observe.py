@@ -4,23 +4,31 @@ mapping, so the request path, the shadow and the divert describe calls the same 
 Layer: pure core (it builds records; recording them is the caller's). Times: the request
 path uses `time.monotonic()`; the orchestrator's call records carry wall-clock epoch
 seconds, converted here with the current offset between the two clocks.
+
+Message content (prompts and completions, in the GenAI conventions' JSON schema) is
+built only when the caller says the operator opted in (`content=True`): it costs a parse
+of both bodies and may hold personal data, so nothing is built otherwise. Its size is
+bounded by the SDK's `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` when the operator sets one.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from proxy.comparison import Comparison as Divergence
+from proxy.comparison import extract_answer
 from proxy.orchestrator.answer import OrchestratorAnswer
+from proxy.orchestrator.conversation import Message, parse_request, wire_format_for
 from proxy.pricing import PriceTable
 from proxy.replay import Captured
 from proxy.report.entry import RoleCost
 from proxy.telemetry.records import Comparison, ModelCall
-from proxy.usage import Api, UsageMeter, UsageRecord, usage_from_body
+from proxy.usage import Api, UsageMeter, UsageRecord, api_for_path, usage_from_body
 
 # Upstream paths and the GenAI operation they are.
 OPERATIONS: dict[str, str] = {
@@ -87,7 +95,9 @@ def _with(record: UsageRecord, **changes: Any) -> UsageRecord:
 def legacy_call(*, role: str, route: str, path: str, provider: str, host: str,
                 port: int | None, captured: Captured, payload: Mapping[str, Any] | None,
                 usage: UsageRecord | None, cost_usd: float | None,
-                error_type: str | None = None) -> ModelCall:
+                error_type: str | None = None, content: bool = False) -> ModelCall:
+    """A call to the legacy upstream (the client's, a mirror or a noise sample);
+    `content=True` (capture opted in) adds its prompts and completion."""
     stream = bool(payload and payload.get("stream"))
     ttfc = (captured.first_byte - captured.started
             if stream and captured.first_byte is not None else None)
@@ -95,6 +105,7 @@ def legacy_call(*, role: str, route: str, path: str, provider: str, host: str,
         error_type = str(captured.status)
     if error_type is None and usage is not None:
         error_type = usage.error_type
+    messages = call_messages(path, provider, payload, captured) if content else NO_MESSAGES
     return ModelCall(
         role=role, operation=operation_for(path), provider=provider,
         request_model=request_model(payload), start=captured.started, end=captured.finished,
@@ -109,8 +120,83 @@ def legacy_call(*, role: str, route: str, path: str, provider: str, host: str,
         usage_estimated=bool(usage and usage.estimated),
         stream_truncated=bool(usage and usage.truncated and stream),
         finish_reasons=usage.finish_reasons if usage else (),
-        error_type=error_type, cost_usd=cost_usd,
+        error_type=error_type, cost_usd=cost_usd, input_messages=messages.input,
+        output_messages=messages.output, system_instructions=messages.system,
     )
+
+
+# --- message content (opt-in) ----------------------------------------------------------
+
+# The conventions' output finish reasons where ours (normalised across providers) differ.
+_FINISH_REASONS = {"tool_calls": "tool_call"}
+
+
+@dataclass(frozen=True, slots=True)
+class Messages:
+    """`gen_ai.input.messages`, `gen_ai.output.messages`, `gen_ai.system_instructions`
+    as JSON strings (a JSON string is what the conventions allow on span attributes)."""
+
+    input: str | None = None
+    output: str | None = None
+    system: str | None = None
+
+
+NO_MESSAGES = Messages()
+
+
+def call_messages(path: str, provider: str, payload: Mapping[str, Any] | None,
+                  captured: Captured) -> Messages:
+    """The prompts the client sent and the completion it got, for chat completions and
+    Anthropic messages (other endpoints record none). The request is read by the same
+    parser the orchestrator uses, the answer by the comparison's extractor."""
+    wire = wire_format_for(provider, path)
+    if wire is None or payload is None:
+        return NO_MESSAGES
+    conversation = parse_request(payload, wire)
+    system = _json([_text(conversation.system)]) if conversation.system else None
+    inputs = [_input_message(message) for message in conversation.messages]
+    return Messages(_json(inputs) if inputs else None,
+                    _output_messages(api_for_path(path, provider), captured), system)
+
+
+def _input_message(message: Message) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    if message.role == "tool":
+        parts.append({"type": "tool_call_response", "id": message.tool_call_id,
+                      "response": message.text})
+    elif message.text:
+        parts.append(_text(message.text))
+    parts += [{"type": "tool_call", "id": call.id, "name": call.name,
+               "arguments": call.parsed_arguments()} for call in message.tool_calls]
+    return {"role": message.role, "parts": parts}
+
+
+def _output_messages(api: Api | None, captured: Captured) -> str | None:
+    if api is None or captured.status >= 400:
+        return None
+    answer = extract_answer(api, captured.body,
+                            content_type=captured.header(b"content-type"),
+                            content_encoding=captured.header(b"content-encoding"),
+                            truncated=captured.truncated or not captured.completed)
+    if answer.error is not None:
+        return None
+    parts = [_text(answer.text)] if answer.text else []
+    parts += [{"type": "tool_call", "name": call.name,
+               "arguments": call.parsed if call.is_json else call.arguments}
+              for call in answer.tool_calls]
+    message: dict[str, Any] = {"role": "assistant", "parts": parts}
+    if answer.finish_reason:
+        message["finish_reason"] = _FINISH_REASONS.get(answer.finish_reason,
+                                                       answer.finish_reason)
+    return _json([message])
+
+
+def _text(content: str) -> dict[str, Any]:
+    return {"type": "text", "content": content}
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def price(prices: PriceTable, usage: UsageRecord | None,

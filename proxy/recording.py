@@ -100,7 +100,7 @@ class ExchangeRecorder:
             role="legacy", route=exchange.route_prefix, path=exchange.upstream_path,
             provider=exchange.provider, host=exchange.upstream_host.split(":")[0],
             port=item.port, captured=captured, payload=payload, usage=usage, cost_usd=cost,
-            error_type=exchange.error_type))
+            error_type=exchange.error_type, content=self.telemetry.captures_content))
         self.comparer.costs(exchange.route_prefix, exchange.request_id,
                             (RoleCost("legacy", cost),))
 

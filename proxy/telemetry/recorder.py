@@ -110,6 +110,13 @@ class Telemetry:
         self._flag_callbacks: list[FlagCallback] = []
         self._instruments(meter)
 
+    @property
+    def captures_content(self) -> bool:
+        """True when the operator opted in to recording prompts and completions: callers
+        build message content for `ModelCall` only then (it costs a parse of both bodies,
+        and the recorder would drop it anyway)."""
+        return self.capture_span or self.capture_event
+
     def _instruments(self, meter: Meter) -> None:
         duration = n.DURATION_BUCKETS
         self._call_duration = meter.create_histogram(
