@@ -28,6 +28,7 @@ from proxy.pricing import PriceTable
 from proxy.replay import Captured
 from proxy.report.entry import RoleCost
 from proxy.telemetry.records import Comparison, ModelCall
+from proxy.telemetry.redaction import reason_code
 from proxy.usage import Api, UsageMeter, UsageRecord, api_for_path, usage_from_body
 
 # Upstream paths and the GenAI operation they are.
@@ -207,11 +208,16 @@ def price(prices: PriceTable, usage: UsageRecord | None,
 def workflow_call(*, role: str, route: str, answer: OrchestratorAnswer | None,
                   start: float, end: float, error_type: str | None = None) -> ModelCall:
     """The orchestrator as one in-process step; its model calls are its children. It
-    carries no cost of its own (the model calls do), so nothing is counted twice."""
+    carries no cost of its own (the model calls do), so nothing is counted twice.
+    `error_type` is the failure reason; its code (`failed`, `low_confidence`, `timeout`,
+    ...) is what `error.type` can carry (the detail is on the SERVER span's fallback
+    reason and in the model calls' own error types)."""
+    models = ",".join(answer.contributing_models) if answer else ""
     return ModelCall(role=role, operation="invoke_workflow", provider="llm_shadow",
                      request_model="orchestrator", start=start, end=end, route=route,
-                     response_model=",".join(answer.contributing_models) if answer else None,
-                     error_type=error_type, in_process=True)
+                     response_model=models or None,
+                     error_type=reason_code(error_type) if error_type else None,
+                     in_process=True)
 
 
 def model_calls(answer: OrchestratorAnswer, route: str) -> list[ModelCall]:

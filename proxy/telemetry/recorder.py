@@ -30,7 +30,7 @@ from proxy.telemetry import attributes as attrs
 from proxy.telemetry import names as n
 from proxy.telemetry.lifecycle import Providers
 from proxy.telemetry.records import Comparison, FlagObservation, ModelCall
-from proxy.telemetry.redaction import header_attributes
+from proxy.telemetry.redaction import header_attributes, reason_code
 from proxy.telemetry.tally import Key, Tally
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
@@ -255,8 +255,10 @@ class Telemetry:
         self._skipped.add(1, _key((n.SHADOW_SKIP_REASON, reason), (n.ROUTE, route)))
 
     def count_divert_fallback(self, reason: str, route: str | None = None) -> None:
-        """A diverted request answered by legacy after all."""
-        self._fallbacks.add(1, _key((n.FALLBACK_REASON, reason), (n.ROUTE, route)))
+        """A diverted request answered by legacy after all; the reason's code is the
+        label (`reason_code`), so the series stay few."""
+        self._fallbacks.add(1, _key((n.FALLBACK_REASON, reason_code(reason)),
+                                    (n.ROUTE, route)))
 
     def observe_flags(self, callback: FlagCallback) -> None:
         """Report the flag snapshot's version (attribute: state) and age at each metric

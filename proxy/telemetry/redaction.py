@@ -91,6 +91,17 @@ def safe_error_type(value: str | None) -> str | None:
     return value if _ERROR_CODE.fullmatch(value) else OTHER_ERROR
 
 
+def reason_code(value: str) -> str:
+    """The code at the head of a reason that may carry detail after a colon
+    (`failed:no valid answer: alpha: error (http_503)` gives `failed`), else `_OTHER`.
+
+    For metric labels and `error.type`: the detail names models and their errors in
+    whatever order they finished, so as a label it would open a new series for every
+    combination; the span keeps the full reason where it is useful."""
+    head = value.split(":", 1)[0]
+    return head if _ERROR_CODE.fullmatch(head) else OTHER_ERROR
+
+
 def header_attributes(headers: Iterable[tuple[bytes, bytes]],
                       allow: frozenset[bytes]) -> dict[str, list[str]]:
     """`http.request.header.<name>` values for allow-listed headers only.

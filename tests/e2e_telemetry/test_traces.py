@@ -319,10 +319,11 @@ def test_divert_falls_back_to_legacy_when_the_models_fail(stack: Stack) -> None:
     assert reason.startswith("failed"), reason
     workflow, calls = check_workflow(stack, trace, role="divert")
     assert workflow.status == "ERROR"
-    assert workflow.attributes["error.type"]
+    assert workflow.attributes["error.type"] == "failed"  # the code, not "_OTHER"
+    assert "gen_ai.response.model" not in workflow.attributes  # no model answered
     for call in calls:
         assert call.status == "ERROR"
-        assert call.attributes["error.type"], trace.render()
+        assert call.attributes["error.type"] == "http_503", trace.render()
     [legacy] = trace.role("legacy")
     check_legacy_client(stack, legacy, trace.server, provider="openai", role="legacy",
                         stream=False, route="/divert/openai")
