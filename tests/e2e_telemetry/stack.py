@@ -43,10 +43,10 @@ SENTINEL_HEADERS = {"api-key": "SENTINEL2", "x-api-key": "SENTINEL3"}
 SENTINEL_QUERY = {"key": "SENTINEL4"}
 # The orchestrator models' own keys (read by the proxy from these variables).
 MODEL_KEYS = {"FAKE_KEY_ALPHA": "sk-model-alpha", "FAKE_KEY_BETA": "sk-model-beta"}
-FAST_FLAGS = {"poll_interval": 0.05, "stale_after": 0.5, "max_stale": 1.0,
-              "reconnect_max_delay": 0.2, "ping_interval": 0.2, "subscriber_watchdog": 0.8,
-              "heartbeat_interval": 0.2, "heartbeat_ttl": 1.0,
-              "config_reload_interval": 0.0}
+# Flags apply within ~0.1 s, and a replica stays "ready" through seconds of a loaded box.
+FLAGS = {"poll_interval": 0.1, "stale_after": 2.0, "max_stale": 5.0,
+         "reconnect_max_delay": 0.2, "ping_interval": 0.2, "subscriber_watchdog": 0.8,
+         "heartbeat_interval": 0.2, "heartbeat_ttl": 1.0, "config_reload_interval": 0.0}
 PROVIDERS = ("openai", "anthropic")
 ROUTE_FLAGS = {**{f"/shadow/{p}": {"shadow_percent": 100.0} for p in PROVIDERS},
                **{f"/divert/{p}": {"divert_percent": 100.0} for p in PROVIDERS}}
@@ -85,7 +85,7 @@ def proxy_config(upstream_url: str, redis_url: str, prefix: str,
     return {
         "proxy": {"routes": routes(upstream_url)},
         "redis": {"url": redis_url, "key_prefix": prefix},
-        "flags": FAST_FLAGS,
+        "flags": FLAGS,
         "models": fleet.entries(alpha={"cost_per_1m_tokens": 2.0},
                                 beta={"api": "anthropic", "cost_per_1m_tokens": 3.0}),
         "orchestrator": {"selection": {"seed": 7}},
@@ -174,6 +174,15 @@ class Stack:
         response = httpx.get(self.proxy.admin_url + "/metrics", timeout=10)
         assert response.status_code == 200, response.text
         return response.text
+
+    def barrier(self) -> None:
+        """Once this returns, every span recorded before it has been exported: the shadow
+        jobs are done (`/statz`), and a later request's spans, queued behind theirs in
+        the one batch queue, have arrived."""
+        wait_for(lambda: self.statz()["shadow"]["in_flight"] == 0, timeout=20,
+                 message="shadow jobs finished")
+        request_id, _ = chat(self.url("/openai"), "barrier")
+        self.trace(request_id, expect=["role:legacy"])
 
     # --- traces ------------------------------------------------------------------------
 

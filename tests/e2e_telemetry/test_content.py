@@ -19,15 +19,17 @@ from tests.e2e_telemetry.stack import (
     ROUTE_FLAGS,
     SENTINELS,
     Stack,
+    anthropic_client,
     chat,
     echo,
     message,
+    new_request_id,
     otel_env,
     proxy_config,
 )
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.fakes.proxyproc import ProxyProcess
-from tests.fakes.servers import ThreadedServer
+from tests.fakes.servers import RedisServer, ThreadedServer
 
 pytestmark = pytest.mark.integration
 
@@ -43,10 +45,10 @@ def canary() -> str:
 
 
 @pytest.fixture(scope="module")
-def capturing(running: Stack) -> Iterator[Stack]:
+def capturing(running: Stack, redis_server: RedisServer) -> Iterator[Stack]:
     receiver = OtlpReceiver()
     with ThreadedServer(receiver) as server:
-        config = proxy_config(running.upstream_url, _redis_url(running), "e2e-content",
+        config = proxy_config(running.upstream_url, redis_server.url, "e2e-content",
                               running.fleet)
         env = otel_env(server.url, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true")
         with ProxyProcess(config, env) as proxy:
@@ -55,10 +57,6 @@ def capturing(running: Stack) -> Iterator[Stack]:
             stack.flag_version = stack.set_flags({"routes": ROUTE_FLAGS,
                                                   "reason": "e2e content capture"})
             yield stack
-
-
-def _redis_url(stack: Stack) -> str:
-    return str(json.loads(stack.proxy.config_path.read_text())["redis"]["url"])
 
 
 def parsed(span_attrs: dict[str, Any], key: str) -> Any:
@@ -120,8 +118,6 @@ def test_anthropic_legacy_call_records_system_instructions(capturing: Stack) -> 
 
 
 def _anthropic_with_system(stack: Stack, prompt: str, system: str) -> tuple[str, str]:
-    from tests.e2e_telemetry.stack import anthropic_client, new_request_id
-
     request_id = new_request_id("system")
     reply = anthropic_client(stack.url("/anthropic")).messages.create(
         model="claude-e2e", max_tokens=64, system=system,

@@ -27,11 +27,15 @@ TOKEN_BOUNDS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 41
 
 @pytest.fixture(scope="module")
 def traffic(running: Stack) -> Stack:
-    """One of each: legacy, shadow (compared), divert fallback (the models fail)."""
+    """One of each: legacy (whole and streamed), shadow (compared), divert fallback (the
+    models fail)."""
     stack = running
+    stack.reset()
     legacy, _ = chat(stack.url("/openai"), "count me")
+    streamed, _ = chat(stack.url("/openai"), "stream me", stream=True, include_usage=True)
     shadow, _ = chat(stack.url("/shadow/openai"), "compare me")
     stack.trace(legacy, expect=["role:legacy"])
+    stack.trace(streamed, expect=["role:legacy"])
     stack.trace(shadow, expect=["role:legacy", "role:orchestrator", "comparison"])
     for model in stack.fleet:
         model.behaviour = ModelBehaviour(status=503)
@@ -80,6 +84,9 @@ def test_scrape_has_the_genai_client_metrics(traffic: Stack) -> None:
         assert matching(tokens, "_sum", gen_ai_token_type=kind, llm_shadow_role="legacy")
         assert matching(tokens, "_sum", gen_ai_token_type=kind, llm_shadow_role="orchestrator")
     assert bounds(tokens) == TOKEN_BOUNDS
+    first_chunk = samples(text, "gen_ai_client_operation_time_to_first_chunk_seconds")
+    assert matching(first_chunk, "_count", llm_shadow_role="legacy",
+                    gen_ai_request_model="gpt-4o-mini")
 
 
 def test_scrape_has_divergence_cost_and_skips(traffic: Stack) -> None:
@@ -133,6 +140,7 @@ def test_otlp_has_the_same_metrics(traffic: Stack) -> None:
     assert duration[0].count and duration[0].explicit_bounds == DURATION_BOUNDS
     metric = traffic.receiver.metric("gen_ai.client.operation.duration")
     assert metric is not None and (metric.unit, metric.kind) == ("s", "histogram")
+    assert otlp_points(traffic, "gen_ai.client.operation.time_to_first_chunk", role("legacy"))
     for kind in ("input", "output"):
         assert otlp_points(traffic, "gen_ai.client.token.usage",
                            role("orchestrator", **{"gen_ai.token.type": kind}))

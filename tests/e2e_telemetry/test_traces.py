@@ -101,6 +101,8 @@ def check_legacy_client(stack: Stack, span: ReceivedSpan, parent: ReceivedSpan, 
     assert attrs["server.port"] == stack.upstream_port
     assert attrs["llm_shadow.role"] == role
     assert attrs["llm_shadow.route"] == route
+    if role == "legacy":  # the client's own call happened inside its request
+        check_within(span, parent)
     assert "error.type" not in attrs
     assert attrs["llm_shadow.cost.usd"] > 0
     assert attrs["gen_ai.usage.cost.amount"] == attrs["llm_shadow.cost.usd"]
@@ -112,6 +114,13 @@ def check_legacy_client(stack: Stack, span: ReceivedSpan, parent: ReceivedSpan, 
     else:
         assert "gen_ai.request.stream" not in attrs
         assert "gen_ai.response.time_to_first_chunk" not in attrs
+
+
+def check_within(child: ReceivedSpan, parent: ReceivedSpan, slack_ns: int = 20_000_000) -> None:
+    """A child's time lies inside its parent's (Jaeger flags anything else as clock skew);
+    the slack allows for converting the orchestrator's wall-clock times."""
+    assert child.start_unix_nano >= parent.start_unix_nano - slack_ns, (child.name, "start")
+    assert child.end_unix_nano <= parent.end_unix_nano + slack_ns, (child.name, "end")
 
 
 def check_workflow(stack: Stack, trace: Trace, role: str) -> tuple[ReceivedSpan,
@@ -128,6 +137,7 @@ def check_workflow(stack: Stack, trace: Trace, role: str) -> tuple[ReceivedSpan,
     calls = trace.children(workflow)
     assert calls, trace.render()
     for call in calls:
+        check_within(call, workflow)
         model = call.attributes["gen_ai.request.model"]
         assert (call.kind, call.name) == ("CLIENT", f"chat {model}")
         assert call.attributes["llm_shadow.role"] == "orchestrator"
@@ -278,6 +288,23 @@ def test_shadow_divergence_is_scored_and_labelled(stack: Stack) -> None:
     assert label in ("minor", "major"), trace.render()
     assert comparison.attributes["llm_shadow.divergence.score"] > 0
     check_comparison(trace, label)
+
+
+def test_shadow_failure_is_traced_and_never_reaches_the_client(stack: Stack) -> None:
+    for model in stack.fleet:
+        model.behaviour = ModelBehaviour(status=503)
+    request_id, text = chat(stack.url("/shadow/openai"), PROMPT)
+    assert text == echo(PROMPT)
+    trace = stack.trace(request_id, expect=["role:legacy", WORKFLOW, "role:orchestrator"])
+    check_server(stack, trace.server, "/shadow/openai", decision="shadow",
+                 reason="shadow_band", answered_by="legacy")
+    assert trace.server.status == "UNSET"
+    workflow, calls = check_workflow(stack, trace, role="shadow")
+    assert (workflow.status, workflow.attributes["error.type"]) == ("ERROR", "failed")
+    assert all(call.attributes["error.type"] == "http_503" for call in calls)
+    stack.barrier()
+    assert not Trace(trace.server, stack.receiver.trace(trace.server.trace_id)).named(
+        "comparison")  # nothing to compare
 
 
 # --- divert -------------------------------------------------------------------------------
