@@ -108,7 +108,8 @@ class ProxySection(Section):
 class RedisSection(Section):
     """Where the live flags, learned records, budgets and report aggregates live.
 
-    Any URL redis-py accepts: `redis://user:password@host:6379/0`, `rediss://` for TLS.
+    Any URL redis-py accepts: `redis://user:password@host:6379/0`, `rediss://` for TLS;
+    or `memory://`, an in-process store for a single process (the demo).
     """
 
     url: str = "redis://127.0.0.1:6379/0"
@@ -119,6 +120,6 @@ class RedisSection(Section):
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ValueError("must start with redis://, rediss://, unix:// or memory://")
         return value

@@ -25,11 +25,10 @@ from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from proxy.orchestrator.records import FLOAT_FIELDS, ModelRecord, RecordKey, Sample
+from proxy.redisclient import redis_client
 
 Delta = tuple[RecordKey, Mapping[str, float]]
 
@@ -186,9 +185,7 @@ class RedisLearningStore:
 
 
 def _client(url: str, timeout: float) -> aioredis.Redis:
-    # No hidden retries: redis-py 8 otherwise retries with backoff for many seconds.
-    return aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
-                                   retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    return redis_client(url, connect_timeout=timeout, socket_timeout=timeout)
 
 
 async def reachable(url: str, timeout: float = 0.5) -> bool:
