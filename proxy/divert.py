@@ -36,7 +36,13 @@ from proxy.exchange import Exchange
 from proxy.flags.view import FlagView
 from proxy.forward import Forwarder, Send, UpstreamAborted
 from proxy.headers import RawHeaders, client_response_headers, upstream_request_headers
-from proxy.observe import endpoint_cost, model_calls, orchestrator_costs, workflow_call
+from proxy.observe import (
+    asked_messages,
+    endpoint_cost,
+    model_calls,
+    orchestrator_costs,
+    workflow_call,
+)
 from proxy.orchestration import OrchestratorFailed, Target, TargetCall, TargetReply
 from proxy.pricing import PriceTable
 from proxy.replay import Captured
@@ -76,7 +82,9 @@ class Diverter:
             role="divert", route=prefix, answer=answer, start=started, end=time.monotonic(),
             error_type=failure))
         if answer is not None:
-            for model_call in model_calls(answer, prefix):
+            asked = (asked_messages(call.path, call.provider, call.payload)
+                     if call.capture_content else None)
+            for model_call in model_calls(answer, prefix, asked):
                 self.telemetry.record_model_call(workflow, model_call)
         costs = orchestrator_costs(answer)
         if reply is None:

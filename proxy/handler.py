@@ -209,8 +209,11 @@ class ProxyEndpoint:
         record.notes["flag_state"] = view.state
         record.notes["view"] = view
         record.notes["eligible"] = target.path in local.eligible_paths
+        target_text = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            target_text += "?" + scope["query_string"].decode("latin-1")
         record.notes["trace"] = traffic.telemetry.start_request(
-            record.method, target.route.prefix, scope["raw_path"].decode("latin-1"),
+            record.method, target.route.prefix, target_text,
             record.request_id, headers=headers, started_at=record.started_at)
         skip = SKIP_FOR_REASON.get(decision.reason)
         if skip is not None and decision.action == "legacy":
@@ -234,7 +237,8 @@ class ProxyEndpoint:
             client_headers=headers,
             trace_headers=trace.outgoing_headers() if trace is not None else (),
             live=LiveSettings.from_snapshot(snapshot),
-            task_hint=hint.decode("latin-1") if hint else None)
+            task_hint=hint.decode("latin-1") if hint else None,
+            capture_content=traffic.telemetry.captures_content)
 
     def _shadow_job(self, target: Target, headers: RawHeaders, content: Any,
                     record: Exchange) -> ShadowJob | None:

@@ -220,10 +220,15 @@ def workflow_call(*, role: str, route: str, answer: OrchestratorAnswer | None,
                      in_process=True)
 
 
-def model_calls(answer: OrchestratorAnswer, route: str) -> list[ModelCall]:
+def model_calls(answer: OrchestratorAnswer, route: str,
+                input_messages: str | None = None) -> list[ModelCall]:
+    """The orchestrator's model calls; with content capture, each carries the client's
+    conversation (what every model was asked) and its own answer."""
     offset = time.time() - time.monotonic()
     calls = []
     for record in answer.calls:
+        output = (_json([{"role": "assistant", "parts": [_text(record.output_text)]}])
+                  if record.output_text is not None else None)
         # `host` is a bare host name (IPv6 without brackets); the port is its own field.
         calls.append(ModelCall(
             role="orchestrator", operation="chat", provider=record.provider.lower(),
@@ -234,8 +239,21 @@ def model_calls(answer: OrchestratorAnswer, route: str) -> list[ModelCall]:
             input_tokens=record.input_tokens, output_tokens=record.output_tokens,
             usage_estimated=record.cost_estimated,
             finish_reasons=(record.finish_reason,) if record.finish_reason else (),
-            error_type=record.error_type, cost_usd=record.cost_usd))
+            error_type=record.error_type, cost_usd=record.cost_usd,
+            input_messages=input_messages if output is not None else None,
+            output_messages=output))
     return calls
+
+
+def asked_messages(call_path: str, provider: str,
+                   payload: Mapping[str, Any] | None) -> str | None:
+    """The client's conversation as GenAI input messages (content capture only)."""
+    wire = wire_format_for(provider, call_path)
+    if wire is None or payload is None:
+        return None
+    conversation = parse_request(payload, wire)
+    inputs = [_input_message(message) for message in conversation.messages]
+    return _json(inputs) if inputs else None
 
 
 def orchestrator_costs(answer: OrchestratorAnswer | None) -> tuple[RoleCost, ...]:

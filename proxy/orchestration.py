@@ -57,6 +57,7 @@ class TargetCall:
     trace_headers: Sequence[tuple[bytes, bytes]] = ()
     live: LiveSettings = field(default_factory=LiveSettings)
     task_hint: str | None = None
+    capture_content: bool = False
 
     @property
     def stream(self) -> bool:
@@ -103,6 +104,7 @@ class InProcessTarget:
         answer = await self.pipeline.answer(OrchestratorRequest(
             body=call.payload, wire_format=wire, request_id=call.request_id,
             stream=call.stream, task_hint=call.task_hint, live=call.live,
+            capture_content=call.capture_content,
             trace_headers=tuple((k.decode("latin-1"), v.decode("latin-1"))
                                 for k, v in call.trace_headers),
         ))

@@ -32,6 +32,7 @@ from proxy.comparison import in_noise_sample
 from proxy.flags.view import FlagView
 from proxy.headers import RawHeaders
 from proxy.observe import (
+    asked_messages,
     endpoint_cost,
     legacy_call,
     model_calls,
@@ -178,7 +179,7 @@ class ShadowRunner:
             role="shadow", route=route, answer=answer, start=started, end=ended,
             error_type=failure))
         if answer is not None:
-            for call in model_calls(answer, route):
+            for call in model_calls(answer, route, _asked(job.call)):
                 self.telemetry.record_model_call(workflow, call)
         legacy = await job.legacy
         costs = orchestrator_costs(answer) if answer is not None else (
@@ -248,7 +249,8 @@ class ShadowRunner:
         self.telemetry.record_model_call(job.parent, legacy_call(
             role=role, route=route, path=job.route.path, provider=job.route.route.provider,
             host=host.split(":")[0], port=_port(job.route.route.upstream),
-            captured=captured, payload=job.payload, usage=usage, cost_usd=cost))
+            captured=captured, payload=job.payload, usage=usage, cost_usd=cost,
+            content=self.telemetry.captures_content))
         self.comparer.costs(route, job.call.request_id,
                                   (RoleCost("noise" if role == "noise" else "shadow", cost),))
         return captured
@@ -266,6 +268,11 @@ class ShadowRunner:
             return
         self.comparer.noise(route=route, request_id=job.call.request_id, api=job.api,
                                   legacy=legacy, resample=resample)
+
+
+def _asked(call: TargetCall) -> str | None:
+    return (asked_messages(call.path, call.provider, call.payload)
+            if call.capture_content else None)
 
 
 def orchestrator_allowed(view: FlagView) -> bool:

@@ -39,6 +39,8 @@ class CallRecord:
     response_id: str | None = None
     validation_failures: tuple[str, ...] = ()
     agreed: bool | None = None
+    # The model's answer text, only when telemetry captures message content.
+    output_text: str | None = None
     port: int | None = None
     api_model: str | None = None  # the model id sent in the request (gen_ai.request.model)
 

@@ -64,6 +64,7 @@ class Job:
     flags: FeatureFlags = field(default_factory=FeatureFlags)
     data_type: str | None = None
     trace_headers: tuple[tuple[str, str], ...] = ()
+    capture_content: bool = False
 
 
 class Engine:
@@ -296,6 +297,7 @@ class _Run:
                 response_model=reply.response_model if reply else None,
                 response_id=reply.response_id if reply else None,
                 validation_failures=item.failures, port=model.port, api_model=model.api_model,
+                output_text=reply.content.text if reply and self.job.capture_content else None,
                 agreed=merged.agreed(model.name) if compared and item.outcome == "valid"
                 else None,
             ))

@@ -108,6 +108,7 @@ class Pipeline:
             flags=live.feature_flags,
             data_type=request.data_type,
             trace_headers=request.trace_headers,
+            capture_content=request.capture_content,
         )
         return await self.engine.run(job, self._call)
 

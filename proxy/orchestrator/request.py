@@ -55,6 +55,8 @@ class OrchestratorRequest:
     live: LiveSettings = field(default_factory=LiveSettings)
     trace_headers: tuple[tuple[str, str], ...] = ()
     data_type: str | None = None
+    # Telemetry opted in to message content: call records then carry each answer's text.
+    capture_content: bool = False
 
 
 @dataclass(frozen=True)

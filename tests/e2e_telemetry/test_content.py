@@ -135,12 +135,6 @@ def test_capture_never_records_credentials(capturing: Stack) -> None:
         assert secret not in capturing.proxy.log()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "content is never passed for the orchestrator's calls: proxy/orchestrator/engine.py "
-    "CallRecord (built in engine.records()) carries no messages, so observe.model_calls "
-    "has none to put on the model CLIENT spans; and shadow.py `_replay` (the divert's "
-    "legacy mirror, role shadow, and noise samples) calls observe.legacy_call without "
-    "`content=telemetry.captures_content`"))
 def test_orchestrator_and_mirrored_calls_record_their_messages(capturing: Stack) -> None:
     capturing.reset()
     prompt = canary()

@@ -139,11 +139,6 @@ def test_no_sentinel_in_anything_exported_over_otlp(traffic: Traffic) -> None:
         assert not leaks(repr(headers))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "handler.py passes scope['raw_path'] (the path without its query) to "
-    "Telemetry.start_request, so the SERVER span never gets url.query (HTTP conventions: "
-    "required when the request had one); the redaction it would go through "
-    "(telemetry.redaction.split_path) is ready but unreachable"))
 def test_the_query_is_recorded_with_credentials_redacted(traffic: Traffic) -> None:
     server = traffic.stack.server_span(traffic.request_ids[0])
     assert server.attributes["url.path"] == "/openai/v1/chat/completions"
