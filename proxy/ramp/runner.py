@@ -68,6 +68,7 @@ class RampRunner:
         self.clock = clock
         self.monotonic = monotonic
         self.last: Evaluation | None = None
+        self.ticks = 0
         self.evaluations = 0
         self.failures = 0
         self.lost_locks = 0
@@ -77,6 +78,7 @@ class RampRunner:
         self._tick = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._closing = False
 
     @property
     def holding(self) -> bool:
@@ -87,11 +89,12 @@ class RampRunner:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ramp")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
         try:
             await self._let_go()
         except StoreError as exc:
@@ -105,7 +108,10 @@ class RampRunner:
     # --- one tick -----------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
+        # `_closing` ends the loop even when `aclose()`'s cancellation is lost: redis-py
+        # sends through `asyncio.wait_for`, which on Python 3.11 can swallow a cancel that
+        # races with the send completing (fixed in 3.12); the tick then returns normally.
+        while not self._closing:
             try:
                 await self.evaluate_once()
                 if self._failing:
@@ -115,6 +121,7 @@ class RampRunner:
                 # failure (Redis away, an invalid stored state, a bug) is logged once per
                 # streak, counted, and the next tick tries again.
                 self._failed(exc)
+            self.ticks += 1
             await asyncio.sleep(self._delay)
 
     async def _evaluate(self) -> Evaluation | None:
