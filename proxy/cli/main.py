@@ -11,9 +11,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from proxy.cli import flags, report, serve
+from proxy.cli import flags, ramp, report, serve
 
-COMMAND_MODULES = [serve, flags, report]
+COMMAND_MODULES = [serve, flags, report, ramp]
 
 
 def build_parser() -> argparse.ArgumentParser:
