@@ -1,0 +1,113 @@
+"""Ramp states to flag changes (route or global scope; kill or zero on rollback), and the
+state's transitions and storage format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from proxy.flags.snapshot import FlagSnapshot, apply_changes
+from proxy.ramp.levers import in_place, killed, rollback_changes, step_changes
+from proxy.ramp.measurement import Baseline
+from proxy.ramp.state import RampStateInvalid, encode_state, new_ramp, parse_state
+from tests.ramp.helpers import NOW, tiny_policy
+
+ROUTE_RAMP = tiny_policy()
+GLOBAL_RAMP = tiny_policy(route=None, measure_routes=["/openai"])
+
+
+def snapshot(**fields: Any) -> FlagSnapshot:
+    return FlagSnapshot.model_validate(fields)
+
+
+@pytest.mark.parametrize(("policy", "clear_kill", "changes"), [
+    (ROUTE_RAMP, False, {"routes": {"/openai": {"shadow_percent": 100.0,
+                                                "divert_percent": 50.0}}}),
+    (ROUTE_RAMP, True, {"kill": False, "routes": {"/openai": {
+        "shadow_percent": 100.0, "divert_percent": 50.0, "kill": None}}}),
+    (GLOBAL_RAMP, False, {"shadow_percent": 100.0, "divert_percent": 50.0}),
+    (GLOBAL_RAMP, True, {"shadow_percent": 100.0, "divert_percent": 50.0, "kill": False}),
+])
+def test_step_changes(policy: Any, clear_kill: bool, changes: dict[str, Any]) -> None:
+    assert step_changes(policy, 2, clear_kill=clear_kill) == changes
+    # every change is a valid flag snapshot change
+    apply_changes(snapshot(kill=True), changes, version=1, actor="t", reason=None)
+
+
+@pytest.mark.parametrize(("scope", "on_rollback", "changes"), [
+    ("route", "kill", {"routes": {"/openai": {"shadow_percent": 0.0, "divert_percent": 0.0,
+                                              "kill": True}}}),
+    ("route", "zero", {"routes": {"/openai": {"shadow_percent": 0.0, "divert_percent": 0.0}}}),
+    ("global", "kill", None),  # FlagWriter.rollback: kill, 0 %, route overrides removed
+    ("global", "zero", {"shadow_percent": 0.0, "divert_percent": 0.0}),
+])
+def test_rollback_changes(scope: str, on_rollback: str, changes: dict[str, Any] | None) -> None:
+    policy = ROUTE_RAMP if scope == "route" else GLOBAL_RAMP
+    policy = policy.model_copy(update={"on_rollback": on_rollback})
+    assert rollback_changes(policy) == changes
+
+
+@pytest.mark.parametrize(("policy", "flags", "expected"), [
+    (ROUTE_RAMP, {}, False),
+    (ROUTE_RAMP, {"routes": {"/openai": {"shadow_percent": 5.0, "divert_percent": 0.0}}},
+     True),
+    # divert inherits the global value, which may change: not the step's explicit 0
+    (ROUTE_RAMP, {"routes": {"/openai": {"shadow_percent": 5.0}}}, False),
+    (ROUTE_RAMP, {"routes": {"/openai": {"shadow_percent": 5.0, "divert_percent": 1.0}}},
+     False),
+    (ROUTE_RAMP, {"shadow_percent": 5.0}, False),
+    (GLOBAL_RAMP, {"shadow_percent": 5.0}, True),
+    (GLOBAL_RAMP, {"shadow_percent": 25.0}, False),
+])
+def test_in_place(policy: Any, flags: dict[str, Any], expected: bool) -> None:
+    assert in_place(snapshot(**flags), policy, 0) is expected
+
+
+@pytest.mark.parametrize(("policy", "flags", "expected"), [
+    (ROUTE_RAMP, {}, False),
+    (ROUTE_RAMP, {"kill": True}, True),
+    (ROUTE_RAMP, {"routes": {"/openai": {"kill": True}}}, True),
+    (ROUTE_RAMP, {"routes": {"/anthropic": {"kill": True}}}, False),
+    (GLOBAL_RAMP, {"routes": {"/openai": {"kill": True}}}, False),
+    (GLOBAL_RAMP, {"kill": True}, True),
+])
+def test_killed(policy: Any, flags: dict[str, Any], expected: bool) -> None:
+    assert killed(snapshot(**flags), policy) is expected
+
+
+def test_transitions() -> None:
+    base = {"/openai": Baseline(start=NOW, fields={"compared": 3})}
+    started = new_ramp(tiny_policy(), source="p.json", step=0, now=NOW, actor="cli:a",
+                       reason="go", baselines=base)
+    assert (started.status, started.event, started.applied) == ("running", "start", False)
+    applied = started.marked_applied()
+    assert applied.applied and applied.event == "start" and applied.reason == "go"
+    promoted = applied.promoted(now=NOW + 60, baselines={}, actor="ramp:r", reason="ok")
+    assert (promoted.step, promoted.step_started_at, promoted.applied) == (1, NOW + 60, False)
+    assert promoted.started_at == NOW and promoted.baselines == {}
+    paused = promoted.paused(now=NOW + 70, actor="cli:b", reason="look")
+    assert paused.status == "paused" and paused.active and paused.needs_runner
+    resumed = paused.resumed(now=NOW + 80, actor="cli:b", reason="")
+    assert resumed.status == "running" and resumed.step_started_at == NOW + 60
+    rolled = resumed.rolled_back(now=NOW + 90, actor="ramp:r", reason="bad")
+    assert rolled.status == "rolled_back" and not rolled.active and rolled.needs_runner
+    assert not rolled.marked_applied().needs_runner
+    done = resumed.marked_applied().completed(now=NOW + 99, actor="ramp:r", reason="all good")
+    assert done.status == "completed" and not done.needs_runner
+
+
+def test_state_round_trips_and_refuses_garbage() -> None:
+    policy = tiny_policy(steps=[{"shadow_percent": 1, "min_duration_seconds": 0,
+                                 "min_compared": 1, "guardrails": {"divergence": None}},
+                                {"shadow_percent": 2, "min_duration_seconds": 0,
+                                 "min_compared": 1}])
+    state = new_ramp(policy, source="p", step=1, now=NOW, actor="a", reason="r" * 5000,
+                     baselines={"/openai": Baseline(start=NOW, fields={"compared": 1.0})})
+    assert len(state.reason) == 2000 and state.reason.endswith("...")
+    assert parse_state(encode_state(state)) == state
+    assert parse_state(encode_state(state)).policy.guardrails_for(1).divergence is not None
+    with pytest.raises(RampStateInvalid, match="ramp state"):
+        parse_state(b"{}")
+    with pytest.raises(RampStateInvalid, match="step 5 is past the policy's 2 steps"):
+        parse_state(encode_state(state).replace(b'"step":1', b'"step":5'))
