@@ -161,10 +161,13 @@ def test_the_redis_url_comes_from_the_environment(
     assert "no ramp started" in capsys.readouterr().out
 
 
-def test_memory_flags_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("config_data", [{"flags": {"store": "memory"}},
+                                         {"redis": {"url": "memory://"}}])
+def test_in_process_stores_are_refused(tmp_path: Path, config_data: dict[str, Any],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"flags": {"store": "memory"}}))
+    config.write_text(json.dumps(config_data))
     with pytest.raises(SystemExit) as exited:
         main(["ramp", "status", "--config", str(config)])
     assert exited.value.code == 2
-    assert "flags.store is 'memory'" in capsys.readouterr().err
+    assert "inside the serving process" in capsys.readouterr().err

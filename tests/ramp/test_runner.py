@@ -428,3 +428,26 @@ def test_evaluations_are_stored_for_status(redis_server: RedisServer) -> None:
         assert {c["guardrail"] for c in latest["checks"]} >= {"divergence", "error_rate"}
 
     with_world(redis_server, body)
+
+
+def test_the_ramp_runs_on_the_in_process_store() -> None:
+    """`memory://` (fakeredis with Lua, for the demo without Redis): same code path."""
+    async def body(w: World) -> None:
+        runner = w.runner()
+        await w.feed_noise(35)
+        await w.start()
+        await w.feed(35)
+        w.clock.advance(61)
+        assert (await evaluated(runner)).action == "promote"
+        await w.feed(40, label="major")
+        assert (await evaluated(runner)).action == "rollback"
+        assert await route_flags(w) == (0, 0, True)
+        assert [h["event"] for h in await w.store.history(5)] == ["rollback", "promote",
+                                                                   "start"]
+        await runner.aclose()
+
+    async def main() -> None:
+        async with world("memory://") as w:
+            await body(w)
+
+    run(main())
