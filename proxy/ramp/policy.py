@@ -42,7 +42,6 @@ from proxy.config.traffic import two_decimals
 
 Percent = Annotated[float, Field(ge=0, le=100), AfterValidator(two_decimals)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
-GUARDRAILS = ("divergence", "error_rate", "fallback_rate", "latency_p95", "cost_per_request")
 MAX_STEPS = 100
 
 
