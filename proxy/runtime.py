@@ -14,6 +14,7 @@ it starts waits for Redis.
     shadow client + runner           shadow jobs and noise samples (proxy.shadow)
     diverter                         divert with legacy fallback (proxy.divert)
     recorder                         after-the-fact usage, cost and spans (proxy.recording)
+    ramp runner                      the guarded auto-ramp, when started (proxy.ramp)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from proxy.handler import ProxyEndpoint, Traffic
 from proxy.orchestration import ExternalTarget, InProcessTarget, Target
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
 from proxy.pricing import PriceTable
+from proxy.ramp.runner import build_ramp
 from proxy.recording import ExchangeRecorder
 from proxy.redisclient import redis_client
 from proxy.replay import LegacyReplay
@@ -101,6 +103,9 @@ class Runtime:
                                  comparer=self.comparer, telemetry=self.telemetry,
                                  settings=config.divert, prices=self.prices,
                                  tee_bytes=config.shadow.tee_max_bytes)
+        # The auto-ramp: idle (one GET per tick) until `llm-shadow ramp start`.
+        self.ramp = (build_ramp(settings, self.redis, writer=self.flag_service.writer)
+                     if self.redis is not None else None)
         self.recorder = ExchangeRecorder(
             self.telemetry, self.prices, self.comparer,
             {route.prefix: _port(route.upstream) for route in config.proxy.routes})
@@ -178,6 +183,9 @@ class Runtime:
         stack.push_async_callback(self.flag_service.aclose)
         await self.config_watcher.start()
         stack.push_async_callback(self.config_watcher.aclose)
+        if self.ramp is not None:
+            await self.ramp.start()
+            stack.push_async_callback(self.ramp.aclose)
         if self.pipeline is not None:
             await self.pipeline.start()
             stack.push_async_callback(self.pipeline.aclose)
@@ -213,6 +221,9 @@ class Runtime:
                        "skipped": dict(self.shadow.skipped)},
             "recorder": {"queued": self.recorder.queue.qsize(),
                          "dropped": self.recorder.dropped},
+            "ramp": None if self.ramp is None else {
+                "holding": self.ramp.holding, "evaluations": self.ramp.evaluations,
+                "failures": self.ramp.failures},
             "report": None if self.report_buffer is None else {
                 "pending": len(self.report_buffer.pending),
                 "dropped": self.report_buffer.dropped + self.report_buffer.sink.dropped},
