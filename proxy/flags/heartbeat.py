@@ -60,16 +60,20 @@ class Heartbeat:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._closing = False
         watcher.add_listener(lambda view: self._wake.set())
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
 
     async def aclose(self) -> None:
+        # redis-py's `asyncio.wait_for` can swallow a cancel that lands as a command
+        # completes (Python 3.11), so the loop also stops on a flag, and the wait is bounded.
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, 2.0)
 
     async def beat(self) -> bool:
         status = status_of(self.watcher.current, self.replica_id, self.pod, time.monotonic())
@@ -86,7 +90,7 @@ class Heartbeat:
         return True
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             self._wake.clear()
             await self.beat()
             with contextlib.suppress(TimeoutError):
