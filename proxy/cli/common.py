@@ -15,6 +15,20 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
                         help="configuration file (default: $LLM_SHADOW_CONFIG, else ./config.json)")
 
 
+def load_for_redis(args: argparse.Namespace, command: str) -> Settings:
+    """The configuration of a command that works on the shared Redis (`--redis-url`
+    overrides it); refused with status 2 when that store is in-process, since it would
+    be this command's own, empty, not the serving process's."""
+    settings = load_or_exit(args, overrides={"redis.url": getattr(args, "redis_url", None)})
+    config = settings.config
+    if config.flags.store == "memory" or config.redis.url.startswith("memory://"):
+        print(f"llm-shadow {command}: the flags or redis.url are in-process ('memory'): "
+              "they live inside the serving process, which this command cannot reach; "
+              "use a Redis URL (or the serving process's admin API)", file=sys.stderr)
+        raise SystemExit(2)
+    return settings
+
+
 def load_or_exit(args: argparse.Namespace, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Load the configuration; on error print what is wrong and exit with status 2."""
     try:

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from proxy.cli.common import add_config_option, load_or_exit
+from proxy.cli.common import add_config_option, load_for_redis
 from proxy.config import Settings
 from proxy.flags.replicas import ReplicaStatus, converge, parse_status, pending, sync_of
 from proxy.flags.snapshot import FlagSnapshot, SnapshotInvalid, apply_changes, default_snapshot
@@ -160,13 +160,7 @@ def default_actor() -> str:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_or_exit(args, overrides={"redis.url": args.redis_url})
-    if settings.config.flags.store == "memory":
-        print("llm-shadow: flags.store is 'memory': the flags live inside the serving "
-              "process; change them with its admin API (PUT /flags, POST /rollback)",
-              file=sys.stderr)
-        raise SystemExit(2)
-    return settings
+    return load_for_redis(args, args.command)
 
 
 def _with_writer(settings: Settings, action: Callable[[FlagWriter], Awaitable[int]]) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from proxy.cli.common import add_config_option, load_or_exit
+from proxy.cli.common import add_config_option, load_for_redis
 from proxy.cli.flags import default_actor, redacted
 from proxy.config import ConfigError, Settings
 from proxy.flags.snapshot import SnapshotInvalid, default_snapshot
@@ -42,7 +42,7 @@ from proxy.ramp.policy import load_policy
 from proxy.ramp.reports import RampReports
 from proxy.ramp.state import RampState, RampStateInvalid, as_json, clip
 from proxy.ramp.store import LockHolder, RampStore
-from proxy.redisclient import MEMORY_URL, redis_client
+from proxy.redisclient import redis_client
 from proxy.report.store import ReportStore, ReportStoreError
 
 CONNECT_TIMEOUT, SOCKET_TIMEOUT = 1.0, 2.0
@@ -186,14 +186,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_or_exit(args, overrides={"redis.url": args.redis_url})
-    config = settings.config
-    if config.flags.store == "memory" or config.redis.url.startswith(MEMORY_URL):
-        print("llm-shadow ramp: the flags or redis.url are in-process ('memory'): they live "
-              "inside the serving process, which this command cannot reach; use a Redis URL",
-              file=sys.stderr)
-        raise SystemExit(2)
-    return settings
+    return load_for_redis(args, "ramp")
 
 
 def _with_tools(settings: Settings, action: Callable[[Tools], Awaitable[int]]) -> int:

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from proxy.cli.common import add_config_option, load_or_exit
+from proxy.cli.common import add_config_option, load_for_redis
 from proxy.config import Settings
 from proxy.report.aggregate import Report
 from proxy.report.render import render_json, render_text
@@ -54,7 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_report(args: argparse.Namespace) -> int:
-    settings = load_or_exit(args, overrides={"redis.url": args.redis_url})
+    settings = load_for_redis(args, "report")
     try:
         report = asyncio.run(fetch(settings, args.since, args.route))
     except ReportStoreError as exc:
