@@ -48,6 +48,11 @@ class RouteRates:
         return self.divergent / self.compared > floor
 
 
+def failure_outcome(reason: str | None) -> Outcome:
+    """How a failed orchestrator call counts in the report."""
+    return "low_confidence" if reason == "low_confidence" else "failed"
+
+
 def answer_of(api: Api | None, captured: Captured) -> object:
     return extract_answer(api, captured.body, content_type=captured.header(b"content-type"),
                           content_encoding=captured.header(b"content-encoding"),

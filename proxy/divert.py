@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from proxy.comparing import Comparer
+from proxy.comparing import Comparer, failure_outcome
 from proxy.config.shadow import DivertSection
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange
@@ -131,9 +131,9 @@ class Diverter:
         prefix = route.route.prefix
         record.fallback_reason = reason
         self.telemetry.count_divert_fallback(reason, prefix)
-        outcome = "low_confidence" if reason == "low_confidence" else "failed"
-        self.comparer.outcome(route=prefix, request_id=call.request_id, outcome=outcome,
-                              costs=costs, divert=True, fallback=legacy_allowed)
+        self.comparer.outcome(route=prefix, request_id=call.request_id,
+                              outcome=failure_outcome(reason), costs=costs, divert=True,
+                              fallback=legacy_allowed)
         if not legacy_allowed:
             record.answered_by = "none"
             raise ProxyError(f"the orchestrator could not answer ({reason}) and the legacy "

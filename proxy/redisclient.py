@@ -13,12 +13,14 @@ with other processes, so it is never for production.
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 MEMORY_URL = "memory://"
-_memory_server: object | None = None
+_memory_server: Any = None
 
 
 def redis_client(url: str, *, connect_timeout: float, socket_timeout: float,

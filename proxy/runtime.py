@@ -224,7 +224,7 @@ class Runtime:
             "ramp": None if self.ramp is None else {
                 "holding": self.ramp.holding, "evaluations": self.ramp.evaluations,
                 "failures": self.ramp.failures},
-            "report": None if self.report_buffer is None else {
+            "report": None if self.report_buffer is None or self.report is None else {
                 "pending": len(self.report_buffer.pending),
-                "dropped": self.report_buffer.dropped + self.report_buffer.sink.dropped},
+                "dropped": self.report_buffer.dropped + self.report.dropped},
         }

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.budget import Budget, BudgetUnavailable
-from proxy.comparing import Comparer
+from proxy.comparing import Comparer, failure_outcome
 from proxy.comparison import in_noise_sample
 from proxy.flags.view import FlagView
 from proxy.headers import RawHeaders
@@ -185,9 +185,8 @@ class ShadowRunner:
         costs = orchestrator_costs(answer) if answer is not None else (
             (RoleCost("orchestrator", cost),) if candidate is not None else ())
         if failure is not None or candidate is None:
-            outcome = "low_confidence" if failure == "low_confidence" else "failed"
             self.comparer.outcome(route=route, request_id=job.call.request_id,
-                                        outcome=outcome, costs=costs)
+                                  outcome=failure_outcome(failure), costs=costs)
             return
         if legacy is None or legacy.status >= 400:
             self.comparer.outcome(route=route, request_id=job.call.request_id,
