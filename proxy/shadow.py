@@ -188,9 +188,11 @@ class ShadowRunner:
             self.comparer.outcome(route=route, request_id=job.call.request_id,
                                   outcome=failure_outcome(failure), costs=costs)
             return
-        if legacy is None or legacy.status >= 400:
+        if legacy is None or legacy.status >= 400 or not legacy.completed:
+            # Nothing to compare against: legacy failed, or its answer was cut short (the
+            # client went away); the orchestrator's outcome still counts.
             self.comparer.outcome(route=route, request_id=job.call.request_id,
-                                        outcome="ok", costs=costs)
+                                  outcome="ok", costs=costs)
             return
         self.comparer.candidate(
             route=route, request_id=job.call.request_id, api=job.api, legacy=legacy,
