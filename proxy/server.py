@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -64,34 +65,64 @@ def _loop_name() -> str:
     return "uvloop"
 
 
+class Listeners:
+    """The proxy and admin listeners of one runtime, served together in the running loop.
+
+    `serve` installs the signal handlers and uses it; `llm-shadow demo` runs it beside
+    its own servers on sockets it bound itself (so it knows the ports), with no signal
+    handlers of its own. `stop()` drains: readiness drops at once, the proxy listener
+    stops accepting and lets in-flight streams finish within the graceful budget; a
+    second `stop()` exits at once.
+    """
+
+    def __init__(self, runtime: Runtime):
+        settings = runtime.settings
+        proxy = settings.config.proxy
+        self.runtime = runtime
+        self.proxy = _Server(uvicorn_config(create_app(runtime), proxy.listen.host,
+                                            proxy.listen.port, settings,
+                                            proxy.graceful_shutdown_seconds))
+        self.admin = _Server(uvicorn_config(create_admin_app(runtime), proxy.admin.host,
+                                            proxy.admin.port, settings, 1))
+
+    @property
+    def started(self) -> bool:
+        return bool(self.proxy.started and self.admin.started)
+
+    def stop(self) -> None:
+        if self.runtime.draining:
+            self.proxy.force_exit = True
+            return
+        self.runtime.draining = True
+        self.proxy.should_exit = True
+
+    async def serve(self, proxy_sockets: list[socket.socket] | None = None,
+                    admin_sockets: list[socket.socket] | None = None) -> None:
+        """Until `stop()`: the admin listener outlives the proxy's drain."""
+        admin_task = asyncio.create_task(self.admin.serve(admin_sockets))
+        try:
+            await self.proxy.serve(proxy_sockets)
+        finally:
+            self.runtime.draining = True
+            self.admin.should_exit = True
+            await admin_task
+
+
 async def serve(settings: Settings, on_ready: Callable[[Runtime], None] | None = None) -> None:
-    config = settings.config
     async with Runtime(settings) as runtime:
-        proxy_server = _Server(uvicorn_config(
-            create_app(runtime), config.proxy.listen.host, config.proxy.listen.port,
-            settings, config.proxy.graceful_shutdown_seconds))
-        admin_server = _Server(uvicorn_config(
-            create_admin_app(runtime), config.proxy.admin.host, config.proxy.admin.port,
-            settings, 1))
+        listeners = Listeners(runtime)
 
         def stop(signum: int) -> None:
-            if runtime.draining:
-                proxy_server.force_exit = True
-                return
-            log.info("received %s: draining", signal.Signals(signum).name)
-            runtime.draining = True
-            proxy_server.should_exit = True
+            if not runtime.draining:
+                log.info("received %s: draining", signal.Signals(signum).name)
+            listeners.stop()
 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop, signum)
-        admin_task = asyncio.create_task(admin_server.serve())
         try:
-            await proxy_server.serve()
+            await listeners.serve()
         finally:
-            runtime.draining = True
-            admin_server.should_exit = True
-            await admin_task
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
 
