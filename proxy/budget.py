@@ -35,9 +35,12 @@ class BudgetUnavailable(Exception):
 
 
 class Budget(Protocol):
-    async def reserve(self, usd: float) -> bool: ...
+    async def reserve(self, usd: float) -> str | None:
+        """The hour the amount was reserved in, or None when the budget is spent."""
 
-    async def settle(self, reserved: float, actual: float) -> None: ...
+    async def settle(self, hour: str, reserved: float, actual: float) -> None:
+        """Replace the reservation made in `hour` by the real cost (0 when the call
+        failed), in that same hour even if the clock moved on."""
 
     async def spent(self) -> float: ...
 
@@ -53,19 +56,23 @@ class RedisBudget:
         self.limit = usd_per_hour
         self._reserve = client.register_script(_RESERVE)
 
-    async def reserve(self, usd: float) -> bool:
+    async def reserve(self, usd: float) -> str | None:
+        key = hour_key(self.prefix)
         try:
-            return bool(await self._reserve(keys=[hour_key(self.prefix)],
-                                            args=[f"{usd:.8f}", f"{self.limit:.8f}"]))
+            granted = await self._reserve(keys=[key], args=[f"{usd:.8f}", f"{self.limit:.8f}"])
         except RedisError as exc:
             raise BudgetUnavailable(type(exc).__name__) from exc
+        return key if granted else None
 
-    async def settle(self, reserved: float, actual: float) -> None:
+    async def settle(self, hour: str, reserved: float, actual: float) -> None:
         difference = actual - reserved
         if abs(difference) < 1e-12:
             return
         try:
-            await self.client.incrbyfloat(hour_key(self.prefix), round(difference, 8))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.incrbyfloat(hour, round(difference, 8))
+            pipe.expire(hour, 7200)
+            await pipe.execute()
         except RedisError as exc:
             log.warning("shadow budget not settled (%s)", type(exc).__name__)
 
@@ -90,16 +97,17 @@ class MemoryBudget:
         if hour != self._hour:
             self._hour, self._spent = hour, 0.0
 
-    async def reserve(self, usd: float) -> bool:
+    async def reserve(self, usd: float) -> str | None:
         self._roll()
         if self._spent + usd > self.limit:
-            return False
+            return None
         self._spent += usd
-        return True
+        return self._hour
 
-    async def settle(self, reserved: float, actual: float) -> None:
+    async def settle(self, hour: str, reserved: float, actual: float) -> None:
         self._roll()
-        self._spent += actual - reserved
+        if hour == self._hour:
+            self._spent += actual - reserved
 
     async def spent(self) -> float:
         self._roll()

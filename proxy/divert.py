@@ -4,7 +4,7 @@ Layer: composition on the request path. The rules (checklist J, nginx's
 `proxy_next_upstream` semantics):
 
 - if the orchestrator fails before the first byte reaches the client (error, timeout,
-  non-2xx, low confidence, failed validation, cost limit, an endpoint it cannot answer),
+  an error status, low confidence, failed validation, cost limit, an endpoint it cannot answer),
   the request falls back to legacy, transparently, and the reason is recorded; only while
   `divert.fallback_to_legacy` and `legacy_system.enabled` (in `migration_mode: full`
   with legacy disabled there is no legacy call at all, and the client gets a 502);
@@ -51,6 +51,7 @@ from proxy.routing import Target as Route
 from proxy.shadow import ShadowJob, ShadowRunner
 from proxy.tee import Tee
 from proxy.telemetry.recorder import SpanRef, Telemetry
+from proxy.telemetry.redaction import reason_code
 from proxy.usage import Api
 
 log = logging.getLogger("llm_shadow.divert")
@@ -92,12 +93,15 @@ class Diverter:
                                   legacy_allowed, costs, legacy_tee)
             return
         record.answered_by = "orchestrator"
-        captured = await self._relay(reply, first, send, record, started)
-        if answer is None:  # an external orchestrator: one call, priced from its usage
-            costs = (RoleCost("orchestrator", endpoint_cost(
-                self.prices, api, captured, payload, 0.0)),)
-        self.comparer.outcome(route=prefix, request_id=call.request_id, outcome="ok",
-                              costs=costs, divert=True)
+        captured: Captured | None = None
+        try:
+            captured = await self._relay(reply, first, send, record, started)
+        finally:  # the orchestrator's spend counts even when the stream was cut short
+            if answer is None and captured is not None:  # external: priced from its usage
+                costs = (RoleCost("orchestrator", endpoint_cost(
+                    self.prices, api, captured, payload, 0.0)),)
+            self.comparer.outcome(route=prefix, request_id=call.request_id, outcome="ok",
+                                  costs=costs, divert=True)
         if self.settings.shadow_legacy and legacy_allowed:
             self.shadow.launch(ShadowJob(call=call, route=route, api=api,
                                          legacy_headers=upstream_request_headers(headers),
@@ -124,6 +128,9 @@ class Diverter:
             return None, None, failed.reason, failed.answer
         except (ProxyError, OSError) as exc:
             return None, None, getattr(exc, "code", type(exc).__name__), None
+        except Exception:  # any orchestrator fault before the first byte means fallback
+            log.exception("divert of %s: the orchestrator failed", call.request_id)
+            return None, None, "error", None
 
     async def _fall_back(self, route: Route, call: TargetCall, headers: RawHeaders,
                          send: Send, record: Exchange, reason: str, legacy_allowed: bool,
@@ -136,8 +143,9 @@ class Diverter:
                               fallback=legacy_allowed)
         if not legacy_allowed:
             record.answered_by = "none"
-            raise ProxyError(f"the orchestrator could not answer ({reason}) and the legacy "
-                             "fallback is disabled", status=502, code="orchestrator_failed")
+            raise ProxyError(f"the orchestrator could not answer ({reason_code(reason)}) and "
+                             "the legacy fallback is disabled", status=502,
+                             code="orchestrator_failed")
         log.info("divert of %s fell back to legacy: %s", call.request_id, reason)
         record.answered_by = "legacy"
         await self.legacy.exchange(route, call.method, upstream_request_headers(headers),

@@ -83,15 +83,16 @@ class Forwarder:
     ) -> None:
         headers = client_response_headers(response.headers.raw)
         if rewrite is not None:
-            rewrite.start(headers)
+            headers = rewrite.start(headers)
         record.status = response.status_code
         record.response_headers = headers
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": headers})
-        record.first_byte_at = time.monotonic()
         try:
             with upstream_errors(host):
                 async for chunk in response.aiter_raw():
+                    if record.first_byte_at is None:
+                        record.first_byte_at = time.monotonic()
                     if tee is not None:
                         tee.feed(chunk)
                     if rewrite is not None:
@@ -103,5 +104,7 @@ class Forwarder:
             record.error_type = exc.code
             raise UpstreamAborted(exc.message) from exc
         record.completed = True
+        if record.first_byte_at is None:  # an empty body: its first byte is its end
+            record.first_byte_at = time.monotonic()
         tail = rewrite.close() if rewrite is not None else b""
         await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -129,7 +129,8 @@ class ProxyEndpoint:
             await self._handle(scope, target, headers, receive, send, record)
         finally:
             self.in_flight -= 1
-            record.finished_at = time.monotonic()
+            if record.finished_at is None:
+                record.finished_at = time.monotonic()
             self.recorder.record(record)
 
     async def _handle(self, scope: Scope, target: Target, headers: RawHeaders,
@@ -180,12 +181,15 @@ class ProxyEndpoint:
                 record.client_gone = True
                 return
             assert isinstance(failure, ProxyError)
+            if record.status is not None:  # the response already started: abort it
+                raise
             record.status = failure.status
             record.error_type = failure.code
             record.completed = True
             await send_error(send, failure)
         finally:
             watcher.stop()
+            record.finished_at = time.monotonic()
             record.request_body = body.kept()
             if tee is not None:
                 record.response_body = tee.value()
@@ -248,6 +252,17 @@ class ProxyEndpoint:
             traffic.shadow.skip("body_too_large", target.route.prefix)
             record.notes["shadow_skip"] = "body_too_large"
             return None
+        try:
+            return self._launch_shadow(target, headers, content, record)
+        except Exception:  # preparing a shadow must never fail the legacy request
+            log.exception("shadow of request %s not started", record.request_id)
+            traffic.shadow.skip("error", target.route.prefix)
+            return None
+
+    def _launch_shadow(self, target: Target, headers: RawHeaders, content: bytes,
+                       record: Exchange) -> ShadowJob | None:
+        traffic = self.traffic
+        assert traffic is not None
         call = self._call("shadow", target, headers, content, record)
         job = ShadowJob(call=call, route=target, api=api_for_path(target.path,
                                                                   target.route.provider),

@@ -24,10 +24,17 @@ class UsageStripper:
         self.parser = SSEParser(keep_raw=True)
         self.active = True
 
-    def start(self, headers: Sequence[tuple[bytes, bytes]]) -> None:
-        """Only an event stream is rewritten; an error body passes through unchanged."""
-        content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-        self.active = content_type.startswith(b"text/event-stream")
+    def start(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The client's response headers. Only an uncompressed event stream is
+        rewritten (an error body, or bytes this parser cannot read, pass through as
+        they are), and a rewritten stream loses any `Content-Length`: it is shorter."""
+        fields = {name.lower(): value for name, value in headers}
+        encoding = fields.get(b"content-encoding", b"identity").strip().lower()
+        self.active = (fields.get(b"content-type", b"").startswith(b"text/event-stream")
+                       and encoding in (b"", b"identity"))
+        if not self.active:
+            return headers
+        return [(name, value) for name, value in headers if name.lower() != b"content-length"]
 
     def feed(self, chunk: bytes) -> bytes:
         if not self.active:

@@ -85,6 +85,8 @@ class ExchangeRecorder:
                 await self._legacy_call(item)
             except Exception:  # recording must never stop: log it and go on
                 log.exception("recording request %s failed", item.exchange.request_id)
+            finally:
+                self.queue.task_done()
 
     async def _legacy_call(self, item: Finished) -> None:
         exchange, captured = item.exchange, item.captured
@@ -110,8 +112,7 @@ class ExchangeRecorder:
             return
         try:
             async with asyncio.timeout(timeout):
-                while not self.queue.empty():
-                    await asyncio.sleep(0.02)
+                await self.queue.join()
         except TimeoutError:
             log.warning("recording: %d records not written at shutdown", self.queue.qsize())
         self._worker.cancel()

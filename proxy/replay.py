@@ -10,6 +10,7 @@ a bounded read of the answer.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -39,12 +40,13 @@ class Captured:
         return None
 
 
-async def capture(response: httpx.Response, started: float, cap: int) -> Captured:
-    """Read a response to its end, keeping at most `cap` bytes."""
+async def capture(parts: AsyncIterator[bytes], status: int, headers: RawHeaders,
+                  started: float, cap: int) -> Captured:
+    """Read an answer to its end, keeping at most `cap` bytes."""
     body = bytearray()
     truncated = False
     first = None
-    async for chunk in response.aiter_raw():
+    async for chunk in parts:
         if first is None:
             first = time.monotonic()
         room = cap - len(body)
@@ -53,8 +55,8 @@ async def capture(response: httpx.Response, started: float, cap: int) -> Capture
             truncated = True
         else:
             body += chunk
-    return Captured(response.status_code, list(response.headers.raw), bytes(body), truncated,
-                    started, first, time.monotonic())
+    return Captured(status, list(headers), bytes(body), truncated, started, first,
+                    time.monotonic())
 
 
 class LegacyReplay:
@@ -72,6 +74,7 @@ class LegacyReplay:
         with upstream_errors(host):
             response = await self.client.send(request, stream=True)
             try:
-                return await capture(response, started, self.cap)
+                return await capture(response.aiter_raw(), response.status_code,
+                                     response.headers.raw, started, self.cap)
             finally:
                 await response.aclose()

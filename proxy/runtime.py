@@ -172,6 +172,20 @@ class Runtime:
         return FlagObservation(view.version, view.state, view.age(time.monotonic()))
 
     async def __aenter__(self) -> Runtime:
+        try:
+            await self._start()
+        except BaseException:  # whatever started before the failure is closed again
+            await self._stack.aclose()
+            raise
+        self.ready = True
+        log.info("llm-shadow ready: config %s, %d routes, orchestrator %s",
+                 self.settings.source, len(self.settings.config.proxy.routes),
+                 self.target.name)
+        return self
+
+    async def _start(self) -> None:
+        """Start everything; closing runs in reverse: shadows are cancelled first, then
+        the recorder drains, then the report buffer flushes what both left."""
         stack = self._stack
         stack.push_async_callback(self.telemetry.aclose)
         stack.push_async_callback(self.legacy_transport.aclose)
@@ -191,17 +205,12 @@ class Runtime:
             stack.push_async_callback(self.pipeline.aclose)
         self.flags.add_listener(self.shadow.on_flags)
         self.telemetry.observe_flags(self._observe_flags)
-        stack.push_async_callback(self.shadow.aclose)
         if self.report_buffer is not None:
             self.report_buffer.start()
             stack.push_async_callback(self.report_buffer.aclose)
         self.recorder.start()
         stack.push_async_callback(self.recorder.aclose)
-        self.ready = True
-        log.info("llm-shadow ready: config %s, %d routes, orchestrator %s",
-                 self.settings.source, len(self.settings.config.proxy.routes),
-                 self.target.name)
-        return self
+        stack.push_async_callback(self.shadow.aclose)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -44,7 +44,7 @@ from proxy.observe import (
 )
 from proxy.orchestration import OrchestratorFailed, Target, TargetCall, TargetReply
 from proxy.pricing import PriceTable
-from proxy.replay import Captured, LegacyReplay
+from proxy.replay import Captured, LegacyReplay, capture
 from proxy.report.entry import RoleCost
 from proxy.routing import Target as Route
 from proxy.telemetry.recorder import SpanRef, Telemetry
@@ -93,9 +93,11 @@ class ShadowRunner:
         self.reserve_usd = reserve_usd
         self.noise_percent = noise_percent
         self.cap = cap
-        self.tasks: set[asyncio.Task[None]] = set()
+        # Each job's task and the route it shadows (a route kill cancels that route's).
+        self.tasks: dict[asyncio.Task[None], str] = {}
         self.skipped: Counter[str] = Counter()
         self.completed = 0
+        self._closing = False
 
     # --- the request path: synchronous, never awaits ---------------------------------
 
@@ -110,26 +112,27 @@ class ShadowRunner:
             job.legacy_finished(None)
             return False
         task = asyncio.get_running_loop().create_task(self._run(job))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks[task] = job.route.route.prefix
+        task.add_done_callback(self._forget)
         return True
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self.tasks.pop(task, None)
 
     # --- kill, rollback, shutdown ------------------------------------------------------
 
     def on_flags(self, view: FlagView) -> None:
-        """A watcher listener: when the flags forbid orchestrator traffic, in-flight
-        shadows are cancelled at once and their connections returned."""
-        if self.tasks and not orchestrator_allowed(view):
-            self.cancel_all()
-
-    def cancel_all(self) -> int:
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel("shadow cancelled: flags forbid orchestrator traffic")
-        return len(tasks)
+        """A watcher listener: the shadows of every route the flags now keep from the
+        orchestrator (kill, route kill, fail-safe, rollback, percentages at 0) are
+        cancelled at once and their connections returned."""
+        for task, route in list(self.tasks.items()):
+            if not orchestrator_allowed(view, route):
+                task.cancel("shadow cancelled: flags forbid orchestrator traffic")
 
     async def aclose(self, timeout: float = 5.0) -> None:
-        self.cancel_all()
+        self._closing = True
+        for task in list(self.tasks):
+            task.cancel("shutting down")
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
 
@@ -143,24 +146,28 @@ class ShadowRunner:
             else:
                 await self._legacy_shadow(job)
         except asyncio.CancelledError:
-            self.skip("kill", route)
+            if not self._closing:
+                self.skip("kill", route)
             raise
         except Exception:  # a shadow fault must never reach the client: count and log it
             self.skip("error", route)
             log.exception("shadow job for request %s failed", job.call.request_id)
 
-    async def _reserve(self, route: str) -> bool:
+    async def _reserve(self, route: str) -> str | None:
+        """The budget hour the call may spend in, or None (counted) when it may not."""
         try:
-            if await self.budget.reserve(self.reserve_usd):
-                return True
-            self.skip("budget_spent", route)
+            hour = await self.budget.reserve(self.reserve_usd)
         except BudgetUnavailable:
             self.skip("budget_unavailable", route)
-        return False
+            return None
+        if hour is None:
+            self.skip("budget_spent", route)
+        return hour
 
     async def _orchestrator_shadow(self, job: ShadowJob) -> None:
         route = job.route.route.prefix
-        if not await self._reserve(route):
+        hour = await self._reserve(route)
+        if hour is None:
             job.legacy_finished(None)
             return
         cost = self.reserve_usd
@@ -173,31 +180,30 @@ class ShadowRunner:
                 cost = endpoint_cost(self.prices, job.api, candidate, job.payload,
                                      self.reserve_usd)
         finally:
-            await self.budget.settle(self.reserve_usd, cost)
-        ended = time.monotonic()
+            await self.budget.settle(hour, self.reserve_usd, cost)
         workflow = self.telemetry.record_model_call(job.parent, workflow_call(
-            role="shadow", route=route, answer=answer, start=started, end=ended,
+            role="shadow", route=route, answer=answer, start=started, end=time.monotonic(),
             error_type=failure))
         if answer is not None:
             for call in model_calls(answer, route, _asked(job.call)):
                 self.telemetry.record_model_call(workflow, call)
+        # The spend counts now: a kill while legacy is still streaming must not lose it.
+        self.comparer.costs(route, job.call.request_id, orchestrator_costs(answer) if
+                            answer is not None else (RoleCost("orchestrator", cost),))
         legacy = await job.legacy
-        costs = orchestrator_costs(answer) if answer is not None else (
-            (RoleCost("orchestrator", cost),) if candidate is not None else ())
         if failure is not None or candidate is None:
             self.comparer.outcome(route=route, request_id=job.call.request_id,
-                                  outcome=failure_outcome(failure), costs=costs)
+                                  outcome=failure_outcome(failure))
             return
         if legacy is None or legacy.status >= 400 or not legacy.completed:
             # Nothing to compare against: legacy failed, or its answer was cut short (the
             # client went away); the orchestrator's outcome still counts.
-            self.comparer.outcome(route=route, request_id=job.call.request_id,
-                                  outcome="ok", costs=costs)
+            self.comparer.outcome(route=route, request_id=job.call.request_id, outcome="ok")
             return
         self.comparer.candidate(
             route=route, request_id=job.call.request_id, api=job.api, legacy=legacy,
             candidate=candidate, parent=job.parent, model=request_model(job.payload),
-            costs=costs, outcome="ok")
+            costs=(), outcome="ok")
         self.completed += 1
         await self._noise(job, legacy)
 
@@ -219,9 +225,10 @@ class ShadowRunner:
         """The shadow of a divert: the legacy call runs now, the orchestrator already
         answered the client."""
         route = job.route.route.prefix
-        if not await self._reserve(route):
+        hour = await self._reserve(route)
+        if hour is None:
             return
-        captured = await self._replay(job, role="shadow")
+        captured = await self._replay(job, "shadow", hour)
         assert job.orchestrator_answer is not None
         if captured is None or captured.status >= 400:
             return
@@ -231,21 +238,22 @@ class ShadowRunner:
             model=request_model(job.payload), costs=(), outcome="ok", divert=True)
         self.completed += 1
 
-    async def _replay(self, job: ShadowJob, role: str) -> Captured | None:
-        """A background legacy call, priced, traced, and settled against the budget."""
+    async def _replay(self, job: ShadowJob, role: str, hour: str) -> Captured | None:
+        """A background legacy call, priced, traced, and settled against the budget
+        (whatever happens: a failed or cancelled call gives its reservation back)."""
         route = job.route.route.prefix
-        cost: float | None = 0.0
+        cost: float | None = None
         try:
             async with asyncio.timeout(self.timeout):
                 captured = await self.replay.call(job.route, job.call.method,
                                                   job.legacy_headers, job.call.body)
+            usage = usage_of(job.api, captured, job.payload)
+            cost = price(self.prices, usage, job.payload)
         except TimeoutError:
             self.skip("timeout", route)
-            await self.budget.settle(self.reserve_usd, 0.0)
             return None
-        usage = usage_of(job.api, captured, job.payload)
-        cost = price(self.prices, usage, job.payload)
-        await self.budget.settle(self.reserve_usd, cost or 0.0)
+        finally:
+            await self.budget.settle(hour, self.reserve_usd, cost or 0.0)
         host = job.route.route.upstream.split("://", 1)[-1].split("/", 1)[0]
         self.telemetry.record_model_call(job.parent, legacy_call(
             role=role, route=route, path=job.route.path, provider=job.route.route.provider,
@@ -253,7 +261,7 @@ class ShadowRunner:
             captured=captured, payload=job.payload, usage=usage, cost_usd=cost,
             content=self.telemetry.captures_content))
         self.comparer.costs(route, job.call.request_id,
-                                  (RoleCost("noise" if role == "noise" else "shadow", cost),))
+                            (RoleCost("noise" if role == "noise" else "shadow", cost),))
         return captured
 
     async def _noise(self, job: ShadowJob, legacy: Captured) -> None:
@@ -262,13 +270,14 @@ class ShadowRunner:
         if not in_noise_sample(job.call.request_id, self.noise_percent):
             return
         route = job.route.route.prefix
-        if not await self._reserve(route):
+        hour = await self._reserve(route)
+        if hour is None:
             return
-        resample = await self._replay(job, role="noise")
+        resample = await self._replay(job, "noise", hour)
         if resample is None or resample.status >= 400:
             return
         self.comparer.noise(route=route, request_id=job.call.request_id, api=job.api,
-                                  legacy=legacy, resample=resample)
+                            legacy=legacy, resample=resample)
 
 
 def _asked(call: TargetCall) -> str | None:
@@ -276,37 +285,28 @@ def _asked(call: TargetCall) -> str | None:
             if call.capture_content else None)
 
 
-def orchestrator_allowed(view: FlagView) -> bool:
+def orchestrator_allowed(view: FlagView, route_prefix: str) -> bool:
+    """Whether the flags still let a route's requests reach the orchestrator."""
     snapshot = view.snapshot
     if view.legacy_only or snapshot.kill or not snapshot.system.use_orchestrator:
         return False
+    route = snapshot.route(route_prefix)
+    if route is not None and route.kill:
+        return False
     if snapshot.system.migration_mode == "full":
         return True
-    percents = [snapshot.shadow_percent, snapshot.divert_percent]
-    for route in snapshot.routes.values():
-        if route.kill:
-            continue
-        percents += [route.shadow_percent or 0.0, route.divert_percent or 0.0]
-    return any(percent > 0 for percent in percents)
+    shadow, divert = snapshot.shadow_percent, snapshot.divert_percent
+    if route is not None:
+        shadow = route.shadow_percent if route.shadow_percent is not None else shadow
+        divert = route.divert_percent if route.divert_percent is not None else divert
+    return shadow > 0 or divert > 0
 
 
 async def collect(reply: TargetReply, started: float, cap: int) -> Captured:
-    body = bytearray()
-    first = None
-    truncated = False
     try:
-        async for part in reply.parts:
-            if first is None:
-                first = time.monotonic()
-            if len(body) + len(part) > cap:
-                body += part[:max(cap - len(body), 0)]
-                truncated = True
-            else:
-                body += part
+        return await capture(reply.parts, reply.status, reply.headers, started, cap)
     finally:
         await reply.aclose()
-    return Captured(reply.status, reply.headers, bytes(body), truncated, started, first,
-                    time.monotonic())
 
 
 def _port(url: str) -> int | None:

@@ -188,7 +188,10 @@ class PoolGate:
     async def slot(self, timeout: float):  # type: ignore[no-untyped-def]
         if self._free.locked():
             try:
-                await asyncio.wait_for(self._free.acquire(), timeout)
+                # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can swallow
+                # a cancel (a client that went away) that races with the acquire.
+                async with asyncio.timeout(timeout):
+                    await self._free.acquire()
             except TimeoutError:
                 raise ProxyError(
                     "the upstream connection pool is exhausted", status=503,

@@ -8,8 +8,11 @@ import asyncio
 import gc
 from typing import Any
 
+import pytest
+
 from proxy.budget import MemoryBudget
 from proxy.config.proxy import Route
+from proxy.errors import UpstreamFailed
 from proxy.orchestration import TargetCall, TargetReply
 from proxy.pricing import PriceTable
 from proxy.replay import Captured
@@ -96,3 +99,45 @@ def test_launch_drops_when_full_and_never_queues() -> None:
 
     runner = asyncio.run(scenario())
     assert runner.skipped["concurrency_full"] == 1
+
+
+class FailingReplay:
+    async def call(self, *args: Any) -> Captured:
+        raise UpstreamFailed("legacy unreachable")
+
+
+def test_a_failed_background_legacy_call_gives_its_reservation_back() -> None:
+    async def scenario() -> float:
+        budget = MemoryBudget(1.0)
+        runner = ShadowRunner(
+            target=Answering(), replay=FailingReplay(), budget=budget,  # type: ignore[arg-type]
+            comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
+            reserve_usd=0.25, noise_percent=0, cap=1 << 20)
+        for _ in range(3):
+            hour = await runner._reserve("/openai")
+            assert hour is not None
+            with pytest.raises(UpstreamFailed):
+                await runner._replay(_job(), "noise", hour)
+        return await budget.spent()
+
+    assert asyncio.run(scenario()) == 0.0
+
+
+def test_a_route_kill_cancels_only_that_routes_shadows() -> None:
+    from proxy.config.model import Config
+    from proxy.flags.snapshot import FlagSnapshot
+    from proxy.flags.view import FlagView, LocalLayer
+    from proxy.shadow import orchestrator_allowed
+
+    def view(**snapshot: Any) -> FlagView:
+        return FlagView.build(FlagSnapshot.model_validate(snapshot),
+                              LocalLayer.from_config(Config()), "ready", "redis", 0.0)
+
+    killed = view(shadow_percent=10, routes={"/openai": {"kill": True}})
+    assert not orchestrator_allowed(killed, "/openai")
+    assert orchestrator_allowed(killed, "/anthropic")
+    zeroed = view(shadow_percent=10, routes={"/openai": {"shadow_percent": 0}})
+    assert not orchestrator_allowed(zeroed, "/openai")
+    assert not orchestrator_allowed(view(shadow_percent=10, kill=True), "/anthropic")
+    assert orchestrator_allowed(view(system={"migration_mode": "full"}), "/openai")

@@ -35,6 +35,7 @@ class ReportBuffer:
         self.dropped = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def add(self, entry: ReportEntry) -> None:
         if len(self.pending) >= self.max_pending:
@@ -50,11 +51,15 @@ class ReportBuffer:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # a bug here must not stop reporting: log it and go on
+                log.exception("report: flush failed")
 
     async def flush(self) -> None:
         while self.pending:
@@ -63,11 +68,15 @@ class ReportBuffer:
                 return
 
     async def aclose(self, timeout: float = 2.0) -> None:
-        """Stop, then write what is left (bounded)."""
-        if self._task is not None:
-            self._task.cancel()
+        """Let the running write finish, then write what is left (bounded)."""
+        self._closing = True
         try:
             async with asyncio.timeout(timeout):
+                if self._task is not None and self._wake is not None:
+                    self._wake.set()
+                    await self._task
                 await self.flush()
         except TimeoutError:
             log.warning("report: %d entries not written at shutdown", len(self.pending))
+            if self._task is not None:
+                self._task.cancel()

@@ -196,3 +196,22 @@ def test_feedback_through_the_admin_port_needs_the_token(
         assert report
     finally:
         rig.proxy.stop()
+
+
+def test_latency_delta_compares_both_durations(
+    redis_server: RedisServer, fleet: ModelFleet,
+    legacy_server: tuple[FakeUpstream, ThreadedServer],
+) -> None:
+    """Legacy takes 300 ms here, the orchestrator's fake models answer at once: the
+    delta (orchestrator minus legacy) must be clearly negative."""
+    rig = start(redis_server, legacy_server[1].url, fleet)
+    try:
+        rig.set_flags(shadow_percent=100)
+        for i in range(3):
+            httpx.post(rig.proxy.url + "/openai/v1/chat/completions", timeout=30,
+                       json={"model": "m", "messages": [{"role": "user", "content": f"{i}"}]},
+                       headers={"x-fake-latency-ms": "300"})
+        wait_for(lambda: summary(rig).latency_samples == 3, message="3 latency samples")
+        assert summary(rig).latency_delta_p50_ms < -150
+    finally:
+        rig.proxy.stop()
