@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+from urllib.parse import unquote_plus
 
 import httpx
 
@@ -24,6 +25,7 @@ from proxy.orchestrator.answer import OrchestratorAnswer
 from proxy.orchestrator.conversation import wire_format_for
 from proxy.orchestrator.pipeline import Pipeline
 from proxy.orchestrator.request import LiveSettings, OrchestratorRequest
+from proxy.telemetry.redaction import is_sensitive_name
 from proxy.transport import timeout_extension, upstream_errors
 
 Role = Literal["shadow", "divert"]
@@ -152,10 +154,21 @@ class ExternalTarget:
         headers += list(call.trace_headers)
         return headers
 
+    def query_for(self, query: bytes) -> str:
+        """The client's query string, without credential-like parameters (`?key=...`)
+        unless credentials may go to the orchestrator."""
+        text = query.decode("latin-1")
+        if self.forward_credentials or not text:
+            return text
+        kept = [part for part in text.split("&")
+                if not is_sensitive_name(unquote_plus(part.split("=", 1)[0]))]
+        return "&".join(kept)
+
     async def call(self, call: TargetCall) -> TargetReply:
         url = self.endpoint + call.path
-        if call.query:
-            url += "?" + call.query.decode("latin-1")
+        query = self.query_for(call.query)
+        if query:
+            url += "?" + query
         request = httpx.Request(call.method, url, headers=self.headers_for(call),
                                 content=call.body,
                                 extensions={"timeout": timeout_extension(self.timeouts)})

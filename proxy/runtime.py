@@ -141,7 +141,9 @@ class Runtime:
                 config.orchestrator.max_connections, config.orchestrator.max_connections,
                 config.proxy.pool.keepalive_expiry))
             self._stack.push_async_callback(client.aclose)
-            return ExternalTarget(endpoint, client, config.proxy.routes[0].timeouts)
+            return ExternalTarget(
+                endpoint, client, config.proxy.routes[0].timeouts,
+                forward_credentials=config.orchestrator.endpoint_forward_credentials)
         self.pipeline = build_pipeline(self.settings, self.redis)
         return InProcessTarget(self.pipeline)
 

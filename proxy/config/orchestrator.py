@@ -75,6 +75,8 @@ class LearningSettings(Section):
 
 class OrchestratorSection(Section):
     endpoint: str | None = None
+    # Whether the legacy request's credentials (headers, `?key=`) may go to `endpoint`.
+    endpoint_forward_credentials: bool = False
     default_quality_threshold: float = Field(default=0.8, ge=0, le=1)
     default_cost_limit: float = Field(default=1.0, ge=0)
     simple_query_model_count: int = Field(default=1, ge=1)

@@ -264,3 +264,14 @@ def test_j3_divert_percentages_select_exactly_the_bucket_band(
         assert not expected
     if percent == 100:
         assert expected == set(keys)
+
+
+def test_credentials_in_the_query_never_reach_the_orchestrator(
+    rig: Rig, orchestrator_server: tuple[FakeUpstream, ThreadedServer],
+) -> None:
+    rig.set_flags(shadow_percent=100)
+    response = httpx.post(rig.proxy.url + "/openai/v1/chat/completions"
+                          "?api-version=2024-10-21&key=SENTINEL4&api_key=S5", json=CHAT)
+    assert response.status_code == 200
+    wait_for(lambda: len(orchestrator_server[0].requests) == 1)
+    assert orchestrator_server[0].requests[0].query == "api-version=2024-10-21"
