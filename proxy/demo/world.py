@@ -1,0 +1,109 @@
+"""Everything the demo runs, in this process and event loop, started and stopped together:
+the fake legacy upstream and orchestrator models, the proxy (the real `Runtime` and both
+listeners, as `llm-shadow serve` runs them), and the trace destination.
+
+Layer: composition. Start order: bind every socket (so all ports are known), write and
+load the configuration, start the fakes, build the runtime (with the trace exporter
+chosen by `proxy.demo.traces`), enter it, serve its listeners. Stop order is the
+reverse; leaving the runtime flushes the report aggregates and the spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from proxy.demo import settings as demo_settings
+from proxy.demo.servers import LoopbackServer, loopback_socket, port_of, wait_started
+from proxy.demo.settings import MODELS, DemoSettings, Ports, Tuning
+from proxy.demo.storage import Store, seed_flags
+from proxy.demo.traces import Destination, SpanCounter, count_spans, exporting_to
+from proxy.demo.upstreams import FakeLegacy, FakeModel, Latency, Regression
+from proxy.runtime import Runtime
+from proxy.server import Listeners
+
+START_BUDGET_SECONDS = 15.0
+
+
+@dataclass
+class World:
+    store: Store
+    demo: DemoSettings
+    destination: Destination
+    legacy: FakeLegacy
+    legacy_server: LoopbackServer
+    models: Mapping[str, FakeModel]
+    model_servers: Mapping[str, LoopbackServer]
+    regression: Regression
+    runtime: Runtime
+    listeners: Listeners
+    spans: SpanCounter | None
+    legacy_key: str
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.demo.settings.config.proxy.listen.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.demo.settings.config.proxy.admin.port}"
+
+
+@contextlib.asynccontextmanager
+async def running_world(store: Store, folder: Path, destination: Destination,
+                        tuning: Tuning) -> AsyncIterator[World]:
+    rng = random.Random(tuning.seed)
+    regression = Regression()
+    legacy_key = "sk-demo-legacy-" + secrets.token_hex(12)
+    legacy = FakeLegacy(legacy_key, random.Random(rng.random()))
+    keys = demo_settings.model_keys()
+    models = {m.name: FakeModel(m.name, keys[m.name], random.Random(rng.random()),
+                                Latency(*m.latency), regression) for m in MODELS}
+    legacy_server = LoopbackServer("legacy", legacy)
+    model_servers = {name: LoopbackServer(name, app) for name, app in models.items()}
+    proxy_socket, admin_socket = loopback_socket(), loopback_socket()
+    ports = Ports(legacy=legacy_server.url,
+                  models={name: server.url + "/v1" for name, server in model_servers.items()},
+                  proxy=port_of(proxy_socket), admin=port_of(admin_socket))
+    demo = demo_settings.write_settings(folder, ports, store, tuning, keys)
+    fakes = [legacy_server, *model_servers.values()]
+    async with contextlib.AsyncExitStack() as stack:
+        for server in fakes:
+            server.start()
+            stack.push_async_callback(server.stop)
+        await wait_started(fakes, START_BUDGET_SECONDS)
+        await seed_flags(store, demo.settings)
+        sink = _trace_file(destination)
+        if sink is not None:
+            stack.callback(sink.close)
+        with exporting_to(destination, sink):
+            runtime = Runtime(demo.settings)
+        spans = count_spans(runtime.telemetry.providers.tracer_provider)
+        await stack.enter_async_context(runtime)
+        listeners = Listeners(runtime)
+        serving = asyncio.get_running_loop().create_task(
+            listeners.serve([proxy_socket], [admin_socket]), name="demo-proxy")
+        stack.push_async_callback(_stop_listeners, listeners, serving)
+        await wait_started([listeners], START_BUDGET_SECONDS)
+        yield World(store, demo, destination, legacy, legacy_server, models, model_servers,
+                    regression, runtime, listeners, spans, legacy_key)
+
+
+def _trace_file(destination: Destination) -> IO[str] | None:
+    if destination.path is None:
+        return None
+    return destination.path.open("w", encoding="utf-8")
+
+
+async def _stop_listeners(listeners: Listeners, serving: asyncio.Task[None]) -> None:
+    listeners.stop()
+    try:
+        await asyncio.wait_for(serving, 10.0)
+    except TimeoutError:
+        listeners.stop()  # a second stop exits without waiting for streams
