@@ -61,18 +61,18 @@ class Turn:
 @dataclass
 class ClientStats:
     outcomes: list[Outcome] = field(default_factory=list)
+    started: int = 0
     skipped: int = 0  # not started: `max_in_flight` requests were already waiting
 
     def record(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
 
-    @property
-    def sent(self) -> int:
-        return len(self.outcomes)
-
-    def count(self, *, since: float = 0.0, until: float = float("inf"), **match: Any) -> int:
-        """Outcomes started in [since, until) whose fields equal `match`."""
+    def count(self, *, since: float = 0.0, until: float = float("inf"),
+              finished_after: float = 0.0, **match: Any) -> int:
+        """Outcomes started in [since, until) and finished after `finished_after`, whose
+        fields equal `match`."""
         return sum(1 for o in self.outcomes if since <= o.started < until
+                   and o.finished > finished_after
                    and all(getattr(o, name) == value for name, value in match.items()))
 
     def errors(self) -> Counter[str]:
@@ -105,6 +105,7 @@ class Traffic:
             if len(self._tasks) >= self.max_in_flight:
                 self.stats.skipped += 1
             else:
+                self.stats.started += 1
                 task = asyncio.get_running_loop().create_task(self._one())
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

@@ -46,11 +46,15 @@ def what_happened(story: Story, world: World, say: Say) -> None:
          f"{len(labels) - 1} times while the guardrails held ({' -> '.join(labels)}); "
          f"rolled back on its own {rollback.at - story.injected_wall:.1f}s after the "
          f"regression, at step {rollback.step + 1} \"{rollback.label}\"")
+    under_way = stats.count(until=story.kill_at, finished_after=story.kill_at,
+                            by_orchestrator=True)
     item(f"  flags      kill switch on for /openai, applied here "
          f"{max(0.0, story.kill.at - rollback.at) * 1000:.0f} ms after the decision "
          f"(audit: {story.audit.split(',')[0]}); {story.kill.shadows_cancelled} shadows in "
-         f"flight cancelled")
-    item(f"  client     {stats.sent} requests through the openai SDK, "
+         f"flight cancelled" + (f"; {under_way} diverted answers already under way finished "
+                                f"normally (a rollback stops new requests going to the "
+                                f"orchestrator, never an answer midway)" if under_way else ""))
+    item(f"  client     {len(stats.outcomes)} requests through the openai SDK, "
          f"{stats.count(ok=False)} failed{_errors(story)}, "
          f"{stats.count(by_orchestrator=True)} answered by the orchestrator (diverted); "
          f"wrong answers: {wrong_before} before the regression, {wrong_during} between it "

@@ -49,7 +49,8 @@ async def run_demo(options: Options, env: Mapping[str, str],
     folder.mkdir(parents=True, exist_ok=True)
     destination = choose_destination(env, folder)
     plan = Plan(rate=options.rate, regression=options.regression, seed=options.seed,
-                deadline=options.timeout, after_rollback=max(2.0, options.step_seconds / 2))
+                deadline=options.timeout, inject_after=options.step_seconds / 2,
+                after_rollback=max(2.0, options.step_seconds / 2))
     story: Story | None = None
     try:
         async with running_world(store, folder, destination,

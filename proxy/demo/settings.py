@@ -115,8 +115,16 @@ def config_document(ports: Ports, store: Store, tuning: Tuning) -> dict[str, Any
     }
 
 
+def last_step_seconds(step_seconds: float) -> float:
+    """The last step holds longer: a regression injected there (halfway through a normal
+    step) must have time to show in the numbers before the step could complete; a slow
+    orchestrator shows only once its late answers arrive."""
+    return max(3 * step_seconds, 10.0)
+
+
 def ramp_document(tuning: Tuning) -> dict[str, Any]:
     step = tuning.step_seconds
+    durations = [step] * (len(STEPS) - 1) + [last_step_seconds(step)]
     return {
         "description": "The demo's ramp: five short steps on /openai, about 30 comparisons "
                        "each; limits loose enough for so few samples (see policies/ramp.json "
@@ -136,8 +144,8 @@ def ramp_document(tuning: Tuning) -> dict[str, Any]:
             "cost_per_request": {"max_usd": 0.01, "min_requests": MIN_COMPARED},
         },
         "steps": [{"name": name, "shadow_percent": shadow, "divert_percent": divert,
-                   "min_duration_seconds": step, "min_compared": MIN_COMPARED}
-                  for name, shadow, divert in STEPS],
+                   "min_duration_seconds": duration, "min_compared": MIN_COMPARED}
+                  for (name, shadow, divert), duration in zip(STEPS, durations, strict=True)],
     }
 
 

@@ -63,6 +63,7 @@ class Plan:
     regression: Mode
     seed: int
     deadline: float  # seconds from the start for the ramp to reach its last step
+    inject_after: float  # seconds into the last step
     after_rollback: float  # seconds of traffic shown after the rollback
 
 
@@ -159,9 +160,9 @@ async def _ramp(world: World, plan: Plan, narrator: Narrator, traffic: Traffic,
 
 
 def _time_to_inject(state: RampState, plan: Plan) -> bool:
-    """At the last step, once it has run healthy for half its minimum duration."""
+    """At the last step, once it has run healthy for a while."""
     return (state.is_last_step and state.active and state.applied
-            and time.time() - state.step_started_at >= state.current.min_duration_seconds / 2)
+            and time.time() - state.step_started_at >= plan.inject_after)
 
 
 def _check_deadlines(elapsed: float, injected: float | None, plan: Plan, state: RampState,
@@ -241,7 +242,7 @@ async def _progress(world: World, traffic: Traffic, runner: RampRunner, state: R
     return Progress(
         elapsed=elapsed, step=step_label(state),
         levers=Levers.of(world.runtime.flags.current, ROUTE),
-        requests=stats.sent, by_orchestrator=stats.count(by_orchestrator=True),
+        requests=stats.started, by_orchestrator=stats.count(by_orchestrator=True),
         failed=stats.count(ok=False),
         compared=summary.compared if summary else 0,
         divergence=summary.divergence_rate if summary else None,

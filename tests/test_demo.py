@@ -1,0 +1,119 @@
+"""`llm-shadow demo` runs the whole story and says what happened: without a Redis (the
+in-process store) and with one (the session's redis-server, keys deleted afterwards).
+
+Both demos run as real subprocesses (`python -m proxy demo`) with short steps, started
+together so the module costs one demo's time; each test then waits for its own process
+with a deadline. The assertions are on what a newcomer reads: which store, the
+promotions, the injected regression, the automatic rollback and its reason, the report
+and where the traces went.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import POLLUTING
+from tests.fakes.servers import RedisServer, free_port
+
+pytestmark = pytest.mark.integration
+
+FAST = ["--step-seconds", "1", "--rate", "50"]
+DEADLINE_SECONDS = 110.0
+
+
+@dataclass
+class DemoRun:
+    process: subprocess.Popen[str]
+    folder: Path
+    _result: tuple[int, str, str] | None = None
+
+    def result(self) -> tuple[int, str, str]:
+        """Exit status, standard output and standard error, once the demo ended."""
+        if self._result is None:
+            try:
+                out, err = self.process.communicate(timeout=DEADLINE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                out, err = self.process.communicate()
+                pytest.fail(f"the demo did not finish within {DEADLINE_SECONDS}s:\n{out}\n{err}")
+            self._result = (self.process.returncode, out, err)
+        return self._result
+
+
+def start_demo(folder: Path, redis_url: str) -> DemoRun:
+    env = {name: value for name, value in os.environ.items()
+           if not name.upper().startswith(("LLM_SHADOW_", "OTEL_"))
+           and name.upper() not in POLLUTING}
+    env["LLM_SHADOW_REDIS_URL"] = redis_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "demo", *FAST, "--out", str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=folder)
+    return DemoRun(process, folder)
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory,
+          redis_server: RedisServer) -> Iterator[dict[str, DemoRun]]:
+    closed_port = free_port()  # bound then released: nothing listens there
+    runs = {"memory": start_demo(tmp_path_factory.mktemp("demo-memory"),
+                                 f"redis://127.0.0.1:{closed_port}/0"),
+            "redis": start_demo(tmp_path_factory.mktemp("demo-redis"), redis_server.url)}
+    yield runs
+    for run in runs.values():
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.communicate()
+
+
+def assert_the_story(code: int, out: str, err: str, folder: Path) -> None:
+    assert code == 0, f"exit {code}\n{out}\n{err}"
+    assert "ramp STARTED" in out
+    assert "ramp PROMOTED" in out
+    assert "REGRESSION INJECTED" in out
+    rollback = re.search(r"ramp ROLLED BACK AUTOMATICALLY by ramp:demo: (.+)", out)
+    assert rollback is not None, out
+    assert "guardrail breached" in rollback.group(1)
+    assert "flags audit: v" in out and '"kill":true' in out.replace("\n", "").replace(" ", "")
+    assert "kill switch on: legacy only" in out
+    assert "Comparison report" in out and "== /openai ==" in out
+    assert re.search(r"compared\s+\d+ requests", out)
+    assert (folder / "report.html").stat().st_size > 0
+    spans = re.search(r"Traces: (\d+) spans -> (\S+)", out)
+    assert spans is not None and int(spans.group(1)) > 0, out
+    assert Path(spans.group(2)) == folder / "traces.json"
+    assert '"name": "comparison"' in (folder / "traces.json").read_text()
+    assert "Traceback" not in out + err
+
+
+def test_without_redis_the_demo_runs_on_the_in_process_store(
+        demos: dict[str, DemoRun]) -> None:
+    run = demos["memory"]
+    code, out, err = run.result()
+    assert "store            in-process (memory://): no Redis at redis://127.0.0.1:" in out
+    assert_the_story(code, out, err, run.folder)
+
+
+def test_with_redis_the_demo_uses_it_and_deletes_its_keys(
+        demos: dict[str, DemoRun], redis_server: RedisServer) -> None:
+    run = demos["redis"]
+    code, out, err = run.result()
+    used = re.search(r"Redis at redis://127\.0\.0\.1:\d+/0,\s+keys\s+under\s+"
+                     r"(llm-shadow-demo-\w+):\*", out)
+    assert used is not None, out
+    assert_the_story(code, out, err, run.folder)
+    prefix = used.group(1)
+    assert re.search(rf"Redis: deleted the demo's \d+ keys under {prefix}:\*", out)
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        assert list(client.scan_iter(match=f"{prefix}:*")) == []
+    finally:
+        client.close()
