@@ -5,7 +5,7 @@ Both demos run as real subprocesses (`python -m proxy demo`) with short steps, s
 together so the module costs one demo's time; each test then waits for its own process
 with a deadline. The assertions are on what a newcomer reads: which store, the
 promotions, the injected regression, the automatic rollback and its reason, the report
-and where the traces went.
+and where the traces went; and a demo whose story cannot happen exits 1 saying why.
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ class DemoRun:
         return self._result
 
 
-def start_demo(folder: Path, redis_url: str) -> DemoRun:
+def start_demo(folder: Path, redis_url: str, *options: str) -> DemoRun:
     env = {name: value for name, value in os.environ.items()
            if not name.upper().startswith(("LLM_SHADOW_", "OTEL_"))
            and name.upper() not in POLLUTING}
     env["LLM_SHADOW_REDIS_URL"] = redis_url
     process = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "demo", *FAST, "--out", str(folder)],
+        [sys.executable, "-m", "proxy", "demo", *FAST, "--out", str(folder), *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=folder)
     return DemoRun(process, folder)
 
@@ -66,7 +66,10 @@ def demos(tmp_path_factory: pytest.TempPathFactory,
     closed_port = free_port()  # bound then released: nothing listens there
     runs = {"memory": start_demo(tmp_path_factory.mktemp("demo-memory"),
                                  f"redis://127.0.0.1:{closed_port}/0"),
-            "redis": start_demo(tmp_path_factory.mktemp("demo-redis"), redis_server.url)}
+            "redis": start_demo(tmp_path_factory.mktemp("demo-redis"), redis_server.url),
+            # A deadline the ramp cannot meet: the demo must say so and fail.
+            "stuck": start_demo(tmp_path_factory.mktemp("demo-stuck"), "memory://",
+                                "--timeout", "2")}
     yield runs
     for run in runs.values():
         if run.process.poll() is None:
@@ -117,3 +120,11 @@ def test_with_redis_the_demo_uses_it_and_deletes_its_keys(
         assert list(client.scan_iter(match=f"{prefix}:*")) == []
     finally:
         client.close()
+
+
+def test_a_demo_that_cannot_finish_its_story_fails_and_says_why(
+        demos: dict[str, DemoRun]) -> None:
+    code, out, err = demos["stuck"].result()
+    assert code == 1, out + err
+    assert "llm-shadow demo: FAILED: the ramp did not reach its last step within 2s" in out
+    assert "Traceback" not in out + err

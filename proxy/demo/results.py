@@ -87,7 +87,7 @@ def show_traces(destination: Destination, spans: SpanCounter | None,
     dropped = f" ({lost} dropped: {', '.join(f'{r} {n}' for r, n in drops if n)})" \
         if lost else ""
     if destination.kind == "disabled":
-        say("Traces: none (OTEL_SDK_DISABLED=true)")
+        say(f"Traces: {destination.describe}")
         return
     say(f"Traces: {count} spans{dropped} -> {destination.describe}")
     if destination.kind == "file":

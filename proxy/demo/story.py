@@ -27,6 +27,7 @@ from proxy.demo.settings import LEGACY_MODEL, ROUTE
 from proxy.demo.upstreams import REGRESSION_STORIES, Mode
 from proxy.demo.watch import (
     HEADER,
+    LEGEND,
     WIDTH,
     FlagChange,
     FlagLog,
@@ -36,6 +37,7 @@ from proxy.demo.watch import (
     RampEvents,
     format_event,
     format_progress,
+    paragraph,
     step_label,
     waiting,
 )
@@ -128,6 +130,8 @@ async def _ramp(world: World, plan: Plan, narrator: Narrator, traffic: Traffic,
                              source=str(path), step=0, now=time.time(), actor="demo",
                              reason="llm-shadow demo", restart=True, clear_kill=True)
     events = RampEvents(runner.store)
+    paragraph(narrator.say, indent=0)(LEGEND)
+    narrator.say("")
     narrator.say(HEADER)
     injected: float | None = None
     injected_wall = 0.0

@@ -8,7 +8,7 @@ and log about it), so spans go to a file: the SDK's console exporter, selected w
 `OTEL_TRACES_EXPORTER=console` while the runtime is built, with standard output
 redirected to the file for exactly that moment (the exporter binds the stream it is
 built with: `proxy.telemetry.exporters`). Metrics stay on the admin port's `/metrics`
-unless `OTEL_METRICS_EXPORTER` says otherwise.
+unless `OTEL_METRICS_EXPORTER` says otherwise (in both cases).
 
 A span processor added to the runtime's tracer provider counts the spans that ended,
 whatever the exporter.
@@ -43,17 +43,19 @@ def choose_destination(env: Mapping[str, str], folder: Path) -> Destination:
     """The user's OTEL settings when there are any, else a file in `folder`."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return Destination("disabled", "none (OTEL_SDK_DISABLED=true)")
+    # Metrics stay on /metrics unless asked for: Jaeger, for one, takes no OTLP metrics.
+    quiet = {} if env.get("OTEL_METRICS_EXPORTER") else {"OTEL_METRICS_EXPORTER": "none"}
     chosen = env.get("OTEL_TRACES_EXPORTER", "").strip()
+    if chosen.lower() == "none":
+        return Destination("disabled", "none (OTEL_TRACES_EXPORTER=none)")
     endpoint = next((env[name] for name in ENDPOINT_VARIABLES if env.get(name)), "")
     if chosen or endpoint:
         where = f"OTLP to {_without_credentials(endpoint)}" if endpoint and chosen in (
             "", "otlp") else f"OTEL_TRACES_EXPORTER={chosen}"
-        return Destination("user", f"{where} (your OTEL_* settings)")
+        return Destination("user", f"{where} (your OTEL_* settings)", environment=quiet)
     path = folder / "traces.json"
-    environment = {"OTEL_TRACES_EXPORTER": "console"}
-    if not env.get("OTEL_METRICS_EXPORTER"):
-        environment["OTEL_METRICS_EXPORTER"] = "none"
-    return Destination("file", f"{path} (one JSON object per span)", path, environment)
+    return Destination("file", f"{path} (one JSON object per span)", path,
+                       {"OTEL_TRACES_EXPORTER": "console", **quiet})
 
 
 @contextlib.contextmanager

@@ -67,6 +67,11 @@ class Progress:
 
 
 WIDTH = 100
+LEGEND = ("requests: started by the client; orch.: answered by the orchestrator (diverted); "
+          "compared: answer pairs compared; diverg.: share of them minor or major; noise: the "
+          "same share between two legacy answers to one request (every compared request gets "
+          "this second legacy call here; 10 % is the production default); fallb.: diverts "
+          "that fell back to legacy")
 HEADER = (f"{'time':>6}  {'ramp step':<18}{'shadow':>7}{'divert':>7}{'requests':>10}"
           f"{'orch.':>7}{'compared':>10}{'diverg.':>9}{'noise':>7}{'fallb.':>8}  ramp")
 
