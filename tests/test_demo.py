@@ -1,5 +1,8 @@
 """`llm-shadow demo` runs the whole story and says what happened: without a Redis (the
 in-process store) and with one (the session's redis-server, keys deleted afterwards).
+First, fast checks of what the story rests on: the fakes' wording gives a non-zero noise
+floor that a healthy orchestrator stays under and the injected cross-talk clearly
+exceeds, and the trace destination follows the user's OTEL_* settings.
 
 Both demos run as real subprocesses (`python -m proxy demo`) with short steps, started
 together so the module costs one demo's time; each test then waits for its own process
@@ -10,7 +13,9 @@ and where the traces went; and a demo whose story cannot happen exits 1 saying w
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -21,13 +26,94 @@ from pathlib import Path
 import pytest
 import redis
 
+from proxy.comparison.answer import Answer
+from proxy.comparison.compare import compare
+from proxy.demo import facts
+from proxy.demo.traces import choose_destination
 from tests.conftest import POLLUTING
 from tests.fakes.servers import RedisServer, free_port
 
-pytestmark = pytest.mark.integration
-
 FAST = ["--step-seconds", "1", "--rate", "50"]
 DEADLINE_SECONDS = 110.0
+
+
+def answer(text: str) -> Answer:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return Answer("openai_chat", text=text, finish_reason="stop")
+    return Answer("openai_chat", text=text, finish_reason="stop", is_json=True,
+                  content_json=data)
+
+
+def divergent(a: str, b: str) -> bool:
+    return compare(answer(a), answer(b)).divergent
+
+
+@pytest.mark.parametrize("kind", ["capital", "currency"])
+def test_legacy_disagrees_with_itself_sometimes_and_a_healthy_orchestrator_no_more(
+        kind: str) -> None:
+    rng = random.Random(1)
+    pairs = noise = healthy = 0
+    for country in facts.COUNTRIES * 40:
+        question = facts.Question(kind, country)  # type: ignore[arg-type]
+        legacy = facts.legacy_answer(question, rng)
+        pairs += 1
+        noise += divergent(legacy, facts.legacy_answer(question, rng))
+        healthy += divergent(legacy, facts.plain_answer(question))
+    assert 0.03 < noise / pairs < 0.25, "the noise floor must be visible, and modest"
+    assert healthy < noise, "the healthy orchestrator must stay under the noise floor"
+
+
+@pytest.mark.parametrize("kind", ["capital", "currency", "json"])
+def test_the_cross_talk_regression_diverges_from_every_legacy_wording(kind: str) -> None:
+    rng = random.Random(2)
+    for country in facts.COUNTRIES:
+        question = facts.Question(kind, country)  # type: ignore[arg-type]
+        wrong = facts.cross_talk_answer(question)
+        assert not facts.is_right(question, wrong)
+        for _ in range(10):
+            legacy = facts.legacy_answer(question, rng)
+            assert facts.is_right(question, legacy)
+            assert divergent(legacy, wrong), (legacy, wrong)
+
+
+@pytest.mark.parametrize(("messages", "expected"), [
+    ([{"role": "user", "content": "What is the capital of Peru?"}], ("capital", "Peru")),
+    ([{"role": "user", "content": [{"type": "text", "text": "capital of South Korea?"}]}],
+     ("capital", "South Korea")),
+    ([{"role": "user", "content": facts.json_question(facts.COUNTRIES[0])}],
+     ("json", "France")),
+    ([{"role": "user", "content": "What is the capital of Japan?"},
+      {"role": "assistant", "content": "Tokyo."},
+      {"role": "user", "content": facts.FOLLOW_UP}], ("currency", "Japan")),
+    ([{"role": "user", "content": facts.FOLLOW_UP}], None),
+    ([{"role": "user", "content": "Tell me a joke"}], None),
+])
+def test_the_fakes_understand_the_clients_questions(
+        messages: list[dict[str, object]], expected: tuple[str, str] | None) -> None:
+    question = facts.understand(messages)
+    assert (None if question is None else (question.kind, question.country.name)) == expected
+
+
+@pytest.mark.parametrize(("env", "kind", "set_here"), [
+    ({}, "file", {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none"}),
+    ({"OTEL_METRICS_EXPORTER": "otlp"}, "file", {"OTEL_TRACES_EXPORTER": "console"}),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, "user",
+     {"OTEL_METRICS_EXPORTER": "none"}),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://u:p@collector:4318/v1/traces"}, "user",
+     {"OTEL_METRICS_EXPORTER": "none"}),
+    ({"OTEL_TRACES_EXPORTER": "console"}, "user", {"OTEL_METRICS_EXPORTER": "none"}),
+    ({"OTEL_TRACES_EXPORTER": "none"}, "disabled", {}),
+    ({"OTEL_SDK_DISABLED": "true"}, "disabled", {}),
+])
+def test_traces_follow_the_users_otel_settings_else_go_to_a_file(
+        env: dict[str, str], kind: str, set_here: dict[str, str], tmp_path: Path) -> None:
+    destination = choose_destination(env, tmp_path)
+    assert destination.kind == kind
+    assert dict(destination.environment) == set_here
+    assert (destination.path == tmp_path / "traces.json") == (kind == "file")
+    assert "u:p@" not in destination.describe
 
 
 @dataclass
@@ -97,6 +183,7 @@ def assert_the_story(code: int, out: str, err: str, folder: Path) -> None:
     assert "Traceback" not in out + err
 
 
+@pytest.mark.integration
 def test_without_redis_the_demo_runs_on_the_in_process_store(
         demos: dict[str, DemoRun]) -> None:
     run = demos["memory"]
@@ -105,6 +192,7 @@ def test_without_redis_the_demo_runs_on_the_in_process_store(
     assert_the_story(code, out, err, run.folder)
 
 
+@pytest.mark.integration
 def test_with_redis_the_demo_uses_it_and_deletes_its_keys(
         demos: dict[str, DemoRun], redis_server: RedisServer) -> None:
     run = demos["redis"]
@@ -122,6 +210,7 @@ def test_with_redis_the_demo_uses_it_and_deletes_its_keys(
         client.close()
 
 
+@pytest.mark.integration
 def test_a_demo_that_cannot_finish_its_story_fails_and_says_why(
         demos: dict[str, DemoRun]) -> None:
     code, out, err = demos["stuck"].result()

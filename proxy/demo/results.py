@@ -39,6 +39,7 @@ def what_happened(story: Story, world: World, say: Say) -> None:
     wrong_before = stats.count(right=False, ok=True, until=story.injected_at)
     wrong_during = stats.count(right=False, ok=True, since=story.injected_at,
                                until=story.kill_at)
+    wrong_after = stats.count(right=False, ok=True, since=story.kill_at)
     calls = ", ".join(f"{name} {model.calls}" for name, model in world.models.items())
     item = paragraph(say, indent=13)
     say("What happened")
@@ -58,13 +59,12 @@ def what_happened(story: Story, world: World, say: Say) -> None:
          f"{stats.count(ok=False)} failed{_errors(story)}, "
          f"{stats.count(by_orchestrator=True)} answered by the orchestrator (diverted); "
          f"wrong answers: {wrong_before} before the regression, {wrong_during} between it "
-         f"and the rollback, {story.after_rollback_by_orchestrator} from the orchestrator "
-         f"after it")
+         f"and the rollback, {wrong_after} after it")
     item(f"  upstreams  legacy {world.legacy.calls} calls (the client's requests, noise "
          f"samples, shadows of diverts); models: {calls}")
     if stats.skipped:
-        item(f"  note       {stats.skipped} requests were not sent because 100 were already "
-             f"waiting: this machine is slower than the demo's rate (try --rate)")
+        item(f"  note       {stats.skipped} requests were not sent because too many were "
+             f"already waiting: this machine is slower than the demo's rate (try --rate)")
 
 
 def show_report(report: Report, html_path: Path, say: Say) -> None:

@@ -17,13 +17,19 @@ from pathlib import Path
 from proxy.demo import results
 from proxy.demo.settings import MIN_COMPARED, MODELS, STEPS, Tuning
 from proxy.demo.storage import Store, choose_store, delete_keys
-from proxy.demo.story import DemoFailed, Narrator, Plan, Story, play
+from proxy.demo.story import Narrator, Plan, Story, play
 from proxy.demo.traces import Destination, choose_destination
 from proxy.demo.upstreams import REGRESSION_STORIES, Mode
 from proxy.demo.watch import paragraph
-from proxy.demo.world import World, running_world
+from proxy.demo.world import DemoFailed, World, running_world
+from proxy.flags.store import StoreError
+from proxy.ramp.control import RampError
+from proxy.ramp.state import RampStateInvalid
+from proxy.report.store import ReportStoreError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The store failing under the demo (a Redis that went away, or refuses writes).
+STORE_FAILURES = (StoreError, ReportStoreError, RampError, RampStateInvalid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +57,20 @@ async def run_demo(options: Options, env: Mapping[str, str],
     plan = Plan(rate=options.rate, regression=options.regression, seed=options.seed,
                 deadline=options.timeout, inject_after=options.step_seconds / 2,
                 after_rollback=max(2.0, options.step_seconds / 2))
-    story: Story | None = None
     try:
         async with running_world(store, folder, destination,
                                  Tuning(options.step_seconds, options.noise_percent,
                                         options.seed)) as world:
             intro(world, options, narrator.say)
-            try:
-                story = await play(world, plan, narrator)
-            except DemoFailed as failed:
-                narrator.say(f"\nllm-shadow demo: FAILED: {failed}")
-                return 1
+            story = await play(world, plan, narrator)
         drops = world.runtime.telemetry.providers.drops()
         await _results(story, world, destination, drops, since, narrator)
+    except DemoFailed as failed:
+        narrator.say(f"\nllm-shadow demo: FAILED: {failed}")
+        return 1
+    except STORE_FAILURES as exc:
+        narrator.say(f"\nllm-shadow demo: FAILED: the store stopped working: {exc}")
+        return 1
     finally:
         await _clean_up(store, options, folder, narrator.say)
     narrator.say(f"\nDemo finished in {narrator.elapsed:.0f}s: the ramp promoted while the "
@@ -114,12 +121,11 @@ def _store_line(store: Store, options: Options) -> str:
     return "in-process (memory://), as asked; flags, ramp and report live in this process"
 
 
-async def _results(story: Story | None, world: World, destination: Destination,
+async def _results(story: Story, world: World, destination: Destination,
                    drops: list[tuple[str, int]], since: float, narrator: Narrator) -> None:
     say = narrator.say
     say("")
-    if story is not None:
-        results.what_happened(story, world, say)
+    results.what_happened(story, world, say)
     report = await results.read_report(world.demo.settings, since - 60.0)
     results.show_report(report, world.demo.folder / "report.html", say)
     results.show_traces(destination, world.spans, drops, say)

@@ -41,7 +41,7 @@ from proxy.demo.watch import (
     step_label,
     waiting,
 )
-from proxy.demo.world import World
+from proxy.demo.world import DemoFailed, World
 from proxy.ramp.control import start_ramp
 from proxy.ramp.policy import load_policy
 from proxy.ramp.runner import RampRunner
@@ -53,10 +53,6 @@ READY_BUDGET_SECONDS = 10.0
 ROLLBACK_BUDGET_SECONDS = 45.0
 SETTLE_BUDGET_SECONDS = 5.0
 T = TypeVar("T")
-
-
-class DemoFailed(Exception):
-    """Something the demo exists to show did not happen; the message says what was seen."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +77,6 @@ class Story:
     kill: FlagChange
     kill_at: float  # monotonic time this replica applied the rollback
     audit: str
-    after_rollback_by_orchestrator: int
 
 
 class Narrator:
@@ -209,7 +204,7 @@ async def _after_rollback(world: World, plan: Plan, narrator: Narrator, traffic:
     if late:
         raise DemoFailed(f"{late} requests started after the rollback were still answered "
                          f"by the orchestrator")
-    return Story(traffic.stats, events.all, *injected, rollback, kill, kill_at, audit, late)
+    return Story(traffic.stats, events.all, *injected, rollback, kill, kill_at, audit)
 
 
 async def _audit_line(world: World) -> str:

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from proxy.demo import settings as demo_settings
 from proxy.demo.servers import LoopbackServer, loopback_socket, port_of, wait_started
@@ -29,6 +29,10 @@ from proxy.runtime import Runtime
 from proxy.server import Listeners
 
 START_BUDGET_SECONDS = 15.0
+
+
+class DemoFailed(Exception):
+    """Something the demo exists to show did not happen; the message says what was seen."""
 
 
 @dataclass
@@ -77,7 +81,7 @@ async def running_world(store: Store, folder: Path, destination: Destination,
         for server in fakes:
             server.start()
             stack.push_async_callback(server.stop)
-        await wait_started(fakes, START_BUDGET_SECONDS)
+        await _started(fakes, "the fake LLM servers")
         await seed_flags(store, demo.settings)
         sink = _trace_file(destination)
         if sink is not None:
@@ -90,9 +94,16 @@ async def running_world(store: Store, folder: Path, destination: Destination,
         serving = asyncio.get_running_loop().create_task(
             listeners.serve([proxy_socket], [admin_socket]), name="demo-proxy")
         stack.push_async_callback(_stop_listeners, listeners, serving)
-        await wait_started([listeners], START_BUDGET_SECONDS)
+        await _started([listeners], "the proxy's listeners")
         yield World(store, demo, destination, legacy, legacy_server, models, model_servers,
                     regression, runtime, listeners, spans, legacy_key)
+
+
+async def _started(servers: list[Any], what: str) -> None:
+    try:
+        await wait_started(servers, START_BUDGET_SECONDS)
+    except TimeoutError:
+        raise DemoFailed(f"{what} did not start within {START_BUDGET_SECONDS:g}s") from None
 
 
 def _trace_file(destination: Destination) -> IO[str] | None:
