@@ -13,6 +13,8 @@ and where the traces went; and a demo whose story cannot happen exits 1 saying w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import random
@@ -28,7 +30,7 @@ import redis
 
 from proxy.comparison.answer import Answer
 from proxy.comparison.compare import compare
-from proxy.demo import facts
+from proxy.demo import facts, world
 from proxy.demo.traces import choose_destination
 from tests.conftest import POLLUTING
 from tests.fakes.servers import RedisServer, free_port
@@ -114,6 +116,40 @@ def test_traces_follow_the_users_otel_settings_else_go_to_a_file(
     assert dict(destination.environment) == set_here
     assert (destination.path == tmp_path / "traces.json") == (kind == "file")
     assert "u:p@" not in destination.describe
+
+
+def test_a_runtime_whose_task_ignores_its_cancellation_still_closes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.11 can lose a cancellation inside redis-py; a loop without a closing flag
+    then never ends and its owner's aclose() waits forever. The demo's close budget
+    cancels the wait, which cancels the stuck task again."""
+    monkeypatch.setattr(world, "RUNTIME_CLOSE_BUDGET_SECONDS", 0.2)
+
+    async def stubborn() -> None:
+        lost = False
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if lost:
+                    raise
+                lost = True  # the first cancellation goes missing
+
+    class StuckRuntime:
+        async def __aexit__(self, *exc: object) -> None:
+            task = asyncio.get_running_loop().create_task(stubborn())
+            await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def main() -> bool:
+        guard = asyncio.timeout(30)  # without the budget, only this would end the wait
+        async with guard:
+            await world._close_runtime(StuckRuntime())
+        return guard.expired()
+
+    assert asyncio.run(main()) is False
 
 
 @dataclass

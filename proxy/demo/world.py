@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from proxy.demo import settings as demo_settings
 from proxy.demo.servers import LoopbackServer, loopback_socket, port_of, wait_started
@@ -29,10 +30,16 @@ from proxy.runtime import Runtime
 from proxy.server import Listeners
 
 START_BUDGET_SECONDS = 15.0
+RUNTIME_CLOSE_BUDGET_SECONDS = 20.0
+log = logging.getLogger("llm_shadow.demo")
 
 
 class DemoFailed(Exception):
     """Something the demo exists to show did not happen; the message says what was seen."""
+
+
+class Closable(Protocol):
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None: ...
 
 
 @dataclass
@@ -78,6 +85,8 @@ async def running_world(store: Store, folder: Path, destination: Destination,
     demo = demo_settings.write_settings(folder, ports, store, tuning, keys)
     fakes = [legacy_server, *model_servers.values()]
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(proxy_socket.close)  # closed already by uvicorn once it served
+        stack.callback(admin_socket.close)
         for server in fakes:
             server.start()
             stack.push_async_callback(server.stop)
@@ -89,7 +98,8 @@ async def running_world(store: Store, folder: Path, destination: Destination,
         with exporting_to(destination, sink):
             runtime = Runtime(demo.settings)
         spans = count_spans(runtime.telemetry.providers.tracer_provider)
-        await stack.enter_async_context(runtime)
+        await runtime.__aenter__()
+        stack.push_async_callback(_close_runtime, runtime)
         listeners = Listeners(runtime)
         serving = asyncio.get_running_loop().create_task(
             listeners.serve([proxy_socket], [admin_socket]), name="demo-proxy")
@@ -97,6 +107,21 @@ async def running_world(store: Store, folder: Path, destination: Destination,
         await _started([listeners], "the proxy's listeners")
         yield World(store, demo, destination, legacy, legacy_server, models, model_servers,
                     regression, runtime, listeners, spans, legacy_key)
+
+
+async def _close_runtime(runtime: Closable) -> None:
+    """Leave the runtime within a budget. On Python 3.11 a cancellation can be lost
+    inside redis-py (its `asyncio.wait_for`), and a background loop that lost it and has
+    no closing flag of its own never ends, so its owner's `aclose()` would wait forever.
+    Past the budget, the wait is cancelled, which cancels the stuck task a second time
+    (that one lands); the runtime's other resources are still closed in order."""
+    budget = asyncio.timeout(RUNTIME_CLOSE_BUDGET_SECONDS)
+    with contextlib.suppress(TimeoutError):
+        async with budget:
+            await runtime.__aexit__(None, None, None)
+    if budget.expired():
+        log.warning("the proxy runtime did not close within %gs; a background task that "
+                    "ignored its cancellation was cancelled again", RUNTIME_CLOSE_BUDGET_SECONDS)
 
 
 async def _started(servers: list[Any], what: str) -> None:
