@@ -23,6 +23,7 @@ from proxy.flags.replicas import ReplicaStatus
 from proxy.flags.store import FlagStore, StoreError
 from proxy.flags.view import FlagView
 from proxy.flags.watcher import FlagWatcher
+from proxy.tasks import stop
 
 log = logging.getLogger("llm_shadow.flags")
 
@@ -67,13 +68,10 @@ class Heartbeat:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
 
     async def aclose(self) -> None:
-        # redis-py's `asyncio.wait_for` can swallow a cancel that lands as a command
-        # completes (Python 3.11), so the loop also stops on a flag, and the wait is bounded.
+        # A cancel can be lost inside redis-py (see proxy.tasks): the loop stops on a flag too.
         self._closing = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, 2.0)
+            await stop([self._task])
 
     async def beat(self) -> bool:
         status = status_of(self.watcher.current, self.replica_id, self.pod, time.monotonic())

@@ -34,7 +34,6 @@ propagation test 8); any real regression in the store is still picked up by the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -50,6 +49,7 @@ from proxy.flags.hints import HintSource
 from proxy.flags.snapshot import FlagSnapshot, SnapshotInvalid, parse_snapshot
 from proxy.flags.store import FlagStore, StoreError
 from proxy.flags.view import FlagView, LocalLayer, Source, State
+from proxy.tasks import stop
 
 log = logging.getLogger("llm_shadow.flags")
 
@@ -101,6 +101,7 @@ class FlagWatcher:
         self._wake_origin = "poll"
         self._hint_backoff_reset = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._stale_detail = (f"no confirmed read for over {timing.stale_after:g}s; "
                               f"last-known-good applies")
         self._failsafe_detail = f"no confirmed read for over {timing.max_stale:g}s; legacy only"
@@ -155,11 +156,8 @@ class FlagWatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._closing = True
+        await stop(self._tasks)
 
     def add_listener(self, listener: Listener) -> None:
         """Called (synchronously) whenever the version, state or source changes."""
@@ -288,7 +286,7 @@ class FlagWatcher:
 
     async def _poll_loop(self) -> None:
         origin = "boot"
-        while True:
+        while not self._closing:
             self._check_override_file()
             if origin != "poll" or self._clock() >= self._next_read:
                 await self.refresh(origin)
@@ -309,7 +307,7 @@ class FlagWatcher:
     async def _hint_loop(self) -> None:
         assert self.hints is not None
         backoff = Backoff(self.timing.poll_interval, self.timing.reconnect_max_delay)
-        while True:
+        while not self._closing:
             self._hint_backoff_reset = False
             try:
                 await self.hints.run(self.on_subscribed, self.on_hint)

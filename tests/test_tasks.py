@@ -1,0 +1,48 @@
+"""Stopping background tasks: a task that loses its first cancellation (as one can
+inside redis-py on Python 3.11) is cancelled again; one that never stops is given up on
+after the budget, so shutdown cannot hang."""
+
+from __future__ import annotations
+
+import asyncio
+
+from proxy.tasks import stop
+
+
+async def _ignores_first_cancel(log: list[str]) -> None:
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        log.append("swallowed")
+    await asyncio.sleep(3600)
+
+
+async def _never_stops() -> None:
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            continue
+
+
+def test_a_lost_cancellation_is_repeated() -> None:
+    async def scenario() -> tuple[list[str], bool]:
+        log: list[str] = []
+        task = asyncio.create_task(_ignores_first_cancel(log))
+        await asyncio.sleep(0)
+        await stop([task], budget=5.0)
+        return log, task.cancelled()
+
+    assert asyncio.run(scenario()) == (["swallowed"], True)
+
+
+def test_a_task_that_never_stops_is_given_up_on() -> None:
+    async def scenario() -> bool:
+        task = asyncio.create_task(_never_stops())
+        await asyncio.sleep(0)
+        await stop([task], budget=0.3)
+        done = task.done()
+        task.cancel()
+        return done
+
+    assert asyncio.run(scenario()) is False
