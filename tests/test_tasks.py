@@ -17,10 +17,10 @@ async def _ignores_first_cancel(log: list[str]) -> None:
     await asyncio.sleep(3600)
 
 
-async def _never_stops() -> None:
-    while True:
+async def _stops_only_when_released(released: asyncio.Event) -> None:
+    while not released.is_set():
         try:
-            await asyncio.sleep(3600)
+            await released.wait()
         except asyncio.CancelledError:
             continue
 
@@ -38,11 +38,13 @@ def test_a_lost_cancellation_is_repeated() -> None:
 
 def test_a_task_that_never_stops_is_given_up_on() -> None:
     async def scenario() -> bool:
-        task = asyncio.create_task(_never_stops())
+        released = asyncio.Event()
+        task = asyncio.create_task(_stops_only_when_released(released))
         await asyncio.sleep(0)
         await stop([task], budget=0.3)
         done = task.done()
-        task.cancel()
+        released.set()
+        await task
         return done
 
     assert asyncio.run(scenario()) is False
