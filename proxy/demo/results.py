@@ -52,9 +52,10 @@ def what_happened(story: Story, world: World, say: Say) -> None:
     item(f"  flags      kill switch on for /openai, applied here "
          f"{max(0.0, story.kill.at - rollback.at) * 1000:.0f} ms after the decision "
          f"(audit: {story.audit.split(',')[0]}); {story.kill.shadows_cancelled} shadows in "
-         f"flight cancelled" + (f"; {under_way} diverted answers already under way finished "
-                                f"normally (a rollback stops new requests going to the "
-                                f"orchestrator, never an answer midway)" if under_way else ""))
+         f"flight cancelled" + (f"; {_count(under_way, 'diverted answer')} already under way "
+                                f"finished normally (a rollback stops new requests going to "
+                                f"the orchestrator, never an answer midway)"
+                                if under_way else ""))
     item(f"  client     {len(stats.outcomes)} requests through the openai SDK, "
          f"{stats.count(ok=False)} failed{_errors(story)}, "
          f"{stats.count(by_orchestrator=True)} answered by the orchestrator (diverted); "
@@ -81,7 +82,7 @@ def show_report(report: Report, html_path: Path, say: Say) -> None:
 
 
 def show_traces(destination: Destination, spans: SpanCounter | None,
-                drops: list[tuple[str, int]], say: Say) -> None:
+                drops: list[tuple[str, int]], report: Report, say: Say) -> None:
     count = spans.count if spans is not None else 0
     lost = sum(n for _, n in drops)
     dropped = f" ({lost} dropped: {', '.join(f'{r} {n}' for r, n in drops if n)})" \
@@ -90,6 +91,12 @@ def show_traces(destination: Destination, spans: SpanCounter | None,
         say(f"Traces: {destination.describe}")
         return
     say(f"Traces: {count} spans{dropped} -> {destination.describe}")
+    top = next((r.summary.top[0].request_id for r in report.routes if r.summary.top), None)
+    if top is not None:
+        where = f"`grep -n {top} {destination.path}`; " if destination.path else ""
+        paragraph(say, indent=4)(
+            f"  One trace per request; find one the report lists by its request id: {where}"
+            f"in Jaeger, the tag llm_shadow.request.id={top}")
     if destination.kind == "file":
         say("  To see them in Jaeger instead, run the demo with an OTLP endpoint:")
         for line in jaeger_hint():
@@ -101,3 +108,7 @@ def _errors(story: Story) -> str:
     if not errors:
         return ""
     return " (" + ", ".join(f"{n} {kind}" for kind, n in errors.most_common(3)) + ")"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

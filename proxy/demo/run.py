@@ -105,9 +105,10 @@ def intro(world: World, options: Options, say: Callable[[str], None]) -> None:
     text(f"The story: the auto-ramp shadows {shadow} of /openai, then diverts {divert}. It "
          f"promotes a step only when the step's guardrails hold with at least "
          f"{MIN_COMPARED} comparisons: divergence against the noise floor, orchestrator "
-         f"errors, divert fallbacks, latency delta p95, cost per request. At the last step "
-         f"the demo injects a regression ({REGRESSION_STORIES[options.regression]}). The "
-         f"ramp has to notice and roll back on its own.")
+         f"errors, divert fallbacks, latency delta p95, cost per request. At the last step, "
+         f"which holds longer, the demo injects a regression "
+         f"({REGRESSION_STORIES[options.regression]}). The ramp has to notice and roll back "
+         f"on its own.")
     say("")
 
 
@@ -128,7 +129,7 @@ async def _results(story: Story, world: World, destination: Destination,
     results.what_happened(story, world, say)
     report = await results.read_report(world.demo.settings, since - 60.0)
     results.show_report(report, world.demo.folder / "report.html", say)
-    results.show_traces(destination, world.spans, drops, say)
+    results.show_traces(destination, world.spans, drops, report, say)
     say(f"Configuration the demo ran with: {world.demo.config_path}")
 
 
