@@ -93,10 +93,10 @@ def show_traces(destination: Destination, spans: SpanCounter | None,
     say(f"Traces: {count} spans{dropped} -> {destination.describe}")
     top = next((r.summary.top[0].request_id for r in report.routes if r.summary.top), None)
     if top is not None:
-        where = f"`grep -n {top} {destination.path}`; " if destination.path else ""
-        paragraph(say, indent=4)(
-            f"  One trace per request; find one the report lists by its request id: {where}"
-            f"in Jaeger, the tag llm_shadow.request.id={top}")
+        say("  One trace per request; find one the report lists by its request id:")
+        if destination.path is not None:
+            say(f"    grep -n {top} {destination.path}")
+        say(f"    in Jaeger: tag llm_shadow.request.id={top}")
     if destination.kind == "file":
         say("  To see them in Jaeger instead, run the demo with an OTLP endpoint:")
         for line in jaeger_hint():
