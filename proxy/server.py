@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import uvicorn
@@ -108,7 +108,7 @@ class Listeners:
             await admin_task
 
 
-async def serve(settings: Settings, on_ready: Callable[[Runtime], None] | None = None) -> None:
+async def serve(settings: Settings) -> None:
     async with Runtime(settings) as runtime:
         listeners = Listeners(runtime)
 
