@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from proxy.orchestrator.adapter import MigrationAdapter
     from proxy.orchestrator.api import AIOrchestrator, OrchestratorConfig
+    from proxy.orchestrator.classification import TaskType
     from proxy.orchestrator.registry import AIModel
-    from proxy.orchestrator.tasks import TaskType
 
 __all__ = ["AIModel", "AIOrchestrator", "MigrationAdapter", "OrchestratorConfig", "TaskType"]
 
@@ -29,7 +29,7 @@ _HOMES = {
     "AIModel": "proxy.orchestrator.registry",
     "AIOrchestrator": "proxy.orchestrator.api",
     "OrchestratorConfig": "proxy.orchestrator.api",
-    "TaskType": "proxy.orchestrator.tasks",
+    "TaskType": "proxy.orchestrator.classification",
     "MigrationAdapter": "proxy.orchestrator.adapter",
 }
 

@@ -1,7 +1,7 @@
 """`create_app`: the proxy port's ASGI app, with every layer it is made of, in order.
 
 Layer: composition. A newcomer starts here. The proxy port does nothing but proxy: no
-health or admin routes (those are on the admin port, `proxy.admin`), no framework
+health or admin routes (those are on the admin port, `proxy.admin.routes`), no framework
 middleware on the hot path.
 
     request ─► ProxyEndpoint (proxy.handler)
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.admin import create_admin_app
+from proxy.admin.routes import create_admin_app
 from proxy.runtime import Runtime
 
 

@@ -29,30 +29,30 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from proxy.comparing import Comparer, failure_outcome
 from proxy.config.shadow import DivertSection
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange
 from proxy.flags.view import FlagView
 from proxy.forward import Forwarder, Send, UpstreamAborted
 from proxy.headers import RawHeaders, client_response_headers, upstream_request_headers
-from proxy.observe import (
+from proxy.orchestrator.target import OrchestratorFailed, Target, TargetCall, TargetReply
+from proxy.recording.calls import (
     asked_messages,
     endpoint_cost,
     model_calls,
     orchestrator_costs,
     workflow_call,
 )
-from proxy.orchestration import OrchestratorFailed, Target, TargetCall, TargetReply
-from proxy.pricing import PriceTable
-from proxy.replay import Captured
+from proxy.recording.comparer import Comparer, failure_outcome
 from proxy.report.entry import RoleCost
 from proxy.routing import Target as Route
-from proxy.shadow import ShadowJob, ShadowRunner
+from proxy.shadow.replay import Captured
+from proxy.shadow.runner import ShadowJob, ShadowRunner
 from proxy.tee import Tee
 from proxy.telemetry.recorder import SpanRef, Telemetry
 from proxy.telemetry.redaction import reason_code
-from proxy.usage import Api
+from proxy.usage.meter import Api
+from proxy.usage.prices import PriceTable
 
 log = logging.getLogger("llm_shadow.divert")
 

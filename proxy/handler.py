@@ -29,15 +29,15 @@ from proxy.forward import Forwarder, UpstreamAborted
 from proxy.headers import RawHeaders, get, upstream_request_headers
 from proxy.ingress import check_request, request_id
 from proxy.inject import prepare
-from proxy.observe import parse_payload
-from proxy.orchestration import TargetCall
 from proxy.orchestrator.request import LiveSettings
-from proxy.recording import captured_of
+from proxy.orchestrator.target import TargetCall
+from proxy.recording.calls import parse_payload
+from proxy.recording.worker import captured_of
 from proxy.routing import RouteTable, Target
-from proxy.shadow import ShadowJob, ShadowRunner
+from proxy.shadow.runner import ShadowJob, ShadowRunner
 from proxy.tee import Tee
 from proxy.telemetry.recorder import Telemetry
-from proxy.usage import api_for_path
+from proxy.usage.meter import api_for_path
 
 log = logging.getLogger("llm_shadow.proxy")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from proxy.sse import SSEParser
-from proxy.usage import client_event_bytes, inject_include_usage
+from proxy.usage.meter import client_event_bytes, inject_include_usage
+from proxy.usage.sse import SSEParser
 
 
 class UsageStripper:

@@ -10,10 +10,10 @@ it starts waits for Redis.
     flag service + config watcher    live flags and config reload (proxy.flags)
     telemetry                        traces and metrics (proxy.telemetry)
     redis (shared, background only)  learned records, shadow budget, report aggregates
-    orchestrator pipeline / endpoint the orchestrator target (proxy.orchestration)
-    shadow client + runner           shadow jobs and noise samples (proxy.shadow)
+    orchestrator pipeline / endpoint the orchestrator target (proxy.orchestrator.target)
+    shadow client + runner           shadow jobs and noise samples (proxy.shadow.runner)
     diverter                         divert with legacy fallback (proxy.divert)
-    recorder                         after-the-fact usage, cost and spans (proxy.recording)
+    recorder                         after-the-fact usage, cost and spans (proxy.recording.worker)
     ramp runner                      the guarded auto-ramp, when started (proxy.ramp)
 """
 
@@ -26,29 +26,29 @@ from types import TracebackType
 
 import redis.asyncio as aioredis
 
-from proxy.budget import Budget, MemoryBudget, RedisBudget
-from proxy.comparing import Comparer
 from proxy.comparison import DivergencePolicy, Limits, load_policy
 from proxy.config import Settings
-from proxy.config.watch import ConfigWatcher
+from proxy.config.reload import ConfigWatcher
 from proxy.divert import Diverter
 from proxy.flags.service import FlagService
 from proxy.forward import Forwarder
 from proxy.handler import ProxyEndpoint, Traffic
-from proxy.orchestration import ExternalTarget, InProcessTarget, Target
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
-from proxy.pricing import PriceTable
+from proxy.orchestrator.target import ExternalTarget, InProcessTarget, Target
 from proxy.ramp.runner import build_ramp
-from proxy.recording import ExchangeRecorder
+from proxy.recording.comparer import Comparer
+from proxy.recording.worker import ExchangeRecorder
 from proxy.redisclient import redis_client
-from proxy.replay import LegacyReplay
+from proxy.report.aggregate_store import ReportStore
 from proxy.report.buffer import ReportBuffer
-from proxy.report.store import ReportStore
 from proxy.routing import RouteTable
-from proxy.shadow import ShadowRunner, _port
+from proxy.shadow.budget import Budget, MemoryBudget, RedisBudget
+from proxy.shadow.replay import LegacyReplay
+from proxy.shadow.runner import ShadowRunner, _port
 from proxy.telemetry.records import FlagObservation
 from proxy.telemetry.setup import build_telemetry
 from proxy.transport import PoolGate, PoolLimits, build_client, build_transport
+from proxy.usage.prices import PriceTable
 
 log = logging.getLogger("llm_shadow.runtime")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from proxy.auth import AdminAuth
+from proxy.admin.auth import AdminAuth
 
 
 def test_no_token_configured_refuses_every_mutation() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from proxy.config import Settings, load_config
-from proxy.config.watch import ConfigWatcher, changed_sections
+from proxy.config.reload import ConfigWatcher, changed_sections
 from proxy.decision import decide
 from proxy.flags.service import FlagService
 from tests.fakes.servers import async_wait_for

@@ -9,7 +9,7 @@ from typing import Any
 from proxy.config.proxy import Route
 from proxy.config.shadow import DivertSection
 from proxy.divert import Diverter
-from proxy.orchestration import TargetCall
+from proxy.orchestrator.target import TargetCall
 from proxy.routing import RouteTable
 
 

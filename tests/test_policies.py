@@ -11,7 +11,7 @@ import pytest
 
 from proxy.comparison.policy import load_policy as load_divergence
 from proxy.orchestrator.validation import load_policy as load_validation
-from proxy.ramp.policy import load_policy as load_ramp
+from proxy.ramp.schedule import load_policy as load_ramp
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 LOADERS: dict[str, Callable[[Path], Any]] = {

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from proxy.config import ConfigError, parse_config
-from proxy.config.observe import ComparisonSection, Price
+from proxy.config.comparison import ComparisonSection
 from proxy.config.orchestrator import ModelEntry
-from proxy.pricing import CallCost, ModelPrice, PriceTable, model_candidates, usd_for
-from proxy.usage import UsageRecord
+from proxy.config.pricing import Price
+from proxy.usage.meter import UsageRecord
+from proxy.usage.prices import CallCost, ModelPrice, PriceTable, model_candidates, usd_for
 
 TABLE = PriceTable.from_sections({
     "gpt-4o": Price(input_per_1m=2.5, output_per_1m=10.0, cached_input_per_1m=1.25),

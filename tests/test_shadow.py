@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from proxy.budget import MemoryBudget
 from proxy.config.proxy import Route
 from proxy.errors import UpstreamFailed
-from proxy.orchestration import TargetCall, TargetReply
-from proxy.pricing import PriceTable
-from proxy.replay import Captured
+from proxy.orchestrator.target import TargetCall, TargetReply
 from proxy.routing import RouteTable
-from proxy.shadow import ShadowJob, ShadowRunner
+from proxy.shadow.budget import MemoryBudget
+from proxy.shadow.replay import Captured
+from proxy.shadow.runner import ShadowJob, ShadowRunner
+from proxy.usage.prices import PriceTable
 
 
 class Answering:
@@ -128,7 +128,7 @@ def test_a_route_kill_cancels_only_that_routes_shadows() -> None:
     from proxy.config.model import Config
     from proxy.flags.snapshot import FlagSnapshot
     from proxy.flags.view import FlagView, LocalLayer
-    from proxy.shadow import orchestrator_allowed
+    from proxy.shadow.runner import orchestrator_allowed
 
     def view(**snapshot: Any) -> FlagView:
         return FlagView.build(FlagSnapshot.model_validate(snapshot),

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.sse import SSEEvent, SSEParser, iter_events
+from proxy.usage.sse import SSEEvent, SSEParser, iter_events
 
 
 def parse(body: bytes, **kwargs: object) -> list[SSEEvent]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from proxy.tasks import stop
+from proxy.background import stop
 
 
 async def _ignores_first_cancel(log: list[str]) -> None:

@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.sse import SSEParser
-from proxy.usage import (
+from proxy.usage.meter import (
     Api,
     UsageMeter,
     UsageRecord,
@@ -26,6 +25,7 @@ from proxy.usage import (
     inject_include_usage,
     usage_from_body,
 )
+from proxy.usage.sse import SSEParser
 from tests.fakes import upstream as fake
 
 

@@ -38,12 +38,12 @@ from proxy.flags.store import StoreError
 from proxy.flags.writer import FlagWriter
 from proxy.ramp.control import RampError, pause_ramp, resume_ramp, start_ramp
 from proxy.ramp.controller import format_duration
-from proxy.ramp.policy import load_policy
-from proxy.ramp.reports import RampReports
+from proxy.ramp.readings import RampReports
+from proxy.ramp.schedule import load_policy
 from proxy.ramp.state import RampState, RampStateInvalid, as_json, clip
-from proxy.ramp.store import LockHolder, RampStore
+from proxy.ramp.state_store import LockHolder, RampStore
 from proxy.redisclient import redis_client
-from proxy.report.store import ReportStore, ReportStoreError
+from proxy.report.aggregate_store import ReportStore, ReportStoreError
 
 CONNECT_TIMEOUT, SOCKET_TIMEOUT = 1.0, 2.0
 DEFAULT_POLICY = "policies/ramp.json"  # relative to the configuration file's folder

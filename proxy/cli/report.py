@@ -18,8 +18,8 @@ from pathlib import Path
 from proxy.cli.common import add_config_option, load_for_redis
 from proxy.config import Settings
 from proxy.report.aggregate import Report
-from proxy.report.render import render_json, render_text
-from proxy.report.store import ReportStore, ReportStoreError
+from proxy.report.aggregate_store import ReportStore, ReportStoreError
+from proxy.report.text import render_json, render_text
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from proxy.comparison.jsondiff import canonical_json
-from proxy.usage import Api
+from proxy.usage.meter import Api
 
 _FINISH = {
     "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "completed": "stop",

@@ -38,7 +38,7 @@ from proxy.comparison.answer import Answer, ToolCall
 from proxy.comparison.jsondiff import json_diff
 from proxy.comparison.policy import RoutePolicy, Thresholds
 from proxy.comparison.similarity import embedding_divergence, text_divergence
-from proxy.config.observe import ComparisonSection
+from proxy.config.comparison import ComparisonSection
 
 Label = Literal["identical", "equivalent", "minor", "major"]
 LABELS: tuple[Label, ...] = ("identical", "equivalent", "minor", "major")

@@ -10,7 +10,7 @@ import orjson
 
 from proxy.comparison.answer import Answer, answer_from_json
 from proxy.comparison.stream import answer_from_stream
-from proxy.usage import Api, decode_body
+from proxy.usage.meter import Api, decode_body
 
 PREVIEW_BYTES = 4096
 

@@ -2,8 +2,8 @@
 with the sections the proxy needs.
 
 Layer: pure core. Each section lives in the module of its concern (`proxy.config.proxy`,
-`...orchestrator`, `...traffic`, `...shadow`, `...observe`, `...telemetry`); this module
-only assembles them.
+`...orchestrator`, `...traffic`, `...shadow`, `...comparison`, `...pricing`,
+`...telemetry`); this module only assembles them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from proxy.config.base import Section
-from proxy.config.observe import ComparisonSection, Price
+from proxy.config.comparison import ComparisonSection
 from proxy.config.orchestrator import (
     FeatureFlags,
     LegacySystem,
@@ -19,6 +19,7 @@ from proxy.config.orchestrator import (
     OrchestratorSection,
     SystemSection,
 )
+from proxy.config.pricing import Price
 from proxy.config.proxy import ProxySection, RedisSection
 from proxy.config.shadow import DivertSection, ShadowSection
 from proxy.config.telemetry import TelemetrySection

@@ -86,7 +86,7 @@ class OrchestratorSection(Section):
     enable_early_result_processing: bool = True
     # Most models one request may use, escalations below the quality threshold included.
     max_model_count: int = Field(default=4, ge=1)
-    # A client may name its task type in this header (see proxy.orchestrator.tasks).
+    # A client may name its task type in this header (see proxy.orchestrator.classification).
     task_hint_header: str = "x-task-type"
     # Output tokens assumed for the cost estimate when the request sets no max_tokens;
     # also sent to the model as its max_tokens, so the estimate is a bound.

@@ -17,8 +17,8 @@ from proxy.demo.traces import Destination, SpanCounter, jaeger_hint
 from proxy.demo.watch import paragraph
 from proxy.demo.world import World
 from proxy.report.aggregate import Report
-from proxy.report.render import render_text
-from proxy.report.store import ReportStore
+from proxy.report.aggregate_store import ReportStore
+from proxy.report.text import render_text
 
 Say = Callable[[str], None]
 

@@ -25,7 +25,7 @@ from proxy.demo.world import DemoFailed, World, running_world
 from proxy.flags.store import StoreError
 from proxy.ramp.control import RampError
 from proxy.ramp.state import RampStateInvalid
-from proxy.report.store import ReportStoreError
+from proxy.report.aggregate_store import ReportStoreError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # The store failing under the demo (a Redis that went away, or refuses writes).

@@ -43,10 +43,10 @@ from proxy.demo.watch import (
 )
 from proxy.demo.world import DemoFailed, World
 from proxy.ramp.control import start_ramp
-from proxy.ramp.policy import load_policy
 from proxy.ramp.runner import RampRunner
+from proxy.ramp.schedule import load_policy
 from proxy.ramp.state import RampState
-from proxy.report.store import ReportStoreError
+from proxy.report.aggregate_store import ReportStoreError
 
 TICK_SECONDS = 0.25
 READY_BUDGET_SECONDS = 10.0

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from proxy.flags.view import FlagView
 from proxy.ramp.controller import Evaluation
 from proxy.ramp.state import RampState
-from proxy.ramp.store import RampStore
-from proxy.shadow import ShadowRunner
+from proxy.ramp.state_store import RampStore
+from proxy.shadow.runner import ShadowRunner
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@
     watcher.py    the replica state machine: hint + resubscribe + poll, staleness
     heartbeat.py  publishes this replica's status with a short TTL
     writer.py     FlagWriter (async) and the sync functions MigrationAdapter uses
-    admin.py      GET /flagz, PUT /flags, POST /rollback on the admin port
 
 Layering: the pure modules import nothing from redis or starlette; `store`, `hints` and
 `memory` are the only modules that talk to a store; request handling reads
-`FlagWatcher.current` and never awaits anything.
+`FlagWatcher.current` and never awaits anything. The admin routes (`GET /flagz`,
+`PUT /flags`, `POST /rollback`) are in `proxy.admin.flag_routes`.
 """

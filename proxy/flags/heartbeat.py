@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 
 import orjson
 
+from proxy.background import stop
 from proxy.flags.replicas import ReplicaStatus
 from proxy.flags.store import FlagStore, StoreError
 from proxy.flags.view import FlagView
 from proxy.flags.watcher import FlagWatcher
-from proxy.tasks import stop
 
 log = logging.getLogger("llm_shadow.flags")
 
@@ -68,7 +68,7 @@ class Heartbeat:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
 
     async def aclose(self) -> None:
-        # A cancel can be lost inside redis-py (see proxy.tasks): the loop stops on a flag too.
+        # A cancel can be lost inside redis-py (see proxy.background): the loop stops on a flag too.
         self._closing = True
         if self._task is not None:
             await stop([self._task])

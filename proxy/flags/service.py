@@ -8,7 +8,7 @@ Layer: composition. `Runtime` owns one `FlagService`; the request path reads
 
 from __future__ import annotations
 
-from proxy.auth import AdminAuth
+from proxy.admin.auth import AdminAuth
 from proxy.config import Settings
 from proxy.flags.counters import DecisionCounters
 from proxy.flags.heartbeat import Heartbeat, default_replica_id

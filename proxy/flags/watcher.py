@@ -43,13 +43,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from proxy.background import stop
 from proxy.config.traffic import FlagsSection
 from proxy.flags.backoff import Backoff
 from proxy.flags.hints import HintSource
 from proxy.flags.snapshot import FlagSnapshot, SnapshotInvalid, parse_snapshot
 from proxy.flags.store import FlagStore, StoreError
 from proxy.flags.view import FlagView, LocalLayer, Source, State
-from proxy.tasks import stop
 
 log = logging.getLogger("llm_shadow.flags")
 

@@ -47,12 +47,12 @@ from proxy.orchestrator.api import (
     run_blocking,
 )
 from proxy.orchestrator.callers import HttpModelCaller
+from proxy.orchestrator.learned import Evidence
+from proxy.orchestrator.learned_store import MemoryLearningStore, RedisLearningStore, reachable
 from proxy.orchestrator.learning import Learning
 from proxy.orchestrator.pipeline import policy_from_settings
-from proxy.orchestrator.records import Evidence
 from proxy.orchestrator.registry import AIModel
 from proxy.orchestrator.request import ModelRequest
-from proxy.orchestrator.store import MemoryLearningStore, RedisLearningStore, reachable
 from proxy.orchestrator.validation import PolicyError
 from proxy.orchestrator.wire import Reply
 from proxy.transport import PoolLimits, build_client

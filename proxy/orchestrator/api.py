@@ -36,17 +36,17 @@ from typing import Any, Literal, TypeVar
 import orjson
 
 from proxy.config.orchestrator import FeatureFlags, OrchestratorSection
-from proxy.orchestrator.answer import CallRecord, OrchestratorAnswer
+from proxy.orchestrator.classification import Classification, ClassifyLimits, TaskType, classify
 from proxy.orchestrator.content import Usage, data_content, text_content
 from proxy.orchestrator.conversation import OutputFormat, from_prompt
 from proxy.orchestrator.engine import Engine, Job
+from proxy.orchestrator.learned import Evidence
+from proxy.orchestrator.learned_store import MemoryLearningStore, describe
 from proxy.orchestrator.learning import FeedbackResult, Learning
-from proxy.orchestrator.records import Evidence
+from proxy.orchestrator.performance import Report, build_report, render_text
 from proxy.orchestrator.registry import AIModel, ModelRegistry
-from proxy.orchestrator.report import Report, build_report, render_text
 from proxy.orchestrator.request import ModelRequest
-from proxy.orchestrator.store import MemoryLearningStore, describe
-from proxy.orchestrator.tasks import Classification, ClassifyLimits, TaskType, classify
+from proxy.orchestrator.result import CallRecord, OrchestratorAnswer
 from proxy.orchestrator.validation import DEFAULT_POLICY, ValidationPolicy, wants_json
 from proxy.orchestrator.wire import (
     MalformedReply,

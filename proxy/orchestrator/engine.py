@@ -33,19 +33,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from proxy.config.orchestrator import FeatureFlags, OrchestratorSection
-from proxy.orchestrator.answer import CallRecord, OrchestratorAnswer
+from proxy.orchestrator.classification import Classification, model_count
 from proxy.orchestrator.content import Usage
 from proxy.orchestrator.conversation import Conversation
 from proxy.orchestrator.cost import Budget, Estimate, estimate, estimate_input_tokens, price
 from proxy.orchestrator.cost import text_tokens as count_text_tokens
 from proxy.orchestrator.fanout import Fanout, Finished
+from proxy.orchestrator.learned import Evidence, ModelRecord, Outcome
 from proxy.orchestrator.learning import Learning
 from proxy.orchestrator.merge import MergeResult, Vote, first_answer, merge
-from proxy.orchestrator.records import Evidence, ModelRecord, Outcome
 from proxy.orchestrator.registry import AIModel, ModelRegistry
 from proxy.orchestrator.request import ModelRequest
+from proxy.orchestrator.result import CallRecord, OrchestratorAnswer
 from proxy.orchestrator.selection import Candidate, plan, rank, static_order
-from proxy.orchestrator.tasks import Classification, model_count
 from proxy.orchestrator.validation import Subject, ValidationPolicy, validate
 from proxy.orchestrator.wire import Reply
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from proxy.orchestrator.records import (
+from proxy.orchestrator.learned import (
     Evidence,
     ModelRecord,
     Outcome,
@@ -33,7 +33,7 @@ from proxy.orchestrator.records import (
     feedback_delta,
     reliability,
 )
-from proxy.orchestrator.store import (
+from proxy.orchestrator.learned_store import (
     Delta,
     LearningStore,
     MemoryLearningStore,

@@ -28,18 +28,18 @@ import redis.asyncio as aioredis
 
 from proxy.config import Settings
 from proxy.config.orchestrator import OrchestratorSection
-from proxy.orchestrator.answer import OrchestratorAnswer
 from proxy.orchestrator.callers import HttpModelCaller
+from proxy.orchestrator.classification import Classification, ClassifyLimits, TaskType, classify
 from proxy.orchestrator.conversation import WireFormat, parse_request
 from proxy.orchestrator.engine import Engine, Job, ModelCallFn
+from proxy.orchestrator.learned import Evidence
+from proxy.orchestrator.learned_store import MemoryLearningStore, RedisLearningStore, describe
 from proxy.orchestrator.learning import FeedbackResult, Learning
-from proxy.orchestrator.records import Evidence
+from proxy.orchestrator.performance import Report, build_report
 from proxy.orchestrator.registry import ModelRegistry
 from proxy.orchestrator.render import Rendered, render
-from proxy.orchestrator.report import Report, build_report
 from proxy.orchestrator.request import OrchestratorRequest
-from proxy.orchestrator.store import MemoryLearningStore, RedisLearningStore, describe
-from proxy.orchestrator.tasks import Classification, ClassifyLimits, TaskType, classify
+from proxy.orchestrator.result import OrchestratorAnswer
 from proxy.orchestrator.validation import (
     DEFAULT_POLICY,
     PolicyError,

@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from proxy.orchestrator.answer import OrchestratorAnswer
 from proxy.orchestrator.content import Content, ToolCall
 from proxy.orchestrator.conversation import WireFormat
+from proxy.orchestrator.result import OrchestratorAnswer
 
 _PIECE = 64  # characters per streamed text delta
 _OPENAI_FINISH = frozenset({"stop", "length", "content_filter", "tool_calls"})

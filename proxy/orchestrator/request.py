@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.config.orchestrator import FeatureFlags
+from proxy.orchestrator.classification import TaskType
 from proxy.orchestrator.conversation import Conversation, WireFormat
 from proxy.orchestrator.registry import AIModel
-from proxy.orchestrator.tasks import TaskType
 from proxy.orchestrator.wire import anthropic_request, openai_request
 
 

@@ -8,7 +8,7 @@ Layer: pure core. For each enabled model and the request's task type:
             − cost_weight · min(1, estimate / cost_limit)
 
 θ_correct and θ_available are *draws* from the model's Beta posteriors
-(`proxy.orchestrator.records`): a model with little evidence has a wide posterior and is
+(`proxy.orchestrator.learned`): a model with little evidence has a wide posterior and is
 sometimes drawn high, so it keeps being tried (exploration), while a model with a long good
 record is drawn high most of the time (exploitation). L is the expected latency: the
 configured `avg_response_time` counted as two pseudo-observations, blended with measured
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from proxy.config.orchestrator import SelectionSettings
 from proxy.orchestrator.cost import Estimate
-from proxy.orchestrator.records import (
+from proxy.orchestrator.learned import (
     Evidence,
     ModelRecord,
     availability,

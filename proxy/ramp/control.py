@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from proxy.flags.writer import FlagWriter
 from proxy.ramp.levers import write_flags
-from proxy.ramp.policy import RampPolicy
-from proxy.ramp.reports import RampReports
+from proxy.ramp.readings import RampReports
+from proxy.ramp.schedule import RampPolicy
 from proxy.ramp.state import RampState, RampStateInvalid, encode_state, new_ramp, parse_state
-from proxy.ramp.store import RampStore
+from proxy.ramp.state_store import RampStore
 
 MAX_APPLY_ROUNDS = 3
 

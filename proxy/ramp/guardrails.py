@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from proxy.comparison.noise import Proportion, excess_divergence
 from proxy.ramp.measurement import RouteMeasurement
-from proxy.ramp.policy import CostGuard, DivergenceGuard, Guardrails, LatencyGuard, RateGuard
+from proxy.ramp.schedule import CostGuard, DivergenceGuard, Guardrails, LatencyGuard, RateGuard
 from proxy.report.aggregate import quantile
 from proxy.report.entry import bin_centre_ms
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from proxy.flags.snapshot import FlagSnapshot
 from proxy.flags.writer import FlagWriter
-from proxy.ramp.policy import RampPolicy
+from proxy.ramp.schedule import RampPolicy
 from proxy.ramp.state import RampState, clip
 
 AUDIT_REASON_MAX = 500  # FlagSnapshot.reason's bound

@@ -6,7 +6,7 @@ Layer: composition (one task, owned by the runtime: `start()` / `aclose()`).
 Every tick reads `{prefix}:ramp:state` (one GET). With no ramp, or a ramp that is
 rolled back or completed and applied, that is all: no lock, no other key, no write.
 Otherwise the runner takes or renews the lock (`SET NX PX`, renewed per tick; see
-`proxy.ramp.store`) and, holding it, finishes applying a state's flags if a writer
+`proxy.ramp.state_store`) and, holding it, finishes applying a state's flags if a writer
 stopped half-way, or measures the step (`RampReports`), decides (`controller.decide`),
 stores the evaluation, and writes the transition (state, then flags, both audited).
 
@@ -40,10 +40,10 @@ from proxy.flags.writer import FlagWriter
 from proxy.ramp.control import apply_until_stable
 from proxy.ramp.controller import Evaluation, decide
 from proxy.ramp.levers import killed
-from proxy.ramp.reports import RampReports
+from proxy.ramp.readings import RampReports
 from proxy.ramp.state import RampState, RampStateInvalid, encode_state
-from proxy.ramp.store import RampStore
-from proxy.report.store import ReportStore, ReportStoreError
+from proxy.ramp.state_store import RampStore
+from proxy.report.aggregate_store import ReportStore, ReportStoreError
 
 log = logging.getLogger("llm_shadow.ramp")
 

@@ -1,7 +1,7 @@
 """The ramp's state: which step, since when, whether it runs, and the policy it runs on.
 
 Layer: pure core. One JSON document in Redis (`{prefix}:ramp:state`, see
-`proxy.ramp.store`); every transition returns a new, validated state:
+`proxy.ramp.state_store`); every transition returns a new, validated state:
 
     (none) --start--> running --promote--> running (next step) ... --complete--> completed
     running --pause--> paused --resume--> running
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from proxy.config.load import format_validation_error
 from proxy.ramp.measurement import Baseline
-from proxy.ramp.policy import RampPolicy, Step
+from proxy.ramp.schedule import RampPolicy, Step
 
 Status = Literal["running", "paused", "rolled_back", "completed"]
 Event = Literal["start", "promote", "complete", "rollback", "pause", "resume"]

@@ -2,29 +2,12 @@
 request, read back as numbers (for the ramp controller) or as a text, JSON or HTML
 report (`llm-shadow report`).
 
-Layer: `entry`, `aggregate`, `render` and `html` are pure core; `store` is the Redis
-adapter. Import the HTML renderer from `proxy.report.html` only when it is needed:
-plotly is a heavy import.
+    entry.py            ReportEntry: what one request contributes (pure)
+    aggregate.py        counters and summaries, merged across buckets (pure)
+    text.py, html.py    the text/JSON and HTML renderings (pure; plotly is heavy,
+                        import `html` only when it is needed)
+    buffer.py           the replica's write buffer: merged entries, one round trip
+    aggregate_store.py  the Redis adapter: bucketed aggregates with bounded retention
+
+This file imports nothing: import from the modules.
 """
-
-from __future__ import annotations
-
-from proxy.report.aggregate import Report, RoleCostSummary, RouteReport, RouteSummary
-from proxy.report.entry import ROLES, ReportEntry, Role, RoleCost
-from proxy.report.render import render_json, render_text
-from proxy.report.store import ReportStore, ReportStoreError
-
-__all__ = [
-    "ROLES",
-    "Report",
-    "ReportEntry",
-    "ReportStore",
-    "ReportStoreError",
-    "Role",
-    "RoleCost",
-    "RoleCostSummary",
-    "RouteReport",
-    "RouteSummary",
-    "render_json",
-    "render_text",
-]

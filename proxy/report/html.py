@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 from proxy.comparison.compare import Label
 from proxy.report.aggregate import Report, RouteReport
 from proxy.report.entry import bin_centre_ms
-from proxy.report.render import render_text, when
+from proxy.report.text import render_text, when
 
 COLOURS: dict[Label, str] = {"identical": "#2e7d32", "equivalent": "#9ccc65", "minor": "#ffb300",
            "major": "#e53935"}

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from proxy.comparison import Comparison, compare, extract_answer, load_policy
-from proxy.usage import Api
+from proxy.usage.meter import Api
 from tests.comparison import pairs
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policies" / "divergence.json")

@@ -10,8 +10,8 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from proxy.admin import flag_routes as admin
 from proxy.config import Settings
-from proxy.flags import admin
 from proxy.flags.service import FlagService
 from tests.flags.helpers import config
 

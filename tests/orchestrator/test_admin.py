@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from proxy.auth import AdminAuth
-from proxy.orchestrator.admin import routes
+from proxy.admin.auth import AdminAuth
+from proxy.admin.orchestrator_routes import routes
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
 from tests.fakes.models import ModelBehaviour, ModelFleet
 from tests.fakes.servers import ThreadedServer

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from proxy.orchestrator.learned_store import MemoryLearningStore, RedisLearningStore
 from proxy.orchestrator.learning import FeedbackResult, Learning
-from proxy.orchestrator.store import MemoryLearningStore, RedisLearningStore
 from tests.fakes.servers import RedisServer
 from tests.orchestrator.conftest import run
 

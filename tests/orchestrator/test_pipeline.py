@@ -16,8 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from proxy.config.orchestrator import FeatureFlags
+from proxy.orchestrator.classification import TaskType
 from proxy.orchestrator.request import LiveSettings
-from proxy.orchestrator.tasks import TaskType
 from tests.fakes.models import Gate, ModelBehaviour, ModelFleet
 from tests.fakes.servers import RedisServer, wait_for
 from tests.orchestrator.conftest import chat, fleet_settings, request, run, started

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.orchestrator.records import (
+from proxy.orchestrator.learned import (
     Evidence,
     ModelRecord,
     Sample,

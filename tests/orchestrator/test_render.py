@@ -11,10 +11,10 @@ import openai
 import orjson
 import pytest
 
-from proxy.orchestrator.answer import CallRecord, OrchestratorAnswer
+from proxy.orchestrator.classification import TaskType
 from proxy.orchestrator.content import Content, ToolCall, text_content
 from proxy.orchestrator.render import Rendered, render, render_anthropic, render_openai_chat
-from proxy.orchestrator.tasks import TaskType
+from proxy.orchestrator.result import CallRecord, OrchestratorAnswer
 from tests.fakes.servers import ThreadedServer
 
 

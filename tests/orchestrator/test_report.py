@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import orjson
 
-from proxy.orchestrator.records import Evidence, ModelRecord, Sample
-from proxy.orchestrator.report import (
+from proxy.orchestrator.learned import Evidence, ModelRecord, Sample
+from proxy.orchestrator.performance import (
     binomial_tail,
     build_report,
     detect_anomalies,

@@ -8,7 +8,7 @@ from collections import Counter
 
 from proxy.config.orchestrator import SelectionSettings
 from proxy.orchestrator.cost import estimate
-from proxy.orchestrator.records import Evidence, ModelRecord
+from proxy.orchestrator.learned import Evidence, ModelRecord
 from proxy.orchestrator.registry import AIModel
 from proxy.orchestrator.selection import expected_latency, plan, rank, static_order
 

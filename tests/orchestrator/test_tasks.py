@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.orchestrator.classification import ClassifyLimits, TaskType, classify, model_count
 from proxy.orchestrator.conversation import parse_anthropic, parse_openai_chat
-from proxy.orchestrator.tasks import ClassifyLimits, TaskType, classify, model_count
 
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -16,13 +16,14 @@ from proxy.flags.audit import AuditEntry
 from proxy.flags.snapshot import FlagSnapshot
 from proxy.flags.writer import FlagWriter
 from proxy.ramp.control import start_ramp
-from proxy.ramp.policy import RampPolicy, parse_policy
-from proxy.ramp.reports import RampReports
+from proxy.ramp.readings import RampReports
 from proxy.ramp.runner import RampRunner
+from proxy.ramp.schedule import RampPolicy, parse_policy
 from proxy.ramp.state import RampState
-from proxy.ramp.store import RampStore
+from proxy.ramp.state_store import RampStore
 from proxy.redisclient import redis_client
-from proxy.report import ReportEntry, ReportStore, RoleCost
+from proxy.report.aggregate_store import ReportStore
+from proxy.report.entry import ReportEntry, RoleCost
 
 T = TypeVar("T")
 NOW = 1_800_000_000.0  # an hour boundary: a whole test stays in one report bucket

@@ -10,7 +10,7 @@ import pytest
 
 from proxy.ramp.controller import decide, format_duration
 from proxy.ramp.measurement import RouteMeasurement
-from proxy.ramp.policy import RampPolicy
+from proxy.ramp.schedule import RampPolicy
 from proxy.ramp.state import RampState, new_ramp
 from proxy.report.entry import latency_bin
 from tests.ramp.helpers import NOW, ROUTE, tiny_policy

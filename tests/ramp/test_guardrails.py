@@ -20,7 +20,7 @@ from proxy.ramp.guardrails import (
     z_for,
 )
 from proxy.ramp.measurement import RouteMeasurement
-from proxy.ramp.policy import CostGuard, DivergenceGuard, Guardrails, LatencyGuard, RateGuard
+from proxy.ramp.schedule import CostGuard, DivergenceGuard, Guardrails, LatencyGuard, RateGuard
 from proxy.report.entry import latency_bin
 
 Z = z_for(0.95)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from proxy.config import ConfigError
-from proxy.ramp.policy import RampPolicy, is_ramp_policy, load_policy, parse_policy
+from proxy.ramp.schedule import RampPolicy, is_ramp_policy, load_policy, parse_policy
 from tests.ramp.helpers import policy_data, tiny_policy
 
 ROOT = Path(__file__).resolve().parents[2]

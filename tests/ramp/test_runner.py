@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from proxy.config import Settings, parse_config
-from proxy.ramp import build_ramp
 from proxy.ramp.control import RampError, apply_until_stable, pause_ramp, resume_ramp
-from proxy.ramp.runner import RampRunner
+from proxy.ramp.runner import RampRunner, build_ramp
 from proxy.ramp.state import RampStateInvalid, new_ramp
 from tests.fakes.servers import RedisServer
 from tests.ramp.helpers import NOW, ROUTE, World, eventually, run, tiny_policy, world

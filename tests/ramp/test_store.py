@@ -10,7 +10,7 @@ import pytest
 
 from proxy.flags.store import StoreError
 from proxy.ramp.state import RampState, RampStateInvalid, encode_state, new_ramp
-from proxy.ramp.store import RampStore
+from proxy.ramp.state_store import RampStore
 from proxy.redisclient import redis_client
 from tests.fakes.servers import RedisServer, free_port
 from tests.ramp.helpers import NOW, World, eventually, run, tiny_policy, world

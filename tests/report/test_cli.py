@@ -15,7 +15,8 @@ import pytest
 from proxy.cli import report as report_command
 from proxy.comparison import Comparison
 from proxy.redisclient import redis_client
-from proxy.report import ReportEntry, ReportStore, RoleCost
+from proxy.report.aggregate_store import ReportStore
+from proxy.report.entry import ReportEntry, RoleCost
 from tests.fakes.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration

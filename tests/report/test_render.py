@@ -7,11 +7,10 @@ import re
 import orjson
 import pytest
 
-from proxy.report import Report, render_json, render_text
-from proxy.report.aggregate import Bucket, route_report
+from proxy.report.aggregate import Bucket, Report, route_report
 from proxy.report.entry import latency_bin
 from proxy.report.html import render_html
-from proxy.report.render import duration, excess_line
+from proxy.report.text import duration, excess_line, render_json, render_text
 
 HOUR = 3600.0
 NOW = 1_800_000_000.0

@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 import pytest
 
 from proxy.comparison import Comparison
-from proxy.config.observe import ComparisonSection
+from proxy.config.comparison import ComparisonSection
 from proxy.config.proxy import RedisSection
 from proxy.redisclient import redis_client
-from proxy.report import ReportEntry, ReportStore, ReportStoreError, RoleCost
+from proxy.report.aggregate_store import ReportStore, ReportStoreError
+from proxy.report.entry import ReportEntry, RoleCost
 from tests.fakes.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ import openai
 import pytest
 
 from proxy.comparison import in_noise_sample
-from proxy.config.observe import ComparisonSection
+from proxy.config.comparison import ComparisonSection
 from proxy.config.proxy import RedisSection
-from proxy.report.store import ReportStore
+from proxy.report.aggregate_store import ReportStore
 from tests.fakes.models import ModelBehaviour, ModelFleet
 from tests.fakes.proxyproc import ProxyProcess
 from tests.fakes.servers import RedisServer, ThreadedServer, wait_for

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from proxy.orchestrator.adapter import MigrationAdapter
 from proxy.orchestrator.api import AIOrchestrator, OrchestratorConfig, ProcessResult, Response
+from proxy.orchestrator.classification import TaskType
 from proxy.orchestrator.registry import AIModel
-from proxy.orchestrator.tasks import TaskType
 
 __all__ = ["AIModel", "AIOrchestrator", "MigrationAdapter", "OrchestratorConfig",
            "ProcessResult", "Response", "TaskType"]

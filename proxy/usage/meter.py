@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 import orjson
 
-from proxy.sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSEParser
+from proxy.usage.sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSEParser
 
 Api = Literal["openai_chat", "openai_responses", "anthropic_messages", "openai_embeddings"]
 APIS: tuple[Api, ...] = ("openai_chat", "openai_responses", "anthropic_messages",

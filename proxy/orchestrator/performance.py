@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from proxy.orchestrator.records import Evidence, ModelRecord, RecordKey, Sample, reliability
+from proxy.orchestrator.learned import Evidence, ModelRecord, RecordKey, Sample, reliability
 
 RECENT = 10
 MIN_BASELINE = 20
@@ -88,7 +88,7 @@ class Report:
                 "anomalies": [asdict(anomaly) for anomaly in self.anomalies],
                 "anomaly_method": "robust z-score of recent median (latency, cost) and "
                                   "binomial tail of recent failures, against each model's "
-                                  "own history; see proxy/orchestrator/report.py"}
+                                  "own history; see proxy/orchestrator/performance.py"}
 
 
 def build_report(records: Mapping[RecordKey, ModelRecord],

@@ -21,10 +21,10 @@ import httpx
 
 from proxy.config.proxy import Timeouts
 from proxy.headers import RawHeaders, upstream_request_headers, without_credentials
-from proxy.orchestrator.answer import OrchestratorAnswer
 from proxy.orchestrator.conversation import wire_format_for
 from proxy.orchestrator.pipeline import Pipeline
 from proxy.orchestrator.request import LiveSettings, OrchestratorRequest
+from proxy.orchestrator.result import OrchestratorAnswer
 from proxy.telemetry.redaction import is_sensitive_name
 from proxy.transport import timeout_extension, upstream_errors
 

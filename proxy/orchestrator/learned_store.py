@@ -27,7 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from proxy.orchestrator.records import FLOAT_FIELDS, ModelRecord, RecordKey, Sample
+from proxy.orchestrator.learned import FLOAT_FIELDS, ModelRecord, RecordKey, Sample
 from proxy.redisclient import redis_client
 
 Delta = tuple[RecordKey, Mapping[str, float]]

@@ -1,7 +1,7 @@
 """Reading the comparison report for the ramp: baselines when a step starts, and each
 measured route's numbers in the current step.
 
-Layer: adapter (over `proxy.report.store.ReportStore`; the arithmetic is in
+Layer: adapter (over `proxy.report.aggregate_store.ReportStore`; the arithmetic is in
 `proxy.ramp.measurement`). Two reads per route and evaluation, one pipeline each: the
 step's buckets, and the noise window's buckets. Failures become `ReportStoreError`.
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from proxy.ramp.measurement import Baseline, RouteMeasurement, measure, since_baseline
 from proxy.ramp.state import RampState
 from proxy.report.aggregate import Bucket
-from proxy.report.store import STORE_ERRORS, ReportStore, ReportStoreError
+from proxy.report.aggregate_store import STORE_ERRORS, ReportStore, ReportStoreError
 
 
 class RampReports:

@@ -14,14 +14,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.comparing import Comparer
 from proxy.exchange import Exchange
-from proxy.observe import legacy_call, parse_payload, price, usage_of
-from proxy.pricing import PriceTable
-from proxy.replay import Captured
+from proxy.recording.calls import legacy_call, parse_payload, price, usage_of
+from proxy.recording.comparer import Comparer
 from proxy.report.entry import RoleCost
+from proxy.shadow.replay import Captured
 from proxy.telemetry.recorder import Telemetry
-from proxy.usage import api_for_path
+from proxy.usage.meter import api_for_path
+from proxy.usage.prices import PriceTable
 
 log = logging.getLogger("llm_shadow.recording")
 

@@ -1,10 +1,7 @@
-"""The `pricing` and `comparison` sections: what a token costs, how answers are compared
-and how long the comparison report keeps its aggregates.
+"""The `comparison` section: how answers are compared and how long the comparison report
+keeps its aggregates.
 
-Layer: pure core. Prices are pinned here on purpose: the proxy runs in locked-down
-clusters and never downloads a price list. Orchestrator models carry their own prices in
-their `models` entries; `pricing` covers the legacy models (see `proxy.pricing` for how
-a response's model name is matched to a key).
+Layer: pure core.
 """
 
 from __future__ import annotations
@@ -12,17 +9,6 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from proxy.config.base import Section
-
-
-class Price(Section):
-    """USD per 1M tokens. `cached_input_per_1m` applies to cache reads and
-    `cache_write_input_per_1m` to cache writes (Anthropic); both default to the input
-    price when absent."""
-
-    input_per_1m: float = Field(ge=0)
-    output_per_1m: float = Field(ge=0)
-    cached_input_per_1m: float | None = Field(default=None, ge=0)
-    cache_write_input_per_1m: float | None = Field(default=None, ge=0)
 
 
 class ComparisonSection(Section):

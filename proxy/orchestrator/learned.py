@@ -4,7 +4,7 @@ one call's outcome or one piece of feedback changes it.
 Layer: pure core. A record is a set of counters (calls, answers, failures, agreement,
 feedback, latency, cost). Counters only ever grow by deltas, so replicas can add their
 deltas to a shared copy in Redis with atomic increments and never overwrite each other
-(`proxy.orchestrator.store`). Two Beta posteriors are read from a record:
+(`proxy.orchestrator.learned_store`). Two Beta posteriors are read from a record:
 
 - correctness, Beta(prior_correct + feedback_weight * feedback_correct
   + agreement_weight * agreed + validity_weight * valid,

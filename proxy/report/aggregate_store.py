@@ -33,7 +33,7 @@ from redis import exceptions as rexc
 from redis.asyncio import Redis
 
 from proxy.comparison.compare import Comparison
-from proxy.config.observe import ComparisonSection
+from proxy.config.comparison import ComparisonSection
 from proxy.config.proxy import RedisSection
 from proxy.redisclient import redis_client
 from proxy.report.aggregate import Bucket, Report, RouteReport, RouteSummary, route_report

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proxy.config.model import Config
-from proxy.config.observe import Price
 from proxy.config.orchestrator import ModelEntry
-from proxy.usage import UsageRecord
+from proxy.config.pricing import Price
+from proxy.usage.meter import UsageRecord
 
 _SNAPSHOT = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|[-@]\d{8}|-\d{4}|-latest|-v\d+(?::\d+)?)$")
 _MATCH_CACHE_SIZE = 1024

@@ -26,12 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.budget import Budget, BudgetUnavailable
-from proxy.comparing import Comparer, failure_outcome
 from proxy.comparison import in_noise_sample
 from proxy.flags.view import FlagView
 from proxy.headers import RawHeaders
-from proxy.observe import (
+from proxy.orchestrator.target import OrchestratorFailed, Target, TargetCall, TargetReply
+from proxy.recording.calls import (
     asked_messages,
     endpoint_cost,
     legacy_call,
@@ -42,13 +41,14 @@ from proxy.observe import (
     usage_of,
     workflow_call,
 )
-from proxy.orchestration import OrchestratorFailed, Target, TargetCall, TargetReply
-from proxy.pricing import PriceTable
-from proxy.replay import Captured, LegacyReplay, capture
+from proxy.recording.comparer import Comparer, failure_outcome
 from proxy.report.entry import RoleCost
 from proxy.routing import Target as Route
+from proxy.shadow.budget import Budget, BudgetUnavailable
+from proxy.shadow.replay import Captured, LegacyReplay, capture
 from proxy.telemetry.recorder import SpanRef, Telemetry
-from proxy.usage import Api
+from proxy.usage.meter import Api
+from proxy.usage.prices import PriceTable
 
 log = logging.getLogger("llm_shadow.shadow")
 

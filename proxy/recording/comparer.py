@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.comparison import Comparison, DivergencePolicy, Limits, compare, extract_answer
-from proxy.observe import comparison_record
-from proxy.replay import Captured
+from proxy.recording.calls import comparison_record
 from proxy.report.buffer import ReportBuffer
 from proxy.report.entry import Outcome, ReportEntry, RoleCost
+from proxy.shadow.replay import Captured
 from proxy.telemetry.recorder import SpanRef, Telemetry
-from proxy.usage import Api
+from proxy.usage.meter import Api
 
 log = logging.getLogger("llm_shadow.comparison")
 

@@ -2,7 +2,7 @@
 
 Layer: composition (Starlette). `GET /flagz` reports this replica's view (what it acts
 on now, not what Redis holds); the two mutating routes need the admin bearer token
-(`proxy.auth`) and write through the same `FlagWriter` as the CLI, so the validation,
+(`proxy.admin.auth`) and write through the same `FlagWriter` as the CLI, so the validation,
 atomic write, audit entry and hint are identical.
 
     PUT /flags       body: a partial snapshot, e.g. {"shadow_percent": 10, "reason": "ramp"}

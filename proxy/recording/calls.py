@@ -22,14 +22,14 @@ import orjson
 
 from proxy.comparison import Comparison as Divergence
 from proxy.comparison import extract_answer
-from proxy.orchestrator.answer import OrchestratorAnswer
 from proxy.orchestrator.conversation import Message, parse_request, wire_format_for
-from proxy.pricing import PriceTable
-from proxy.replay import Captured
+from proxy.orchestrator.result import OrchestratorAnswer
 from proxy.report.entry import RoleCost
+from proxy.shadow.replay import Captured
 from proxy.telemetry.records import Comparison, ModelCall
 from proxy.telemetry.redaction import reason_code
-from proxy.usage import Api, UsageMeter, UsageRecord, api_for_path, usage_from_body
+from proxy.usage.meter import Api, UsageMeter, UsageRecord, api_for_path, usage_from_body
+from proxy.usage.prices import PriceTable
 
 # Upstream paths and the GenAI operation they are.
 OPERATIONS: dict[str, str] = {

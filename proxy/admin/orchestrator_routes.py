@@ -1,8 +1,8 @@
 """Admin routes of the orchestrator: `POST /feedback` and `GET /report`.
 
-Layer: composition (Starlette). Mounted on the admin port by `proxy.admin` (never on the
+Layer: composition (Starlette). Mounted on the admin port by `proxy.admin.routes` (never on the
 proxy port). Feedback changes what every replica learns, so it needs the admin bearer
-token (`proxy.auth`, the same check as the flag writes); the report is read-only.
+token (`proxy.admin.auth`, the same check as the flag writes); the report is read-only.
 
     POST /feedback   {"request_id": "...", "model_name": "qwen-max",
                       "task_type": "data_validation", "was_correct": false}
@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from proxy.auth import AdminAuth
+from proxy.admin.auth import AdminAuth
+from proxy.orchestrator.classification import TaskType
+from proxy.orchestrator.performance import render_text
 from proxy.orchestrator.pipeline import Pipeline
-from proxy.orchestrator.report import render_text
-from proxy.orchestrator.tasks import TaskType
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_ITEMS = 1000

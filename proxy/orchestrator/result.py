@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from proxy.orchestrator.classification import TaskType
 from proxy.orchestrator.content import Content, Usage
-from proxy.orchestrator.records import Outcome
-from proxy.orchestrator.tasks import TaskType
+from proxy.orchestrator.learned import Outcome
 
 Status = Literal["ok", "low_confidence", "failed"]
 

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from proxy.flags import admin as flags_admin
-from proxy.orchestrator import admin as orchestrator_admin
+from proxy.admin import flag_routes as flags_admin
+from proxy.admin import orchestrator_routes as orchestrator_admin
 from proxy.runtime import Runtime
 from proxy.telemetry import scrape
 

@@ -1,0 +1,1 @@
+"""After the answer: usage, cost, spans and comparisons, off the request path."""

@@ -1,0 +1,1 @@
+"""Shadow: the orchestrator answers a copy of a legacy request on the side."""
