@@ -10,12 +10,11 @@ kept for whoever needs the body afterwards (shadow, divert fallback, telemetry).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
+from proxy.asgi import Receive
 from proxy.errors import ProxyError, RequestRejected, too_large
-
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class ClientGone(Exception):

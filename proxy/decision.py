@@ -90,27 +90,45 @@ def decide(
     eligible_paths: Collection[str],
 ) -> Decision:
     """The decision for one request; see the module docstring for the precedence."""
-    blocked = _blocked(view, route_prefix, upstream_path, eligible_paths)
+    blocked = _blocked(view, route_prefix)
+    if blocked is None and upstream_path not in eligible_paths:
+        blocked = "not_eligible"
     if blocked is not None:
         return Decision("legacy", blocked)
     bucket = bucket_of(bucket_key)
     snapshot = view.snapshot
     if snapshot.system.migration_mode == "full":
         return Decision("divert", "full_migration", bucket)
-    route = snapshot.route(route_prefix)
-    shadow = snapshot.shadow_percent
-    divert = snapshot.divert_percent
-    if route is not None:
-        shadow = route.shadow_percent if route.shadow_percent is not None else shadow
-        divert = route.divert_percent if route.divert_percent is not None else divert
+    shadow, divert = percentages(view, route_prefix)
     action = band(bucket, basis_points(shadow), basis_points(divert))
     return Decision(action, f"{action}_band" if action != "legacy" else "outside_bands", bucket)
 
 
-def _blocked(
-    view: FlagView, route_prefix: str, upstream_path: str, eligible_paths: Collection[str],
-) -> str | None:
-    """The reason this request must stay legacy before any bucket is looked at."""
+def orchestrator_allowed(view: FlagView, route_prefix: str) -> bool:
+    """Whether any request of a route may still reach the orchestrator, by the same
+    precedence as `decide`: a kill, a rollback, fail-safe or percentages at 0 take it
+    away, and the shadows of that route already running are cancelled."""
+    if _blocked(view, route_prefix) is not None:
+        return False
+    if view.snapshot.system.migration_mode == "full":
+        return True
+    shadow, divert = percentages(view, route_prefix)
+    return shadow > 0 or divert > 0
+
+
+def percentages(view: FlagView, route_prefix: str) -> tuple[float, float]:
+    """(shadow, divert) percentages of a route: its override where it has one."""
+    snapshot = view.snapshot
+    shadow, divert = snapshot.shadow_percent, snapshot.divert_percent
+    route = snapshot.route(route_prefix)
+    if route is not None:
+        shadow = route.shadow_percent if route.shadow_percent is not None else shadow
+        divert = route.divert_percent if route.divert_percent is not None else divert
+    return shadow, divert
+
+
+def _blocked(view: FlagView, route_prefix: str) -> str | None:
+    """The reason a route's requests must stay legacy before any bucket is looked at."""
     if view.legacy_only:
         return view.state
     snapshot = view.snapshot
@@ -121,6 +139,4 @@ def _blocked(
         return "route_kill"
     if not snapshot.system.use_orchestrator:
         return "use_orchestrator_off"
-    if upstream_path not in eligible_paths:
-        return "not_eligible"
     return None

@@ -26,32 +26,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
+from proxy.asgi import Send
 from proxy.config.shadow import DivertSection
 from proxy.errors import ProxyError
-from proxy.exchange import Exchange
-from proxy.flags.view import FlagView
-from proxy.forward import Forwarder, Send, UpstreamAborted
-from proxy.headers import RawHeaders, client_response_headers, upstream_request_headers
+from proxy.exchange import Captured, Exchange
+from proxy.forward import Forwarder, UpstreamAborted
+from proxy.headers import client_response_headers, upstream_request_headers
+from proxy.orchestrator.result import OrchestratorAnswer
 from proxy.orchestrator.target import OrchestratorFailed, Target, TargetCall, TargetReply
-from proxy.recording.calls import (
-    asked_messages,
-    endpoint_cost,
-    model_calls,
-    orchestrator_costs,
-    workflow_call,
-)
+from proxy.recording.calls import endpoint_cost, orchestrator_calls, orchestrator_costs
 from proxy.recording.comparer import Comparer, failure_outcome
 from proxy.report.entry import RoleCost
-from proxy.routing import Target as Route
-from proxy.shadow.replay import Captured
 from proxy.shadow.runner import ShadowJob, ShadowRunner
 from proxy.tee import Tee
-from proxy.telemetry.recorder import SpanRef, Telemetry
+from proxy.telemetry.recorder import Telemetry
 from proxy.telemetry.redaction import reason_code
-from proxy.usage.meter import Api
 from proxy.usage.prices import PriceTable
 
 log = logging.getLogger("llm_shadow.divert")
@@ -70,27 +61,20 @@ class Diverter:
         self.prices = prices
         self.tee_bytes = tee_bytes
 
-    async def serve(self, *, route: Route, call: TargetCall, headers: RawHeaders,
-                    payload: Mapping[str, Any] | None, api: Api | None, send: Send,
-                    record: Exchange, view: FlagView, parent: SpanRef | None,
+    async def serve(self, call: TargetCall, send: Send, record: Exchange,
                     legacy_tee: Tee | None) -> None:
+        """Answer `record`'s client with the orchestrator, or with legacy on a failure
+        before the first byte (see the module docstring)."""
         legacy_allowed = self.settings.fallback_to_legacy and \
-            view.snapshot.legacy_system.enabled
+            record.view.snapshot.legacy_system.enabled
         started = time.monotonic()
-        reply, first, failure, answer = await self._open(route, call)
-        prefix = route.route.prefix
-        workflow = self.telemetry.record_model_call(parent, workflow_call(
-            role="divert", route=prefix, answer=answer, start=started, end=time.monotonic(),
-            error_type=failure))
-        if answer is not None:
-            asked = (asked_messages(call.path, call.provider, call.payload)
-                     if call.capture_content else None)
-            for model_call in model_calls(answer, prefix, asked):
-                self.telemetry.record_model_call(workflow, model_call)
+        reply, first, failure, answer = await self._open(call)
+        self.telemetry.record_workflow(record.trace, *orchestrator_calls(
+            call, answer, start=started, end=time.monotonic(), failure=failure))
         costs = orchestrator_costs(answer)
         if reply is None:
-            await self._fall_back(route, call, headers, send, record, failure or "error",
-                                  legacy_allowed, costs, legacy_tee)
+            await self._fall_back(call, send, record, failure or "error", legacy_allowed,
+                                  costs, legacy_tee)
             return
         record.answered_by = "orchestrator"
         captured: Captured | None = None
@@ -99,19 +83,16 @@ class Diverter:
         finally:  # the orchestrator's spend counts even when the stream was cut short
             if answer is None and captured is not None:  # external: priced from its usage
                 costs = (RoleCost("orchestrator", endpoint_cost(
-                    self.prices, api, captured, payload, 0.0)),)
-            self.comparer.outcome(route=prefix, request_id=call.request_id, outcome="ok",
-                                  costs=costs, divert=True)
+                    self.prices, call.api, captured, call.payload, 0.0)),)
+            self.comparer.outcome(route=call.route, request_id=call.request_id,
+                                  outcome="ok", costs=costs, divert=True)
         if self.settings.shadow_legacy and legacy_allowed:
-            self.shadow.launch(ShadowJob(call=call, route=route, api=api,
-                                         legacy_headers=upstream_request_headers(headers),
-                                         parent=parent, payload=payload,
-                                         orchestrator_answer=captured))
+            self.shadow.launch(ShadowJob(call, record.trace, orchestrator_answer=captured))
 
-    async def _open(self, route: Route, call: TargetCall,
-                    ) -> tuple[TargetReply | None, bytes | None, str | None, Any]:
+    async def _open(self, call: TargetCall) -> tuple[
+            TargetReply | None, bytes | None, str | None, OrchestratorAnswer | None]:
         """The orchestrator's response up to its first body part, or why there is none."""
-        if not self.target.supports(route.route.provider, route.path):
+        if not self.target.supports(call.api):
             return None, None, "unsupported_endpoint", None
         try:
             async with asyncio.timeout(self.settings.first_byte_timeout_seconds):
@@ -132,10 +113,10 @@ class Diverter:
             log.exception("divert of %s: the orchestrator failed", call.request_id)
             return None, None, "error", None
 
-    async def _fall_back(self, route: Route, call: TargetCall, headers: RawHeaders,
-                         send: Send, record: Exchange, reason: str, legacy_allowed: bool,
-                         costs: Any, tee: Tee | None) -> None:
-        prefix = route.route.prefix
+    async def _fall_back(self, call: TargetCall, send: Send, record: Exchange, reason: str,
+                         legacy_allowed: bool, costs: tuple[RoleCost, ...],
+                         tee: Tee | None) -> None:
+        prefix = call.route
         record.fallback_reason = reason
         self.telemetry.count_divert_fallback(reason, prefix)
         self.comparer.outcome(route=prefix, request_id=call.request_id,
@@ -148,8 +129,8 @@ class Diverter:
                              code="orchestrator_failed")
         log.info("divert of %s fell back to legacy: %s", call.request_id, reason)
         record.answered_by = "legacy"
-        await self.legacy.exchange(route, call.method, upstream_request_headers(headers),
-                                   call.body, send, record, tee=tee)
+        await self.legacy.exchange(record, upstream_request_headers(call.client_headers),
+                                   call.body, send, tee=tee)
 
     async def _relay(self, reply: TargetReply, first: bytes | None, send: Send,
                      record: Exchange, started: float) -> Captured:

@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import httpx
 
+from proxy.asgi import Send
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange
 from proxy.headers import RawHeaders, client_response_headers
 from proxy.inject import UsageStripper
-from proxy.routing import Target
 from proxy.tee import Tee
 from proxy.transport import PoolGate, timeout_extension, upstream_errors
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Content = bytes | AsyncIterator[bytes]
 
 
@@ -52,24 +50,25 @@ class Forwarder:
 
     async def exchange(
         self,
-        target: Target,
-        method: str,
+        record: Exchange,
         headers: RawHeaders,
         content: Content,
         send: Send,
-        record: Exchange,
         tee: Tee | None = None,
         rewrite: UsageStripper | None = None,
     ) -> None:
-        """Forward one request and relay its response; raises `ProxyError` only while
-        nothing has been sent to the client yet. With `rewrite` (opt-in usage injection)
-        the client gets the rewritten stream while the tee keeps the upstream's bytes."""
-        host = record.upstream_host
+        """Forward one request to its destination and relay the response; raises
+        `ProxyError` only while nothing has been sent to the client yet. With `rewrite`
+        (opt-in usage injection) the client gets the rewritten stream while the tee keeps
+        the upstream's bytes."""
+        destination = record.destination
+        host = destination.upstream.netloc
+        timeouts = destination.route.timeouts
         request = httpx.Request(
-            method, upstream_url(target.url), headers=headers, content=content,
-            extensions={"timeout": timeout_extension(target.route.timeouts)},
+            record.method, upstream_url(destination.url), headers=headers, content=content,
+            extensions={"timeout": timeout_extension(timeouts)},
         )
-        async with self.gate.slot(target.route.timeouts.pool):
+        async with self.gate.slot(timeouts.pool):
             with upstream_errors(host):
                 response = await self.transport.handle_async_request(request)
             try:

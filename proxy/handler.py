@@ -1,11 +1,20 @@
-"""The proxy port's ASGI endpoint: ingress checks, route, decision, then the legacy,
-shadow or divert path.
+"""The proxy port's ASGI endpoint: one straight path per request.
 
 Layer: composition on the request path. It is plain ASGI (no Request/Response objects)
-because it is the hot path of every LLM call the legacy service makes; each step it takes
-is a call into the module that owns that concern. Nothing here awaits Redis, the shadow
-or any recording: the decision reads an in-memory flag view, the shadow is launched as
-its own task, and the finished exchange is handed to a queue.
+because it is the hot path of every LLM call the legacy service makes; each step is a
+call into the module that owns that concern:
+
+    1. ingress checks (framing, methods, header size)      proxy.ingress
+    2. route: path prefix → fixed upstream                  proxy.routing
+    3. decision on the in-memory flag view                  proxy.decision
+    4. the request's trace opens (this module owns it)      proxy.telemetry
+    5. legacy (+ shadow launched beside it) or divert       proxy.forward, proxy.shadow,
+                                                            proxy.divert
+    6. the trace closes; the exchange goes to the recorder  proxy.recording
+
+Nothing here awaits Redis, the shadow or any recording: the decision reads an in-memory
+flag view, the shadow runs as its own task, and the finished exchange is handed to a
+queue.
 """
 
 from __future__ import annotations
@@ -13,41 +22,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from proxy.apis import parse_payload
+from proxy.asgi import Receive, Scope, Send
 from proxy.body import ClientGone, RequestBody, declared_length
 from proxy.config.shadow import ShadowSection
-from proxy.decision import Decision, bucket_key, decide
+from proxy.decision import bucket_key, decide
 from proxy.divert import Diverter
 from proxy.errors import ProxyError, RequestRejected, too_large
 from proxy.exchange import Exchange
 from proxy.flags.counters import DecisionCounters
 from proxy.flags.watcher import FlagWatcher
-from proxy.forward import Forwarder, UpstreamAborted
+from proxy.forward import Content, Forwarder, UpstreamAborted
 from proxy.headers import RawHeaders, get, upstream_request_headers
 from proxy.ingress import check_request, request_id
 from proxy.inject import prepare
 from proxy.orchestrator.request import LiveSettings
-from proxy.orchestrator.target import TargetCall
-from proxy.recording.calls import parse_payload
-from proxy.recording.worker import captured_of
-from proxy.routing import RouteTable, Target
-from proxy.shadow.runner import ShadowJob, ShadowRunner
+from proxy.orchestrator.target import Role, TargetCall
+from proxy.routing import Destination, RouteTable
+from proxy.shadow.runner import ShadowJob, ShadowRunner, skip_reason
 from proxy.tee import Tee
 from proxy.telemetry.recorder import Telemetry
-from proxy.usage.meter import api_for_path
 
 log = logging.getLogger("llm_shadow.proxy")
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-# Legacy decisions whose reason is also a shadow skip reason, for the skip counters.
-SKIP_FOR_REASON = {"outside_bands": "sampled_out", "not_eligible": "not_eligible",
-                   "kill": "kill", "route_kill": "kill"}
 
 
 class Recorder(Protocol):
@@ -56,46 +55,46 @@ class Recorder(Protocol):
     def record(self, exchange: Exchange) -> None: ...
 
 
-class NullRecorder:
-    def record(self, exchange: Exchange) -> None:
-        return None
-
-
 @dataclass
+class Load:
+    """Requests being served right now: the handler counts them, `/statz` shows them."""
+
+    in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the request path bounds, and the headers it reads."""
+
+    body_read_timeout: float
+    request_id_header: bytes
+    task_hint_header: bytes
+    max_header_bytes: int = 32 * 1024
+
+
+@dataclass(frozen=True)
 class Traffic:
-    """What the request path needs to split traffic: live flags, the two orchestrator
-    paths, and telemetry."""
+    """Who splits traffic: the live flags, the shadow and divert paths, and the limits
+    of the copies kept for comparison."""
 
     flags: FlagWatcher
     decisions: DecisionCounters
     shadow: ShadowRunner
     divert: Diverter
-    telemetry: Telemetry
     shadow_settings: ShadowSection
-    task_hint_header: bytes
     inject_usage_routes: tuple[str, ...] = ()
 
 
 class ProxyEndpoint:
-    def __init__(
-        self,
-        routes: RouteTable,
-        legacy: Forwarder,
-        *,
-        body_read_timeout: float,
-        request_id_header: str,
-        max_header_bytes: int = 32 * 1024,
-        recorder: Recorder | None = None,
-        traffic: Traffic | None = None,
-    ):
+    def __init__(self, routes: RouteTable, legacy: Forwarder, traffic: Traffic,
+                 telemetry: Telemetry, recorder: Recorder, limits: Limits, load: Load):
         self.routes = routes
         self.legacy = legacy
-        self.body_read_timeout = body_read_timeout
-        self.request_id_header = request_id_header.lower().encode()
-        self.max_header_bytes = max_header_bytes
-        self.recorder: Recorder = recorder or NullRecorder()
         self.traffic = traffic
-        self.in_flight = 0
+        self.telemetry = telemetry
+        self.recorder = recorder
+        self.limits = limits
+        self.load = load
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,68 +102,82 @@ class ProxyEndpoint:
                 await send({"type": "websocket.close", "code": 1008})
             return
         started = time.monotonic()
-        method: str = scope["method"]
         headers = scope["headers"]
         try:
-            check_request(method, headers, self.max_header_bytes)
-            target = self.routes.resolve(scope["raw_path"], scope["query_string"])
-            limit = target.route.max_body_bytes
+            check_request(scope["method"], headers, self.limits.max_header_bytes)
+            destination = self.routes.resolve(scope["raw_path"], scope["query_string"])
+            limit = destination.route.max_body_bytes
             length = declared_length(get(headers, b"content-length"))
             if length is not None and length > limit:
                 raise too_large(limit)
         except RequestRejected as exc:
             await send_error(send, exc)
             return
-        record = Exchange(
-            request_id=request_id(headers, self.request_id_header),
-            method=method,
-            route_prefix=target.route.prefix,
-            provider=target.route.provider,
-            upstream_path=target.path,
-            upstream_host=_host(target.route.upstream),
-            started_at=started,
-        )
-        self.in_flight += 1
+        record = self._open(scope, destination, started)
+        self.load.in_flight += 1
         try:
-            await self._handle(scope, target, headers, receive, send, record)
+            await self._handle(headers, receive, send, record)
         finally:
-            self.in_flight -= 1
+            self.load.in_flight -= 1
             if record.finished_at is None:
                 record.finished_at = time.monotonic()
+            self._close(record)
             self.recorder.record(record)
 
-    async def _handle(self, scope: Scope, target: Target, headers: RawHeaders,
-                      receive: Receive, send: Send, record: Exchange) -> None:
-        decision = self._decide(scope, target, headers, record)
+    def _open(self, scope: Scope, destination: Destination, started: float) -> Exchange:
+        """Decide on the current flag view, and open the request's trace."""
+        headers = scope["headers"]
+        rid = request_id(headers, self.limits.request_id_header)
+        view = self.traffic.flags.current
+        local = view.local
+        key = bucket_key(_header_text(headers, local.bucket_header.encode()), rid)
+        decision = decide(view, destination.prefix, destination.path, key,
+                          local.eligible_paths)
+        self.traffic.decisions.record(decision)
+        target = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        trace = self.telemetry.start_request(scope["method"], destination.prefix, target, rid,
+                                             headers=headers, started_at=started)
+        record = Exchange(rid, scope["method"], destination, started, decision, view, trace,
+                          eligible=destination.path in local.eligible_paths)
+        skip = skip_reason(decision)
+        if skip is not None:
+            self.traffic.shadow.skip(skip, destination.prefix)
+            record.shadow_skip = skip
+        return record
+
+    def _close(self, record: Exchange) -> None:
+        self.telemetry.end_request(
+            record.trace, record.status, record.decision.action,
+            decision_reason=record.decision.reason, bucket=record.decision.bucket,
+            answered_by=record.answered_by, error_type=record.error_type,
+            fallback_reason=record.fallback_reason, shadow_skip_reason=record.shadow_skip,
+            flag_version=record.view.version, flag_state=record.view.state,
+            client_gone=record.client_gone, ended_at=record.finished_at)
+
+    async def _handle(self, headers: RawHeaders, receive: Receive, send: Send,
+                      record: Exchange) -> None:
+        destination = record.destination
+        settings = self.traffic.shadow_settings
         # Eligible endpoints (LLM calls) keep bounded copies of the request and the answer,
         # for usage, cost and comparison; anything else is only relayed.
-        keep = tee_size = 0
-        if self.traffic is not None and record.notes["eligible"]:
-            keep = self.traffic.shadow_settings.max_body_bytes
-            tee_size = self.traffic.shadow_settings.tee_max_bytes
-        body = RequestBody(receive, limit=target.route.max_body_bytes,
-                           read_timeout=self.body_read_timeout, keep=keep)
+        keep = settings.max_body_bytes if record.eligible else 0
+        body = RequestBody(receive, limit=destination.route.max_body_bytes,
+                           read_timeout=self.limits.body_read_timeout, keep=keep)
         watcher = _DisconnectWatcher(receive, body, record)
         job: ShadowJob | None = None
-        tee = Tee(tee_size) if tee_size else None
+        tee = Tee(settings.tee_max_bytes) if record.eligible else None
         try:
-            if decision is not None and decision.action == "divert":
-                await self._divert(target, headers, body, send, record, tee)
+            action = record.decision.action
+            if action == "divert":
+                call = self._call("divert", headers, await body.read(), record)
+                await self.traffic.divert.serve(call, send, record, tee)
                 return
-            if decision is not None and decision.action == "shadow":
-                content = await body.start(keep)
-                job = self._shadow_job(target, headers, content, record)
-            else:
-                content = await body.start()
-            rewrite = None
-            forwarded = upstream_request_headers(headers)
-            if self.traffic is not None and isinstance(content, bytes) and keep:
-                content, rewrite = prepare(content, target.route.prefix,
-                                           self.traffic.inject_usage_routes)
-                if rewrite is not None:  # the body changed: its length is recomputed
-                    forwarded = [(k, v) for k, v in forwarded if k != b"content-length"]
-            await self.legacy.exchange(target, record.method, forwarded, content, send,
-                                       record, tee=tee, rewrite=rewrite)
+            content: Content = await body.start(keep if action == "shadow" else 0)
+            if action == "shadow":
+                job = self._shadow(headers, content, record)
+            await self._forward(headers, content, send, record, tee)
         except asyncio.CancelledError:
             if not watcher.client_gone:
                 raise
@@ -195,91 +208,48 @@ class ProxyEndpoint:
                 record.response_body = tee.value()
                 record.response_truncated = tee.truncated
             if job is not None:
-                job.legacy_finished(captured_of(record))
+                job.legacy_finished(record.legacy_answer())
 
-    def _decide(self, scope: Scope, target: Target, headers: RawHeaders,
-                record: Exchange) -> Decision | None:
-        traffic = self.traffic
-        if traffic is None:
-            return None
-        view = traffic.flags.current
-        local = view.local
-        key = bucket_key(_header_text(headers, local.bucket_header.encode()),
-                         record.request_id)
-        decision = decide(view, target.route.prefix, target.path, key, local.eligible_paths)
-        traffic.decisions.record(decision)
-        record.decision = decision
-        record.notes["flag_version"] = view.version
-        record.notes["flag_state"] = view.state
-        record.notes["view"] = view
-        record.notes["eligible"] = target.path in local.eligible_paths
-        target_text = scope["raw_path"].decode("latin-1")
-        if scope["query_string"]:
-            target_text += "?" + scope["query_string"].decode("latin-1")
-        record.notes["trace"] = traffic.telemetry.start_request(
-            record.method, target.route.prefix, target_text,
-            record.request_id, headers=headers, started_at=record.started_at)
-        skip = SKIP_FOR_REASON.get(decision.reason)
-        if skip is not None and decision.action == "legacy":
-            traffic.shadow.skip(skip, target.route.prefix)
-            record.notes["shadow_skip"] = skip
-        return decision
+    async def _forward(self, headers: RawHeaders, content: Content, send: Send,
+                       record: Exchange, tee: Tee | None) -> None:
+        """The legacy path; with opt-in usage injection the body sent upstream asks for
+        the stream's usage, and the client's stream is rewritten back."""
+        forwarded = upstream_request_headers(headers)
+        rewrite = None
+        if isinstance(content, bytes) and record.eligible:
+            content, rewrite = prepare(content, record.destination.prefix,
+                                       self.traffic.inject_usage_routes)
+            if rewrite is not None:  # the body changed: its length is recomputed
+                forwarded = [(k, v) for k, v in forwarded if k != b"content-length"]
+        await self.legacy.exchange(record, forwarded, content, send, tee=tee, rewrite=rewrite)
 
-    def _call(self, role: str, target: Target, headers: RawHeaders, body: bytes,
+    def _call(self, role: Role, headers: RawHeaders, body: bytes,
               record: Exchange) -> TargetCall:
-        traffic = self.traffic
-        assert traffic is not None
-        view = record.notes["view"]
-        snapshot = view.snapshot
-        trace = record.notes.get("trace")
-        hint = get(headers, traffic.task_hint_header)
+        hint = get(headers, self.limits.task_hint_header)
         return TargetCall(
-            role=role,  # type: ignore[arg-type]
-            provider=target.route.provider, path=target.path,
-            query=target.url.partition("?")[2].encode("latin-1"), method=record.method,
-            body=body, payload=parse_payload(body), request_id=record.request_id,
-            client_headers=headers,
-            trace_headers=trace.outgoing_headers() if trace is not None else (),
-            live=LiveSettings.from_snapshot(snapshot),
+            role=role, destination=record.destination, method=record.method, body=body,
+            payload=parse_payload(body), request_id=record.request_id, client_headers=headers,
+            trace_headers=record.trace.outgoing_headers(),
+            live=LiveSettings.from_snapshot(record.view.snapshot),
             task_hint=hint.decode("latin-1") if hint else None,
-            capture_content=traffic.telemetry.captures_content)
+            capture_content=self.telemetry.captures_content)
 
-    def _shadow_job(self, target: Target, headers: RawHeaders, content: Any,
-                    record: Exchange) -> ShadowJob | None:
-        traffic = self.traffic
-        assert traffic is not None
-        if not isinstance(content, bytes) or len(content) > traffic.shadow_settings.max_body_bytes:
-            traffic.shadow.skip("body_too_large", target.route.prefix)
-            record.notes["shadow_skip"] = "body_too_large"
+    def _shadow(self, headers: RawHeaders, content: Content,
+                record: Exchange) -> ShadowJob | None:
+        """Launch the shadow beside the legacy call; never fails the legacy request."""
+        shadow = self.traffic.shadow
+        if not isinstance(content, bytes) or \
+                len(content) > self.traffic.shadow_settings.max_body_bytes:
+            shadow.skip("body_too_large", record.destination.prefix)
+            record.shadow_skip = "body_too_large"
             return None
         try:
-            return self._launch_shadow(target, headers, content, record)
+            job = ShadowJob(self._call("shadow", headers, content, record), record.trace)
+            return job if shadow.launch(job) else None
         except Exception:  # preparing a shadow must never fail the legacy request
             log.exception("shadow of request %s not started", record.request_id)
-            traffic.shadow.skip("error", target.route.prefix)
+            shadow.skip("error", record.destination.prefix)
             return None
-
-    def _launch_shadow(self, target: Target, headers: RawHeaders, content: bytes,
-                       record: Exchange) -> ShadowJob | None:
-        traffic = self.traffic
-        assert traffic is not None
-        call = self._call("shadow", target, headers, content, record)
-        job = ShadowJob(call=call, route=target, api=api_for_path(target.path,
-                                                                  target.route.provider),
-                        legacy_headers=upstream_request_headers(headers),
-                        parent=record.notes.get("trace"), payload=call.payload)
-        return job if traffic.shadow.launch(job) else None
-
-    async def _divert(self, target: Target, headers: RawHeaders, body: RequestBody,
-                      send: Send, record: Exchange, tee: Tee | None) -> None:
-        traffic = self.traffic
-        assert traffic is not None
-        content = await body.read()
-        call = self._call("divert", target, headers, content, record)
-        await traffic.divert.serve(
-            route=target, call=call, headers=headers, payload=call.payload,
-            api=api_for_path(target.path, target.route.provider), send=send, record=record,
-            view=record.notes["view"], parent=record.notes.get("trace"), legacy_tee=tee)
 
 
 class _DisconnectWatcher:
@@ -332,10 +302,6 @@ def _uncancel() -> None:
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
-
-
-def _host(url: str) -> str:
-    return url.split("://", 1)[1].split("/", 1)[0]
 
 
 def _header_text(headers: RawHeaders, name: bytes) -> str | None:

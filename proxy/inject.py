@@ -11,10 +11,14 @@ request, and some OpenAI-compatible providers reject the option.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from proxy.usage.meter import client_event_bytes, inject_include_usage
-from proxy.usage.sse import SSEParser
+import orjson
+
+from proxy.usage.sse import SSEEvent, SSEParser
 
 
 class UsageStripper:
@@ -60,3 +64,84 @@ def prepare(body: bytes, route: str, routes: Sequence[str]) -> tuple[bytes, Usag
     if not injection.injected:
         return body, None
     return injection.body, UsageStripper()
+
+
+@dataclass(frozen=True, slots=True)
+class UsageInjection:
+    """The body to send upstream; `injected` means the client stream must go through
+    `client_event_bytes` so the client sees what it asked for."""
+
+    body: bytes
+    injected: bool
+
+
+_OPEN_BRACE = re.compile(rb"^\s*\{")
+
+
+def inject_include_usage(body: bytes) -> UsageInjection:
+    """Add `stream_options.include_usage=true` to a streaming chat request that lacks it.
+
+    When `stream_options` is absent the key is spliced in after the opening brace, so
+    every other byte of the client's body is unchanged; otherwise the body is
+    re-serialised. Only for routes whose upstream accepts the option (some compatible
+    providers reject it), which is why it is opt-in per route.
+    """
+    payload = _loads(body)
+    if not isinstance(payload, dict) or payload.get("stream") is not True:
+        return UsageInjection(body, False)
+    options = payload.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        return UsageInjection(body, False)
+    if options is None and "stream_options" not in payload:
+        match = _OPEN_BRACE.match(body)
+        if match:
+            spliced = (body[:match.end()] + b'"stream_options":{"include_usage":true},'
+                       + body[match.end():])
+            return UsageInjection(spliced, True)
+    if options is not None and not isinstance(options, dict):
+        return UsageInjection(body, False)
+    payload["stream_options"] = {**(options or {}), "include_usage": True}
+    return UsageInjection(orjson.dumps(payload), True)
+
+
+# `"usage":null` as the last member (OpenAI's layout), or followed by another member.
+_NULL_USAGE = (re.compile(rb',\s*"usage"\s*:\s*null(?=\s*\}\s*$)'),
+               re.compile(rb'"usage"\s*:\s*null\s*,\s*'))
+
+
+def client_event_bytes(event: SSEEvent) -> bytes | None:
+    """The bytes the client gets for one upstream event when usage was injected: the
+    extra usage chunk (`choices: []`) is dropped (None), a `"usage": null` member is
+    removed from other chunks, everything else passes unchanged. Needs a parser in
+    `keep_raw` mode."""
+    if event.fragment or not event.has_data or b'"usage"' not in event.data:
+        return event.raw
+    payload = _loads(event.data)
+    if not isinstance(payload, dict) or "usage" not in payload:
+        return event.raw
+    usage = payload.pop("usage")
+    if usage is not None and payload.get("choices") == []:
+        return None
+    if usage is None and b"\n" not in event.data:
+        for pattern in _NULL_USAGE:
+            stripped = pattern.sub(b"", event.data, count=1)
+            if stripped != event.data and _loads(stripped) == payload:
+                return event.raw.replace(event.data, stripped, 1)
+    return _reserialised(event, payload)
+
+
+def _reserialised(event: SSEEvent, payload: Mapping[str, Any]) -> bytes:
+    lines = []
+    if event.event:
+        lines.append(b"event: " + event.event.encode())
+    if event.id is not None:
+        lines.append(b"id: " + event.id.encode())
+    lines.append(b"data: " + orjson.dumps(payload))
+    return b"\n".join(lines) + b"\n\n"
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None

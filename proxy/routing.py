@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from proxy.apis import Api, api_for_path
 from proxy.config.proxy import Route
 from proxy.errors import RequestRejected, not_found
 
@@ -23,26 +24,59 @@ _ENCODED_TRICK = re.compile(rb"%(2e|2f|5c|00)", re.IGNORECASE)
 _FORBIDDEN_BYTES = re.compile(rb"[\x00-\x20\x7f\\#]")
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where one request goes: its route, the upstream path and the full upstream URL."""
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A route's upstream, parsed once when the table is built: `netloc` as configured
+    (for error messages), `host` without port or IPv6 brackets and the effective `port`
+    (for spans)."""
+
+    netloc: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> Upstream:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.netloc, parts.hostname or "", port)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where one request goes: its route, the upstream path, the full upstream URL, and
+    what the rest of the proxy needs to know about it, resolved once here: the API the
+    path speaks and the upstream's host and port."""
 
     route: Route
     path: str
     url: str
+    api: Api | None
+    upstream: Upstream
+
+    @property
+    def prefix(self) -> str:
+        return self.route.prefix
+
+    @property
+    def provider(self) -> str:
+        return self.route.provider
+
+    @property
+    def query(self) -> bytes:
+        return self.url.partition("?")[2].encode("latin-1")
 
 
 class RouteTable:
     def __init__(self, routes: Sequence[Route]):
         # Longest prefix first, so '/openai-eu' is not captured by '/openai'.
         self._routes = sorted(routes, key=lambda route: len(route.prefix), reverse=True)
-        self._hosts = {route.prefix: urlsplit(route.upstream).netloc for route in routes}
+        self._upstreams = {route.prefix: Upstream.of(route.upstream) for route in routes}
 
     @property
     def routes(self) -> list[Route]:
         return list(self._routes)
 
-    def resolve(self, raw_path: bytes, query_string: bytes) -> Target:
+    def resolve(self, raw_path: bytes, query_string: bytes) -> Destination:
         """Map a raw request target to its upstream, or raise `RequestRejected`."""
         check_path(raw_path)
         path = raw_path.decode("ascii")
@@ -53,7 +87,8 @@ class RouteTable:
                 url = route.upstream + rest
                 if query_string:
                     url += "?" + query_string.decode("latin-1")
-                return Target(route=route, path=rest, url=url)
+                return Destination(route, rest, url, api_for_path(rest, route.provider),
+                                   self._upstreams[prefix])
         raise not_found(f"no route for path {_printable(path)}")
 
 

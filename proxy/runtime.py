@@ -10,11 +10,13 @@ it starts waits for Redis.
     flag service + config watcher    live flags and config reload (proxy.flags)
     telemetry                        traces and metrics (proxy.telemetry)
     redis (shared, background only)  learned records, shadow budget, report aggregates
-    orchestrator pipeline / endpoint the orchestrator target (proxy.orchestrator.target)
-    shadow client + runner           shadow jobs and noise samples (proxy.shadow.runner)
+    orchestrator pipeline / endpoint the orchestrator target (proxy.orchestrator)
+    shadow client + runner           shadow jobs and noise samples (proxy.shadow)
     diverter                         divert with legacy fallback (proxy.divert)
-    recorder                         after-the-fact usage, cost and spans (proxy.recording.worker)
+    recorder                         after-the-fact usage, cost and spans (proxy.recording)
     ramp runner                      the guarded auto-ramp, when started (proxy.ramp)
+
+The ASGI apps that use them are put together in `proxy.app`.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from proxy.config.reload import ConfigWatcher
 from proxy.divert import Diverter
 from proxy.flags.service import FlagService
 from proxy.forward import Forwarder
-from proxy.handler import ProxyEndpoint, Traffic
+from proxy.handler import Load
+from proxy.orchestrator.external import ExternalTarget
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
-from proxy.orchestrator.target import ExternalTarget, InProcessTarget, Target
+from proxy.orchestrator.target import InProcessTarget, Target
 from proxy.ramp.runner import build_ramp
 from proxy.recording.comparer import Comparer
 from proxy.recording.worker import ExchangeRecorder
@@ -44,7 +47,7 @@ from proxy.report.buffer import ReportBuffer
 from proxy.routing import RouteTable
 from proxy.shadow.budget import Budget, MemoryBudget, RedisBudget
 from proxy.shadow.replay import LegacyReplay
-from proxy.shadow.runner import ShadowRunner, _port
+from proxy.shadow.runner import ShadowRunner
 from proxy.telemetry.records import FlagObservation
 from proxy.telemetry.setup import build_telemetry
 from proxy.transport import PoolGate, PoolLimits, build_client, build_transport
@@ -59,15 +62,10 @@ class Runtime:
         self.started_at = time.monotonic()
         self.ready = False
         self.draining = False
+        self.load = Load()
         self._stack = contextlib.AsyncExitStack()
         config = settings.config
-        pool = config.proxy.pool
-        limits = PoolLimits(pool.max_connections, pool.max_keepalive_connections,
-                            pool.keepalive_expiry)
-        self.legacy_transport = build_transport(config.proxy.transport, limits)
-        self.legacy_gate = PoolGate(pool.max_connections)
-        self.routes = RouteTable(config.proxy.routes)
-        legacy = Forwarder(self.legacy_transport, self.legacy_gate)
+        self._legacy_path()
         # Live flags: `flags.current` is what the request path decides on
         # (proxy.decision.decide); `decisions` counts the outcomes for /flagz.
         self.flag_service = FlagService(settings)
@@ -79,49 +77,54 @@ class Runtime:
         self.redis = self._shared_redis()
         self.pipeline: Pipeline | None = None
         self.target = self._target()
-        shadow_limits = PoolLimits(config.shadow.max_connections, config.shadow.max_connections,
-                                   pool.keepalive_expiry)
-        self.shadow_client = build_client(config.proxy.transport, shadow_limits)
+        self.prices = PriceTable.from_config(config)
+        self._comparison()
+        self._orchestrator_paths()
+        # The auto-ramp: idle (one GET per tick) until `llm-shadow ramp start`.
+        self.ramp = (build_ramp(settings, self.redis, writer=self.flag_service.writer)
+                     if self.redis is not None else None)
+        self.recorder = ExchangeRecorder(self.telemetry, self.prices, self.comparer)
+
+    def _legacy_path(self) -> None:
+        """The legacy client: its own transport and pool, gated so an exhausted pool is
+        a quick 503 rather than a queue."""
+        proxy = self.settings.config.proxy
+        pool = proxy.pool
+        limits = PoolLimits(pool.max_connections, pool.max_keepalive_connections,
+                            pool.keepalive_expiry)
+        self.legacy_transport = build_transport(proxy.transport, limits)
+        self.legacy_gate = PoolGate(pool.max_connections)
+        self.routes = RouteTable(proxy.routes)
+        self.legacy = Forwarder(self.legacy_transport, self.legacy_gate)
+
+    def _comparison(self) -> None:
+        """The comparer and where its results go: spans, and the report in Redis."""
+        config = self.settings.config
         self.report = (ReportStore.from_config(config.redis, config.comparison,
                                                client=self.redis)
                        if self.redis is not None else None)
         self.report_buffer = ReportBuffer(self.report) if self.report is not None else None
-        self.prices = PriceTable.from_config(config)
         self.comparer = Comparer(self._divergence_policy(),
                                  Limits.from_section(config.comparison), self.telemetry,
                                  self.report_buffer)
+
+    def _orchestrator_paths(self) -> None:
+        """Shadow (its own client and pool, never the legacy one) and divert."""
+        config = self.settings.config
+        shadow = config.shadow
+        self.shadow_client = build_client(config.proxy.transport, PoolLimits(
+            shadow.max_connections, shadow.max_connections,
+            config.proxy.pool.keepalive_expiry))
         self.shadow = ShadowRunner(
-            target=self.target,
-            replay=LegacyReplay(self.shadow_client, config.shadow.tee_max_bytes),
+            target=self.target, replay=LegacyReplay(self.shadow_client, shadow.tee_max_bytes),
             budget=self._budget(), comparer=self.comparer, telemetry=self.telemetry,
-            prices=self.prices, max_concurrency=config.shadow.max_concurrency,
-            timeout=config.shadow.timeout_seconds,
-            reserve_usd=config.shadow.reserve_usd_per_call,
-            noise_percent=config.comparison.noise_sample_percent,
-            cap=config.shadow.tee_max_bytes)
-        self.diverter = Diverter(target=self.target, legacy=legacy, shadow=self.shadow,
+            prices=self.prices, max_concurrency=shadow.max_concurrency,
+            timeout=shadow.timeout_seconds, reserve_usd=shadow.reserve_usd_per_call,
+            noise_percent=config.comparison.noise_sample_percent, cap=shadow.tee_max_bytes)
+        self.diverter = Diverter(target=self.target, legacy=self.legacy, shadow=self.shadow,
                                  comparer=self.comparer, telemetry=self.telemetry,
                                  settings=config.divert, prices=self.prices,
-                                 tee_bytes=config.shadow.tee_max_bytes)
-        # The auto-ramp: idle (one GET per tick) until `llm-shadow ramp start`.
-        self.ramp = (build_ramp(settings, self.redis, writer=self.flag_service.writer)
-                     if self.redis is not None else None)
-        self.recorder = ExchangeRecorder(
-            self.telemetry, self.prices, self.comparer,
-            {route.prefix: _port(route.upstream) for route in config.proxy.routes})
-        self.endpoint = ProxyEndpoint(
-            self.routes,
-            legacy,
-            body_read_timeout=config.proxy.body_read_timeout,
-            request_id_header=config.proxy.request_id_header,
-            max_header_bytes=config.proxy.max_header_bytes,
-            recorder=self.recorder,
-            traffic=Traffic(flags=self.flags, decisions=self.decisions, shadow=self.shadow,
-                            divert=self.diverter, telemetry=self.telemetry,
-                            shadow_settings=config.shadow,
-                            task_hint_header=config.orchestrator.task_hint_header.encode(),
-                            inject_usage_routes=config.comparison.inject_stream_usage_routes),
-        )
+                                 tee_bytes=shadow.tee_max_bytes)
 
     def _shared_redis(self) -> aioredis.Redis | None:
         """One client for background Redis work (learned records, budget, report); the
@@ -224,7 +227,7 @@ class Runtime:
     def stats(self) -> dict[str, object]:
         """What `/statz` shows: pools, in-flight work, shadow skips, recorder drops."""
         return {
-            "in_flight": self.endpoint.in_flight,
+            "in_flight": self.load.in_flight,
             "legacy_pool": {"in_use": self.legacy_gate.in_use, "size": self.legacy_gate.size},
             "shadow": {"in_flight": len(self.shadow.tasks),
                        "max_concurrency": self.shadow.max_concurrency,

@@ -168,3 +168,17 @@ def test_bucket_key_prefers_the_configured_header() -> None:
     assert bucket_key("conv-9", "req-1") == "conv-9"
     assert bucket_key(None, "req-1") == "req-1"
     assert bucket_key("", "req-1") == "req-1"
+
+
+def test_a_route_kill_takes_only_that_route_from_the_orchestrator() -> None:
+    """What shadows already running are cancelled by: the same precedence as `decide`."""
+    from proxy.decision import orchestrator_allowed
+    from tests.fakes.records import flag_view as view
+
+    killed = view(shadow_percent=10, routes={"/openai": {"kill": True}})
+    assert not orchestrator_allowed(killed, "/openai")
+    assert orchestrator_allowed(killed, "/anthropic")
+    zeroed = view(shadow_percent=10, routes={"/openai": {"shadow_percent": 0}})
+    assert not orchestrator_allowed(zeroed, "/openai")
+    assert not orchestrator_allowed(view(shadow_percent=10, kill=True), "/anthropic")
+    assert orchestrator_allowed(view(system={"migration_mode": "full"}), "/openai")

@@ -12,12 +12,12 @@ import pytest
 
 from proxy.config.proxy import Route, Timeouts
 from proxy.errors import ProxyError
-from proxy.exchange import Exchange
 from proxy.forward import Forwarder
 from proxy.routing import RouteTable
 from proxy.transport import PoolGate
 from tests.conftest import tight_routes
 from tests.fakes.proxyproc import ProxyProcess
+from tests.fakes.records import exchange
 from tests.fakes.servers import wait_for
 from tests.fakes.upstream import FakeUpstream
 
@@ -138,10 +138,6 @@ def test_g4_upstream_closing_idle_connections_causes_no_5xx(upstream: FakeUpstre
                          message="upstream closed its idle keep-alive connection")
 
 
-def _record(route: Route) -> Exchange:
-    return Exchange(request_id="r", method="GET", route_prefix=route.prefix,
-                    provider="openai", upstream_path="/v1/models",
-                    upstream_host="example.invalid", started_at=0.0)
 
 
 def test_g5_every_upstream_request_carries_the_route_timeouts() -> None:
@@ -155,14 +151,14 @@ def test_g5_every_upstream_request_carries_the_route_timeouts() -> None:
 
     timeouts = Timeouts(connect=1.5, read=123.0, write=7.0, pool=2.5)
     route = Route(prefix="/openai", upstream="https://example.invalid", timeouts=timeouts)
-    target = RouteTable([route]).resolve(b"/openai/v1/models", b"")
+    record = exchange(RouteTable([route]).resolve(b"/openai/v1/models", b""), method="GET")
     forwarder = Forwarder(Recording(), PoolGate(4))
     sent: list[dict[str, object]] = []
 
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
-    asyncio.run(forwarder.exchange(target, "GET", [], b"", send, _record(route)))
+    asyncio.run(forwarder.exchange(record, [], b"", send))
     assert seen == [{"connect": 1.5, "read": 123.0, "write": 7.0, "pool": 2.5}]
     assert sent[0]["status"] == 200
 

@@ -13,16 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.apis import Api, api_for_path
+from proxy.inject import client_event_bytes, inject_include_usage
 from proxy.usage.meter import (
-    Api,
     UsageMeter,
     UsageRecord,
-    api_for_path,
-    client_event_bytes,
     decode_body,
     estimate_input_tokens,
     estimate_tokens,
-    inject_include_usage,
     usage_from_body,
 )
 from proxy.usage.sse import SSEParser

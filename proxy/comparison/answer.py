@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
+from proxy.apis import Api
 from proxy.comparison.jsondiff import canonical_json
-from proxy.usage.meter import Api
 
 _FINISH = {
     "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "completed": "stop",

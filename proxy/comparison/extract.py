@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import orjson
 
+from proxy.apis import Api
 from proxy.comparison.answer import Answer, answer_from_json
 from proxy.comparison.stream import answer_from_stream
-from proxy.usage.meter import Api, decode_body
+from proxy.usage.meter import decode_body
 
 PREVIEW_BYTES = 4096
 

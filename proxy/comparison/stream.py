@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from proxy.apis import Api
 from proxy.comparison.answer import Answer, ToolCall, answer_from_json, build_answer, tool_call
-from proxy.usage.meter import Api
 from proxy.usage.sse import SSEEvent, iter_events
 
 _RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete",

@@ -17,17 +17,15 @@ import asyncio
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
+from proxy.asgi import Receive, Scope, Send
 from proxy.demo import facts
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Mode = Literal["wrong", "error", "slow"]
 MODES: tuple[Mode, ...] = ("wrong", "error", "slow")
 SLOW_EXTRA_SECONDS = 3.0

@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 import orjson
 
+from proxy.apis import WireFormat
 from proxy.orchestrator.content import ToolCall
 
 Role = Literal["user", "assistant", "tool"]
 OutputKind = Literal["text", "json_object", "json_schema"]
-WireFormat = Literal["openai_chat", "anthropic_messages"]
 
 
 @dataclass(frozen=True)
@@ -94,17 +94,6 @@ def from_prompt(prompt: str, *, system: str = "", output: OutputFormat | None = 
     """The Python API's `process_request(prompt=...)`: one user message."""
     return Conversation(system=system, messages=(Message("user", prompt),),
                         output=output or OutputFormat(), max_tokens=max_tokens)
-
-
-def wire_format_for(provider: str, upstream_path: str) -> WireFormat | None:
-    """Which dialect a proxied request speaks, or None when the orchestrator cannot
-    answer it (embeddings, the Responses API, ...: those stay legacy-only)."""
-    path = upstream_path.split("?", 1)[0].rstrip("/")
-    if path.endswith("/chat/completions"):
-        return "openai_chat"
-    if provider == "anthropic" and path.endswith("/messages"):
-        return "anthropic_messages"
-    return None
 
 
 def parse_request(body: Mapping[str, Any], wire_format: WireFormat) -> Conversation:

@@ -26,11 +26,12 @@ from types import TracebackType
 import httpx
 import redis.asyncio as aioredis
 
+from proxy.apis import WireFormat
 from proxy.config import Settings
 from proxy.config.orchestrator import OrchestratorSection
 from proxy.orchestrator.callers import HttpModelCaller
 from proxy.orchestrator.classification import Classification, ClassifyLimits, TaskType, classify
-from proxy.orchestrator.conversation import WireFormat, parse_request
+from proxy.orchestrator.conversation import parse_request
 from proxy.orchestrator.engine import Engine, Job, ModelCallFn
 from proxy.orchestrator.learned import Evidence
 from proxy.orchestrator.learned_store import MemoryLearningStore, RedisLearningStore, describe

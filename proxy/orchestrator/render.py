@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
+from proxy.apis import WireFormat
 from proxy.orchestrator.content import Content, ToolCall
-from proxy.orchestrator.conversation import WireFormat
 from proxy.orchestrator.result import OrchestratorAnswer
 
 _PIECE = 64  # characters per streamed text delta

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.apis import WireFormat
 from proxy.config.orchestrator import FeatureFlags
 from proxy.orchestrator.classification import TaskType
-from proxy.orchestrator.conversation import Conversation, WireFormat
+from proxy.orchestrator.conversation import Conversation
 from proxy.orchestrator.registry import AIModel
 from proxy.orchestrator.wire import anthropic_request, openai_request
 

@@ -1,38 +1,33 @@
-"""The orchestrator as the proxy calls it for shadow and divert: the built-in pipeline in
-this process, or an external OpenAI-compatible orchestrator at `orchestrator.endpoint`.
+"""The orchestrator as shadow and divert call it: one seam, two targets.
 
-Layer: adapter. Both targets take the same `TargetCall` and give back a `TargetReply`
-whose status and headers are known before any byte is sent to a client, so a divert can
-still fall back to legacy when the call fails (`OrchestratorFailed`, with a reason that
-goes on traces and counters). Requests to an external orchestrator carry a marker header
-saying whether they are shadow or divert traffic, a `Via` header (the one hop where the
-proxy announces itself, RFC 9110 §7.6.3) and W3C trace context; the legacy request's
-credentials are removed unless the configuration says they may go.
+Layer: pure core (the seam) plus the in-process target, which only calls the pipeline it
+is given. A target takes a `TargetCall` and gives back a `TargetReply` whose status and
+headers are known before any byte is sent to a client, so a divert can still fall back
+to legacy when the call fails (`OrchestratorFailed`, with a reason that goes on traces
+and counters). The targets:
+
+- `InProcessTarget` (here): the built-in pipeline answers whole, then the answer is
+  rendered in the client's wire format;
+- `ExternalTarget` (`proxy.orchestrator.external`, over httpx): an OpenAI-compatible
+  orchestrator service at `orchestrator.endpoint`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-from urllib.parse import unquote_plus
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import httpx
-
-from proxy.config.proxy import Timeouts
-from proxy.headers import RawHeaders, upstream_request_headers, without_credentials
-from proxy.orchestrator.conversation import wire_format_for
-from proxy.orchestrator.pipeline import Pipeline
+from proxy.apis import Api, wire_format
+from proxy.headers import RawHeaders
 from proxy.orchestrator.request import LiveSettings, OrchestratorRequest
 from proxy.orchestrator.result import OrchestratorAnswer
-from proxy.telemetry.redaction import is_sensitive_name
-from proxy.transport import timeout_extension, upstream_errors
+from proxy.routing import Destination
+
+if TYPE_CHECKING:  # the pipeline is composition; this seam only calls it
+    from proxy.orchestrator.pipeline import Pipeline
 
 Role = Literal["shadow", "divert"]
-
-ROLE_HEADER = b"x-llm-shadow-role"
-REQUEST_ID_HEADER = b"x-llm-shadow-request-id"
-VIA = (b"via", b"1.1 llm-shadow")
 
 
 class OrchestratorFailed(Exception):
@@ -47,10 +42,10 @@ class OrchestratorFailed(Exception):
 
 @dataclass(frozen=True)
 class TargetCall:
+    """One client request as the orchestrator gets it (`role` says shadow or divert)."""
+
     role: Role
-    provider: str
-    path: str
-    query: bytes
+    destination: Destination
     method: str
     body: bytes
     payload: Mapping[str, Any] | None
@@ -65,6 +60,15 @@ class TargetCall:
     def stream(self) -> bool:
         return bool(self.payload and self.payload.get("stream"))
 
+    @property
+    def api(self) -> Api | None:
+        return self.destination.api
+
+    @property
+    def route(self) -> str:
+        prefix: str = self.destination.route.prefix
+        return prefix
+
 
 @dataclass
 class TargetReply:
@@ -72,7 +76,7 @@ class TargetReply:
     headers: RawHeaders
     parts: AsyncIterator[bytes]
     answer: OrchestratorAnswer | None = None
-    _close: Any = None
+    _close: Callable[[], Awaitable[None]] | None = None
 
     async def aclose(self) -> None:
         if self._close is not None:
@@ -82,7 +86,7 @@ class TargetReply:
 class Target(Protocol):
     name: str
 
-    def supports(self, provider: str, path: str) -> bool: ...
+    def supports(self, api: Api | None) -> bool: ...
 
     async def call(self, call: TargetCall) -> TargetReply: ...
 
@@ -96,11 +100,11 @@ class InProcessTarget:
     def __init__(self, pipeline: Pipeline):
         self.pipeline = pipeline
 
-    def supports(self, provider: str, path: str) -> bool:
-        return wire_format_for(provider, path) is not None
+    def supports(self, api: Api | None) -> bool:
+        return wire_format(api) is not None
 
     async def call(self, call: TargetCall) -> TargetReply:
-        wire = wire_format_for(call.provider, call.path)
+        wire = wire_format(call.api)
         if wire is None or call.payload is None:
             raise OrchestratorFailed("unsupported_endpoint")
         answer = await self.pipeline.answer(OrchestratorRequest(
@@ -126,70 +130,3 @@ def _failure_reason(answer: OrchestratorAnswer) -> str:
 async def _iterate(parts: Sequence[bytes]) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
-
-
-class ExternalTarget:
-    """An OpenAI-compatible orchestrator service: the request keeps its path and query,
-    under the endpoint's base URL, and its response is relayed as it streams."""
-
-    name = "external"
-
-    def __init__(self, endpoint: str, client: httpx.AsyncClient, timeouts: Timeouts, *,
-                 forward_credentials: bool = False):
-        self.endpoint = endpoint.rstrip("/")
-        self.client = client
-        self.timeouts = timeouts
-        self.forward_credentials = forward_credentials
-        self.host = self.endpoint.split("://", 1)[-1].split("/", 1)[0]
-
-    def supports(self, provider: str, path: str) -> bool:
-        return True
-
-    def headers_for(self, call: TargetCall) -> RawHeaders:
-        headers = upstream_request_headers(call.client_headers)
-        if not self.forward_credentials:
-            headers = without_credentials(headers)
-        headers += [(ROLE_HEADER, call.role.encode()),
-                    (REQUEST_ID_HEADER, call.request_id.encode("latin-1")), VIA]
-        headers += list(call.trace_headers)
-        return headers
-
-    def query_for(self, query: bytes) -> str:
-        """The client's query string, without credential-like parameters (`?key=...`)
-        unless credentials may go to the orchestrator."""
-        text = query.decode("latin-1")
-        if self.forward_credentials or not text:
-            return text
-        kept = [part for part in text.split("&")
-                if not is_sensitive_name(unquote_plus(part.split("=", 1)[0]))]
-        return "&".join(kept)
-
-    async def call(self, call: TargetCall) -> TargetReply:
-        url = self.endpoint + call.path
-        query = self.query_for(call.query)
-        if query:
-            url += "?" + query
-        request = httpx.Request(call.method, url, headers=self.headers_for(call),
-                                content=call.body,
-                                extensions={"timeout": timeout_extension(self.timeouts)})
-        try:
-            with upstream_errors(self.host):
-                response = await self.client.send(request, stream=True)
-        except Exception as exc:
-            raise OrchestratorFailed(_error_reason(exc)) from exc
-        if response.status_code >= 400:
-            await response.aclose()
-            raise OrchestratorFailed(f"status_{response.status_code}")
-        return TargetReply(response.status_code, list(response.headers.raw),
-                           _raw(response), _close=response.aclose)
-
-
-def _error_reason(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    return "timeout" if code == "upstream_timeout" else "error"
-
-
-async def _raw(response: httpx.Response) -> AsyncIterator[bytes]:
-    with upstream_errors("orchestrator"):
-        async for chunk in response.aiter_raw():
-            yield chunk

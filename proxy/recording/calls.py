@@ -15,50 +15,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
+from proxy.apis import Api, request_model, wire_format
 from proxy.comparison import Comparison as Divergence
 from proxy.comparison import extract_answer
-from proxy.orchestrator.conversation import Message, parse_request, wire_format_for
+from proxy.exchange import Captured
+from proxy.orchestrator.conversation import Message, parse_request
 from proxy.orchestrator.result import OrchestratorAnswer
+from proxy.orchestrator.target import TargetCall
 from proxy.report.entry import RoleCost
-from proxy.shadow.replay import Captured
+from proxy.routing import Destination
+from proxy.telemetry import names as n
 from proxy.telemetry.records import Comparison, ModelCall
 from proxy.telemetry.redaction import reason_code
-from proxy.usage.meter import Api, UsageMeter, UsageRecord, api_for_path, usage_from_body
+from proxy.usage.meter import UsageMeter, UsageRecord, usage_from_body
 from proxy.usage.prices import PriceTable
 
-# Upstream paths and the GenAI operation they are.
-OPERATIONS: dict[str, str] = {
-    "/v1/chat/completions": "chat",
-    "/v1/messages": "chat",
-    "/v1/responses": "chat",
-    "/v1/completions": "text_completion",
-    "/v1/embeddings": "embeddings",
-}
 
-
-def operation_for(path: str) -> str:
-    return OPERATIONS.get(path, "chat")
-
-
-def parse_payload(body: bytes | None) -> Mapping[str, Any] | None:
-    """The client's JSON request body, or None when it is absent or not a JSON object."""
-    if not body:
-        return None
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def request_model(payload: Mapping[str, Any] | None) -> str | None:
-    model = payload.get("model") if payload else None
-    return model if isinstance(model, str) else None
+def operation_for(api: Api) -> str:
+    """The GenAI operation name of a call to an API."""
+    return n.OPERATION_EMBEDDINGS if api == "openai_embeddings" else n.OPERATION_CHAT
 
 
 def usage_of(api: Api | None, captured: Captured,
@@ -81,24 +61,21 @@ def usage_of(api: Api | None, captured: Captured,
         meter.feed(captured.body)
         record = meter.finish(request=request)
         if truncated and not record.truncated:
-            record = _with(record, truncated=True)
+            record = replace(record, truncated=True)
         return record
     return usage_from_body(api, captured.body, truncated=truncated, request=request,
                            content_encoding=captured.header(b"content-encoding"))
 
 
-def _with(record: UsageRecord, **changes: Any) -> UsageRecord:
-    from dataclasses import replace
-
-    return replace(record, **changes)
-
-
-def legacy_call(*, role: str, route: str, path: str, provider: str, host: str,
-                port: int | None, captured: Captured, payload: Mapping[str, Any] | None,
-                usage: UsageRecord | None, cost_usd: float | None,
-                error_type: str | None = None, content: bool = False) -> ModelCall:
-    """A call to the legacy upstream (the client's, a mirror or a noise sample);
-    `content=True` (capture opted in) adds its prompts and completion."""
+def legacy_call(*, role: str, destination: Destination, captured: Captured,
+                payload: Mapping[str, Any] | None, usage: UsageRecord | None,
+                cost_usd: float | None, error_type: str | None = None,
+                content: bool = False) -> ModelCall:
+    """A call to the legacy upstream (the client's, a mirror or a noise sample) of an
+    API the proxy reads; `content=True` (capture opted in) adds its prompts and
+    completion."""
+    api = destination.api
+    assert api is not None, "only calls to a known API are recorded"
     stream = bool(payload and payload.get("stream"))
     ttfc = (captured.first_byte - captured.started
             if stream and captured.first_byte is not None else None)
@@ -106,13 +83,14 @@ def legacy_call(*, role: str, route: str, path: str, provider: str, host: str,
         error_type = str(captured.status)
     if error_type is None and usage is not None:
         error_type = usage.error_type
-    messages = call_messages(path, provider, payload, captured) if content else NO_MESSAGES
+    messages = call_messages(api, payload, captured) if content else NO_MESSAGES
     return ModelCall(
-        role=role, operation=operation_for(path), provider=provider,
+        role=role, operation=operation_for(api), provider=destination.provider,
         request_model=request_model(payload), start=captured.started, end=captured.finished,
-        route=route, response_model=usage.response_model if usage else None,
-        response_id=usage.response_id if usage else None, server_address=host,
-        server_port=port, stream=stream, time_to_first_chunk=ttfc,
+        route=destination.prefix, response_model=usage.response_model if usage else None,
+        response_id=usage.response_id if usage else None,
+        server_address=destination.upstream.host, server_port=destination.upstream.port,
+        stream=stream, time_to_first_chunk=ttfc,
         input_tokens=usage.input_tokens if usage else None,
         output_tokens=usage.output_tokens if usage else None,
         cache_read_input_tokens=usage.cache_read_tokens if usage else None,
@@ -145,19 +123,19 @@ class Messages:
 NO_MESSAGES = Messages()
 
 
-def call_messages(path: str, provider: str, payload: Mapping[str, Any] | None,
+def call_messages(api: Api | None, payload: Mapping[str, Any] | None,
                   captured: Captured) -> Messages:
     """The prompts the client sent and the completion it got, for chat completions and
     Anthropic messages (other endpoints record none). The request is read by the same
     parser the orchestrator uses, the answer by the comparison's extractor."""
-    wire = wire_format_for(provider, path)
+    wire = wire_format(api)
     if wire is None or payload is None:
         return NO_MESSAGES
     conversation = parse_request(payload, wire)
     system = _json([_text(conversation.system)]) if conversation.system else None
     inputs = [_input_message(message) for message in conversation.messages]
-    return Messages(_json(inputs) if inputs else None,
-                    _output_messages(api_for_path(path, provider), captured), system)
+    return Messages(_json(inputs) if inputs else None, _output_messages(wire, captured),
+                    system)
 
 
 def _input_message(message: Message) -> dict[str, Any]:
@@ -245,15 +223,27 @@ def model_calls(answer: OrchestratorAnswer, route: str,
     return calls
 
 
-def asked_messages(call_path: str, provider: str,
-                   payload: Mapping[str, Any] | None) -> str | None:
-    """The client's conversation as GenAI input messages (content capture only)."""
-    wire = wire_format_for(provider, call_path)
-    if wire is None or payload is None:
+def asked_messages(call: TargetCall) -> str | None:
+    """The client's conversation as GenAI input messages, when content capture is on."""
+    wire = wire_format(call.api)
+    if not call.capture_content or wire is None or call.payload is None:
         return None
-    conversation = parse_request(payload, wire)
+    conversation = parse_request(call.payload, wire)
     inputs = [_input_message(message) for message in conversation.messages]
     return _json(inputs) if inputs else None
+
+
+def orchestrator_calls(call: TargetCall, answer: OrchestratorAnswer | None, *,
+                       start: float, end: float,
+                       failure: str | None) -> tuple[ModelCall, list[ModelCall]]:
+    """The orchestrator's attempt at a shadow or divert: its workflow step and, as its
+    children, the model calls it made (with content capture, each with what it was
+    asked and what it answered)."""
+    workflow = workflow_call(role=call.role, route=call.route, answer=answer, start=start,
+                             end=end, error_type=failure)
+    if answer is None:
+        return workflow, []
+    return workflow, model_calls(answer, call.route, asked_messages(call))
 
 
 def orchestrator_costs(answer: OrchestratorAnswer | None) -> tuple[RoleCost, ...]:

@@ -16,13 +16,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from proxy.apis import Api, request_model
 from proxy.comparison import Comparison, DivergencePolicy, Limits, compare, extract_answer
+from proxy.exchange import Captured
+from proxy.orchestrator.target import TargetCall
 from proxy.recording.calls import comparison_record
 from proxy.report.buffer import ReportBuffer
 from proxy.report.entry import Outcome, ReportEntry, RoleCost
-from proxy.shadow.replay import Captured
 from proxy.telemetry.recorder import SpanRef, Telemetry
-from proxy.usage.meter import Api
 
 log = logging.getLogger("llm_shadow.comparison")
 
@@ -72,35 +73,34 @@ class Comparer:
         return compare(answer_of(api, a), answer_of(api, b),  # type: ignore[arg-type]
                        self.policy.for_route(route), self.limits)
 
-    def candidate(self, *, route: str, request_id: str, api: Api | None,
-                        legacy: Captured, candidate: Captured, parent: SpanRef | None,
-                        model: str | None, costs: Sequence[RoleCost],
-                        outcome: Outcome, divert: bool = False) -> Comparison:
-        """Legacy against the orchestrator's answer."""
-        result = self._diverge(route, api, legacy, candidate)
+    def candidate(self, call: TargetCall, *, legacy: Captured, candidate: Captured,
+                  parent: SpanRef | None, outcome: Outcome,
+                  divert: bool = False) -> Comparison:
+        """Legacy against the orchestrator's answer to the same request."""
+        route = call.route
+        result = self._diverge(route, call.api, legacy, candidate)
         rates = self.rates.setdefault(route, RouteRates())
         rates.compared += 1
         rates.divergent += result.divergent
-        delta = ((candidate.finished - candidate.started)
-                 - (legacy.finished - legacy.started))
+        delta = candidate.duration - legacy.duration
         self.telemetry.record_comparison(parent, comparison_record(
             route, result, latency_delta=delta, noise_floor=rates.noise_floor,
             above_noise=rates.above_noise, response_id=None))
-        self._report(ReportEntry(route, request_id, at=time.time(), model=model,
-                                       comparison=result, latency_delta_s=delta,
-                                       costs=tuple(costs), orchestrator=outcome,
-                                       divert=divert))
+        self._report(ReportEntry(route, call.request_id, at=time.time(),
+                                 model=request_model(call.payload), comparison=result,
+                                 latency_delta_s=delta, orchestrator=outcome,
+                                 divert=divert))
         return result
 
-    def noise(self, *, route: str, request_id: str, api: Api | None,
-                    legacy: Captured, resample: Captured) -> Comparison:
+    def noise(self, call: TargetCall, *, legacy: Captured, resample: Captured) -> Comparison:
         """Legacy against itself: the noise floor's sample (its cost is recorded by the
         call that made it)."""
-        result = self._diverge(route, api, legacy, resample)
+        route = call.route
+        result = self._diverge(route, call.api, legacy, resample)
         rates = self.rates.setdefault(route, RouteRates())
         rates.noise += 1
         rates.noise_divergent += result.divergent
-        self._report(ReportEntry(route, request_id, at=time.time(), noise=result))
+        self._report(ReportEntry(route, call.request_id, at=time.time(), noise=result))
         return result
 
     def outcome(self, *, route: str, request_id: str, outcome: Outcome,

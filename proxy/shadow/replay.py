@@ -11,33 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 
+from proxy.exchange import Captured
 from proxy.headers import RawHeaders
-from proxy.routing import Target
+from proxy.routing import Destination
 from proxy.transport import timeout_extension, upstream_errors
-
-
-@dataclass(frozen=True)
-class Captured:
-    """A complete (or capped) HTTP answer and its timings, for comparison and usage."""
-
-    status: int
-    headers: RawHeaders
-    body: bytes
-    truncated: bool
-    started: float
-    first_byte: float | None
-    finished: float
-    completed: bool = True
-
-    def header(self, name: bytes) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value.decode("latin-1")
-        return None
 
 
 async def capture(parts: AsyncIterator[bytes], status: int, headers: RawHeaders,
@@ -64,14 +44,13 @@ class LegacyReplay:
         self.client = client
         self.cap = cap
 
-    async def call(self, target: Target, method: str, headers: RawHeaders,
+    async def call(self, destination: Destination, method: str, headers: RawHeaders,
                    body: bytes) -> Captured:
         started = time.monotonic()
-        request = httpx.Request(method, target.url, headers=headers, content=body,
+        request = httpx.Request(method, destination.url, headers=headers, content=body,
                                 extensions={"timeout": timeout_extension(
-                                    target.route.timeouts)})
-        host = target.route.upstream.split("://", 1)[-1].split("/", 1)[0]
-        with upstream_errors(host):
+                                    destination.route.timeouts)})
+        with upstream_errors(destination.upstream.netloc):
             response = await self.client.send(request, stream=True)
             try:
                 return await capture(response.aiter_raw(), response.status_code,

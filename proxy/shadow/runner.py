@@ -22,32 +22,28 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from proxy.comparison import in_noise_sample
+from proxy.decision import Decision, orchestrator_allowed
+from proxy.exchange import Captured
 from proxy.flags.view import FlagView
-from proxy.headers import RawHeaders
+from proxy.headers import RawHeaders, upstream_request_headers
+from proxy.orchestrator.result import OrchestratorAnswer
 from proxy.orchestrator.target import OrchestratorFailed, Target, TargetCall, TargetReply
 from proxy.recording.calls import (
-    asked_messages,
     endpoint_cost,
     legacy_call,
-    model_calls,
+    orchestrator_calls,
     orchestrator_costs,
     price,
-    request_model,
     usage_of,
-    workflow_call,
 )
 from proxy.recording.comparer import Comparer, failure_outcome
 from proxy.report.entry import RoleCost
-from proxy.routing import Target as Route
 from proxy.shadow.budget import Budget, BudgetUnavailable
-from proxy.shadow.replay import Captured, LegacyReplay, capture
+from proxy.shadow.replay import LegacyReplay, capture
 from proxy.telemetry.recorder import SpanRef, Telemetry
-from proxy.usage.meter import Api
 from proxy.usage.prices import PriceTable
 
 log = logging.getLogger("llm_shadow.shadow")
@@ -55,21 +51,39 @@ log = logging.getLogger("llm_shadow.shadow")
 SKIP_REASONS = ("sampled_out", "not_eligible", "body_too_large", "concurrency_full",
                 "budget_spent", "budget_unavailable", "kill", "error", "timeout")
 
+# Legacy decisions whose reason is also a reason no shadow ran, for the skip counters.
+_SKIP_FOR_DECISION = {"outside_bands": "sampled_out", "not_eligible": "not_eligible",
+                      "kill": "kill", "route_kill": "kill"}
+
+
+def skip_reason(decision: Decision) -> str | None:
+    """Why a request the decision kept on legacy was not shadowed, when that counts."""
+    if decision.action != "legacy":
+        return None
+    return _SKIP_FOR_DECISION.get(decision.reason)
+
 
 @dataclass
 class ShadowJob:
-    """One shadow: the call to make, and where the legacy answer will arrive."""
+    """One shadow: the call to make, and where the legacy answer will arrive. For the
+    shadow of a divert, the orchestrator already answered (`orchestrator_answer`) and
+    the legacy call is the one to make."""
 
     call: TargetCall
-    route: Route
-    api: Api | None
-    legacy_headers: RawHeaders
     parent: SpanRef | None
-    payload: Mapping[str, Any] | None
-    # The shadow of a divert is the legacy call; the orchestrator answer is already known.
     orchestrator_answer: Captured | None = None
     legacy: asyncio.Future[Captured | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def route(self) -> str:
+        return self.call.route
+
+    @property
+    def legacy_headers(self) -> RawHeaders:
+        """The legacy request's headers as the legacy path sends them (worked out in
+        the job, never on the request path)."""
+        return upstream_request_headers(self.call.client_headers)
 
     def legacy_finished(self, captured: Captured | None) -> None:
         """Hand over the legacy answer (None when there is none to compare)."""
@@ -108,11 +122,11 @@ class ShadowRunner:
     def launch(self, job: ShadowJob) -> bool:
         """Start a shadow if there is room; False (and counted) when dropped."""
         if len(self.tasks) >= self.max_concurrency:
-            self.skip("concurrency_full", job.route.route.prefix)
+            self.skip("concurrency_full", job.route)
             job.legacy_finished(None)
             return False
         task = asyncio.get_running_loop().create_task(self._run(job))
-        self.tasks[task] = job.route.route.prefix
+        self.tasks[task] = job.route
         task.add_done_callback(self._forget)
         return True
 
@@ -139,7 +153,7 @@ class ShadowRunner:
     # --- the job ---------------------------------------------------------------------
 
     async def _run(self, job: ShadowJob) -> None:
-        route = job.route.route.prefix
+        route = job.route
         try:
             if job.orchestrator_answer is None:
                 await self._orchestrator_shadow(job)
@@ -165,7 +179,7 @@ class ShadowRunner:
         return hour
 
     async def _orchestrator_shadow(self, job: ShadowJob) -> None:
-        route = job.route.route.prefix
+        route = job.route
         hour = await self._reserve(route)
         if hour is None:
             job.legacy_finished(None)
@@ -177,16 +191,12 @@ class ShadowRunner:
             if answer is not None:
                 cost = answer.cost_usd
             elif candidate is not None:
-                cost = endpoint_cost(self.prices, job.api, candidate, job.payload,
+                cost = endpoint_cost(self.prices, job.call.api, candidate, job.call.payload,
                                      self.reserve_usd)
         finally:
             await self.budget.settle(hour, self.reserve_usd, cost)
-        workflow = self.telemetry.record_model_call(job.parent, workflow_call(
-            role="shadow", route=route, answer=answer, start=started, end=time.monotonic(),
-            error_type=failure))
-        if answer is not None:
-            for call in model_calls(answer, route, _asked(job.call)):
-                self.telemetry.record_model_call(workflow, call)
+        self.telemetry.record_workflow(job.parent, *orchestrator_calls(
+            job.call, answer, start=started, end=time.monotonic(), failure=failure))
         # The spend counts now: a kill while legacy is still streaming must not lose it.
         self.comparer.costs(route, job.call.request_id, orchestrator_costs(answer) if
                             answer is not None else (RoleCost("orchestrator", cost),))
@@ -200,16 +210,15 @@ class ShadowRunner:
             # client went away); the orchestrator's outcome still counts.
             self.comparer.outcome(route=route, request_id=job.call.request_id, outcome="ok")
             return
-        self.comparer.candidate(
-            route=route, request_id=job.call.request_id, api=job.api, legacy=legacy,
-            candidate=candidate, parent=job.parent, model=request_model(job.payload),
-            costs=(), outcome="ok")
+        self.comparer.candidate(job.call, legacy=legacy, candidate=candidate,
+                                parent=job.parent, outcome="ok")
         self.completed += 1
         await self._noise(job, legacy)
 
-    async def _ask(self, job: ShadowJob) -> tuple[Captured | None, Any, str | None]:
+    async def _ask(self, job: ShadowJob,
+                   ) -> tuple[Captured | None, OrchestratorAnswer | None, str | None]:
         """The orchestrator's complete answer, or why there is none."""
-        route = job.route.route.prefix
+        route = job.route
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
@@ -224,7 +233,7 @@ class ShadowRunner:
     async def _legacy_shadow(self, job: ShadowJob) -> None:
         """The shadow of a divert: the legacy call runs now, the orchestrator already
         answered the client."""
-        route = job.route.route.prefix
+        route = job.route
         hour = await self._reserve(route)
         if hour is None:
             return
@@ -232,34 +241,31 @@ class ShadowRunner:
         assert job.orchestrator_answer is not None
         if captured is None or captured.status >= 400:
             return
-        self.comparer.candidate(
-            route=route, request_id=job.call.request_id, api=job.api, legacy=captured,
-            candidate=job.orchestrator_answer, parent=job.parent,
-            model=request_model(job.payload), costs=(), outcome="ok", divert=True)
+        self.comparer.candidate(job.call, legacy=captured, candidate=job.orchestrator_answer,
+                                parent=job.parent, outcome="ok", divert=True)
         self.completed += 1
 
     async def _replay(self, job: ShadowJob, role: str, hour: str) -> Captured | None:
         """A background legacy call, priced, traced, and settled against the budget
         (whatever happens: a failed or cancelled call gives its reservation back)."""
-        route = job.route.route.prefix
+        route = job.route
         cost: float | None = None
         try:
             async with asyncio.timeout(self.timeout):
-                captured = await self.replay.call(job.route, job.call.method,
+                captured = await self.replay.call(job.call.destination, job.call.method,
                                                   job.legacy_headers, job.call.body)
-            usage = usage_of(job.api, captured, job.payload)
-            cost = price(self.prices, usage, job.payload)
+            usage = usage_of(job.call.api, captured, job.call.payload)
+            cost = price(self.prices, usage, job.call.payload)
         except TimeoutError:
             self.skip("timeout", route)
             return None
         finally:
             await self.budget.settle(hour, self.reserve_usd, cost or 0.0)
-        host = job.route.route.upstream.split("://", 1)[-1].split("/", 1)[0]
-        self.telemetry.record_model_call(job.parent, legacy_call(
-            role=role, route=route, path=job.route.path, provider=job.route.route.provider,
-            host=host.split(":")[0], port=_port(job.route.route.upstream),
-            captured=captured, payload=job.payload, usage=usage, cost_usd=cost,
-            content=self.telemetry.captures_content))
+        if job.call.api is not None:
+            self.telemetry.record_model_call(job.parent, legacy_call(
+                role=role, destination=job.call.destination, captured=captured,
+                payload=job.call.payload, usage=usage, cost_usd=cost,
+                content=self.telemetry.captures_content))
         self.comparer.costs(route, job.call.request_id,
                             (RoleCost("noise" if role == "noise" else "shadow", cost),))
         return captured
@@ -269,37 +275,14 @@ class ShadowRunner:
         much legacy disagrees with itself: the noise floor divergence is judged against."""
         if not in_noise_sample(job.call.request_id, self.noise_percent):
             return
-        route = job.route.route.prefix
+        route = job.route
         hour = await self._reserve(route)
         if hour is None:
             return
         resample = await self._replay(job, "noise", hour)
         if resample is None or resample.status >= 400:
             return
-        self.comparer.noise(route=route, request_id=job.call.request_id, api=job.api,
-                            legacy=legacy, resample=resample)
-
-
-def _asked(call: TargetCall) -> str | None:
-    return (asked_messages(call.path, call.provider, call.payload)
-            if call.capture_content else None)
-
-
-def orchestrator_allowed(view: FlagView, route_prefix: str) -> bool:
-    """Whether the flags still let a route's requests reach the orchestrator."""
-    snapshot = view.snapshot
-    if view.legacy_only or snapshot.kill or not snapshot.system.use_orchestrator:
-        return False
-    route = snapshot.route(route_prefix)
-    if route is not None and route.kill:
-        return False
-    if snapshot.system.migration_mode == "full":
-        return True
-    shadow, divert = snapshot.shadow_percent, snapshot.divert_percent
-    if route is not None:
-        shadow = route.shadow_percent if route.shadow_percent is not None else shadow
-        divert = route.divert_percent if route.divert_percent is not None else divert
-    return shadow > 0 or divert > 0
+        self.comparer.noise(job.call, legacy=legacy, resample=resample)
 
 
 async def collect(reply: TargetReply, started: float, cap: int) -> Captured:
@@ -307,13 +290,4 @@ async def collect(reply: TargetReply, started: float, cap: int) -> Captured:
         return await capture(reply.parts, reply.status, reply.headers, started, cap)
     finally:
         await reply.aclose()
-
-
-def _port(url: str) -> int | None:
-    scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0]
-    if ":" in host:
-        tail = host.rsplit(":", 1)[1]
-        return int(tail) if tail.isdigit() else None
-    return 443 if scheme == "https" else 80
 

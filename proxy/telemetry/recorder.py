@@ -33,7 +33,6 @@ from proxy.telemetry.records import Comparison, FlagObservation, ModelCall
 from proxy.telemetry.redaction import header_attributes, reason_code
 from proxy.telemetry.tally import Key, Tally
 
-RawHeaders = Sequence[tuple[bytes, bytes]]
 FlagCallback = Callable[[], FlagObservation | None]
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -148,7 +147,7 @@ class Telemetry:
 
     def start_request(self, method: str, route: str | None, path: str, request_id: str,
                       server_address: str | None = None, server_port: int | None = None, *,
-                      headers: RawHeaders = (), scheme: str = "http",
+                      headers: Sequence[tuple[bytes, bytes]] = (), scheme: str = "http",
                       started_at: float | None = None) -> RequestTrace:
         """Open the SERVER span. `path` is the request target as received (its query is
         redacted); `headers` are the client's raw headers, used only for an incoming
@@ -215,6 +214,14 @@ class Telemetry:
                            self._ns(call.end))
         span.end(self._ns(call.end))
         return SpanRef(span.get_span_context())
+
+    def record_workflow(self, parent: Parent, workflow: ModelCall,
+                        calls: Sequence[ModelCall]) -> SpanRef:
+        """An orchestrator step (shadow or divert) and the model calls made inside it."""
+        step = self.record_model_call(parent, workflow)
+        for call in calls:
+            self.record_model_call(step, call)
+        return step
 
     def _record_call_metrics(self, call: ModelCall) -> None:
         point = attrs.model_metric_attributes(call)
@@ -314,7 +321,7 @@ class Telemetry:
 
     # --- context and clocks ---
 
-    def _incoming(self, headers: RawHeaders) -> Context | None:
+    def _incoming(self, headers: Sequence[tuple[bytes, bytes]]) -> Context | None:
         if not self._trust_incoming:
             return None
         carrier = {name.decode("latin-1"): value.decode("latin-1")

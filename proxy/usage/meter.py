@@ -3,7 +3,7 @@
 Layer: pure core. The forwarding path feeds a copy of each upstream slice to a
 `UsageMeter` (SSE parser + `UsageFolder`) and asks for the `UsageRecord` at the end; a
 non-streaming body goes through `usage_from_body`. Nothing here touches the forwarded
-bytes, except the opt-in `inject_include_usage` / `client_event_bytes` pair at the end.
+bytes (the opt-in usage injection that does is `proxy.inject`).
 
 Counts follow the OpenTelemetry GenAI conventions: `input_tokens` includes cached input
 (Anthropic reports it apart, so input = input + cache_read + cache_creation there) and
@@ -33,9 +33,9 @@ lower when a stream was cut. Reasoning tokens are invisible, so estimates run lo
 reasoning models. Parsing each stream event costs one small `orjson.loads` (a few µs);
 `count_text=False` skips the events that only carry text when no estimate is wanted.
 
-The module is about 600 lines because the three wire formats, their quirks and the
-opt-in usage injection are one concern (usage as it travels on the wire), and splitting
-it would scatter each provider's rules over several files.
+The module is over 500 lines because the three wire formats and their quirks are one
+concern (usage as it travels on the wire), and splitting it would scatter each
+provider's rules over several files.
 """
 
 from __future__ import annotations
@@ -45,33 +45,16 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
+from proxy.apis import Api
 from proxy.usage.sse import DEFAULT_MAX_EVENT_BYTES, SSEEvent, SSEParser
-
-Api = Literal["openai_chat", "openai_responses", "anthropic_messages", "openai_embeddings"]
-APIS: tuple[Api, ...] = ("openai_chat", "openai_responses", "anthropic_messages",
-                         "openai_embeddings")
 
 MAX_DECODED_BYTES = 64 * 1024 * 1024
 BYTES_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
-
-
-def api_for_path(path: str, provider: str | None = None) -> Api | None:
-    """The wire format of an upstream path, or None when usage is not read for it."""
-    path = path.split("?", 1)[0].rstrip("/")
-    if path.endswith("/chat/completions"):
-        return "openai_chat"
-    if path.endswith("/responses"):
-        return "openai_responses"
-    if path.endswith("/embeddings"):
-        return "openai_embeddings"
-    if path.endswith("/messages") and provider in (None, "anthropic"):
-        return "anthropic_messages"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,80 +508,3 @@ class UsageMeter:
         for event in self.parser.close():
             self.folder.feed(event)
         return self.folder.finish(request=request)
-
-
-# --- opt-in: ask OpenAI chat streams for usage, hide it from the client ---------------
-
-
-@dataclass(frozen=True, slots=True)
-class UsageInjection:
-    """The body to send upstream; `injected` means the client stream must go through
-    `client_event_bytes` so the client sees what it asked for."""
-
-    body: bytes
-    injected: bool
-
-
-_OPEN_BRACE = re.compile(rb"^\s*\{")
-
-
-def inject_include_usage(body: bytes) -> UsageInjection:
-    """Add `stream_options.include_usage=true` to a streaming chat request that lacks it.
-
-    When `stream_options` is absent the key is spliced in after the opening brace, so
-    every other byte of the client's body is unchanged; otherwise the body is
-    re-serialised. Only for routes whose upstream accepts the option (some compatible
-    providers reject it), which is why it is opt-in per route.
-    """
-    payload = _loads(body)
-    if not isinstance(payload, dict) or payload.get("stream") is not True:
-        return UsageInjection(body, False)
-    options = payload.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage") is True:
-        return UsageInjection(body, False)
-    if options is None and "stream_options" not in payload:
-        match = _OPEN_BRACE.match(body)
-        if match:
-            spliced = (body[:match.end()] + b'"stream_options":{"include_usage":true},'
-                       + body[match.end():])
-            return UsageInjection(spliced, True)
-    if options is not None and not isinstance(options, dict):
-        return UsageInjection(body, False)
-    payload["stream_options"] = {**(options or {}), "include_usage": True}
-    return UsageInjection(orjson.dumps(payload), True)
-
-
-# `"usage":null` as the last member (OpenAI's layout), or followed by another member.
-_NULL_USAGE = (re.compile(rb',\s*"usage"\s*:\s*null(?=\s*\}\s*$)'),
-               re.compile(rb'"usage"\s*:\s*null\s*,\s*'))
-
-
-def client_event_bytes(event: SSEEvent) -> bytes | None:
-    """The bytes the client gets for one upstream event when usage was injected: the
-    extra usage chunk (`choices: []`) is dropped (None), a `"usage": null` member is
-    removed from other chunks, everything else passes unchanged. Needs a parser in
-    `keep_raw` mode."""
-    if event.fragment or not event.has_data or b'"usage"' not in event.data:
-        return event.raw
-    payload = _loads(event.data)
-    if not isinstance(payload, dict) or "usage" not in payload:
-        return event.raw
-    usage = payload.pop("usage")
-    if usage is not None and payload.get("choices") == []:
-        return None
-    if usage is None and b"\n" not in event.data:
-        for pattern in _NULL_USAGE:
-            stripped = pattern.sub(b"", event.data, count=1)
-            if stripped != event.data and _loads(stripped) == payload:
-                return event.raw.replace(event.data, stripped, 1)
-    return _reserialised(event, payload)
-
-
-def _reserialised(event: SSEEvent, payload: Mapping[str, Any]) -> bytes:
-    lines = []
-    if event.event:
-        lines.append(b"event: " + event.event.encode())
-    if event.id is not None:
-        lines.append(b"id: " + event.id.encode())
-    lines.append(b"data: " + orjson.dumps(payload))
-    return b"\n".join(lines) + b"\n\n"

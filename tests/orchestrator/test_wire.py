@@ -175,7 +175,7 @@ def test_openai_request_is_plain_json() -> None:
 ])
 def test_which_requests_the_orchestrator_can_answer(provider: str, path: str,
                                                     expected: str | None) -> None:
-    from proxy.orchestrator.conversation import wire_format_for
+    from proxy.apis import wire_format_for
 
     assert wire_format_for(provider, path) == expected
 

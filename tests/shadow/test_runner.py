@@ -8,16 +8,13 @@ import asyncio
 import gc
 from typing import Any
 
-import pytest
-
-from proxy.config.proxy import Route
 from proxy.errors import UpstreamFailed
+from proxy.exchange import Captured
 from proxy.orchestrator.target import TargetCall, TargetReply
-from proxy.routing import RouteTable
 from proxy.shadow.budget import MemoryBudget
-from proxy.shadow.replay import Captured
 from proxy.shadow.runner import ShadowJob, ShadowRunner
 from proxy.usage.prices import PriceTable
+from tests.fakes.records import target_call
 
 
 class Answering:
@@ -46,14 +43,8 @@ class NullTelemetry:
         return lambda *args, **kwargs: None
 
 
-def _job() -> ShadowJob:
-    route = RouteTable([Route(prefix="/openai", upstream="https://x.invalid")]).resolve(
-        b"/openai/v1/chat/completions", b"")
-    call = TargetCall(role="shadow", provider="openai", path="/v1/chat/completions", query=b"",
-                      method="POST", body=b"{}", payload={}, request_id="r1",
-                      client_headers=[])
-    return ShadowJob(call=call, route=route, api="openai_chat", legacy_headers=[], parent=None,
-                     payload={})
+def _job(orchestrator_answer: Captured | None = None) -> ShadowJob:
+    return ShadowJob(target_call(), None, orchestrator_answer=orchestrator_answer)
 
 
 def test_i3_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
@@ -107,7 +98,11 @@ class FailingReplay:
 
 
 def test_a_failed_background_legacy_call_gives_its_reservation_back() -> None:
-    async def scenario() -> float:
+    """The shadow of a divert is a background legacy call; when it fails, what it
+    reserved from the budget is given back."""
+    answered = Captured(200, [], b"{}", False, 0.0, 0.0, 0.1)
+
+    async def scenario() -> tuple[float, ShadowRunner]:
         budget = MemoryBudget(1.0)
         runner = ShadowRunner(
             target=Answering(), replay=FailingReplay(), budget=budget,  # type: ignore[arg-type]
@@ -115,29 +110,11 @@ def test_a_failed_background_legacy_call_gives_its_reservation_back() -> None:
             prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
             reserve_usd=0.25, noise_percent=0, cap=1 << 20)
         for _ in range(3):
-            hour = await runner._reserve("/openai")
-            assert hour is not None
-            with pytest.raises(UpstreamFailed):
-                await runner._replay(_job(), "noise", hour)
-        return await budget.spent()
+            assert runner.launch(_job(orchestrator_answer=answered))
+        while runner.tasks:
+            await asyncio.sleep(0.01)
+        return await budget.spent(), runner
 
-    assert asyncio.run(scenario()) == 0.0
-
-
-def test_a_route_kill_cancels_only_that_routes_shadows() -> None:
-    from proxy.config.model import Config
-    from proxy.flags.snapshot import FlagSnapshot
-    from proxy.flags.view import FlagView, LocalLayer
-    from proxy.shadow.runner import orchestrator_allowed
-
-    def view(**snapshot: Any) -> FlagView:
-        return FlagView.build(FlagSnapshot.model_validate(snapshot),
-                              LocalLayer.from_config(Config()), "ready", "redis", 0.0)
-
-    killed = view(shadow_percent=10, routes={"/openai": {"kill": True}})
-    assert not orchestrator_allowed(killed, "/openai")
-    assert orchestrator_allowed(killed, "/anthropic")
-    zeroed = view(shadow_percent=10, routes={"/openai": {"shadow_percent": 0}})
-    assert not orchestrator_allowed(zeroed, "/openai")
-    assert not orchestrator_allowed(view(shadow_percent=10, kill=True), "/anthropic")
-    assert orchestrator_allowed(view(system={"migration_mode": "full"}), "/openai")
+    spent, runner = asyncio.run(scenario())
+    assert spent == 0.0
+    assert runner.skipped["error"] == 3

@@ -1,0 +1,94 @@
+"""An external, OpenAI-compatible orchestrator service at `orchestrator.endpoint`.
+
+Layer: adapter (httpx). The request keeps its path and query, under the endpoint's base
+URL, and its response is relayed as it streams. Requests carry a marker header saying
+whether they are shadow or divert traffic, a `Via` header (the one hop where the proxy
+announces itself, RFC 9110 §7.6.3) and W3C trace context; the legacy request's
+credentials (headers and credential-like query parameters) are removed unless
+`orchestrator.endpoint_forward_credentials` says they may go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import unquote_plus
+
+import httpx
+
+from proxy.config.proxy import Timeouts
+from proxy.headers import RawHeaders, upstream_request_headers, without_credentials
+from proxy.orchestrator.target import OrchestratorFailed, TargetCall, TargetReply
+from proxy.routing import Upstream
+from proxy.telemetry.redaction import is_sensitive_name
+from proxy.transport import timeout_extension, upstream_errors
+
+ROLE_HEADER = b"x-llm-shadow-role"
+REQUEST_ID_HEADER = b"x-llm-shadow-request-id"
+VIA = (b"via", b"1.1 llm-shadow")
+
+
+class ExternalTarget:
+    """An OpenAI-compatible orchestrator service: the request keeps its path and query,
+    under the endpoint's base URL, and its response is relayed as it streams."""
+
+    name = "external"
+
+    def __init__(self, endpoint: str, client: httpx.AsyncClient, timeouts: Timeouts, *,
+                 forward_credentials: bool = False):
+        self.endpoint = endpoint.rstrip("/")
+        self.client = client
+        self.timeouts = timeouts
+        self.forward_credentials = forward_credentials
+        self.host = Upstream.of(self.endpoint).netloc
+
+    def supports(self, api: object) -> bool:
+        return True
+
+    def headers_for(self, call: TargetCall) -> RawHeaders:
+        headers = upstream_request_headers(call.client_headers)
+        if not self.forward_credentials:
+            headers = without_credentials(headers)
+        headers += [(ROLE_HEADER, call.role.encode()),
+                    (REQUEST_ID_HEADER, call.request_id.encode("latin-1")), VIA]
+        headers += list(call.trace_headers)
+        return headers
+
+    def query_for(self, query: bytes) -> str:
+        """The client's query string, without credential-like parameters (`?key=...`)
+        unless credentials may go to the orchestrator."""
+        text = query.decode("latin-1")
+        if self.forward_credentials or not text:
+            return text
+        kept = [part for part in text.split("&")
+                if not is_sensitive_name(unquote_plus(part.split("=", 1)[0]))]
+        return "&".join(kept)
+
+    async def call(self, call: TargetCall) -> TargetReply:
+        url = self.endpoint + call.destination.path
+        query = self.query_for(call.destination.query)
+        if query:
+            url += "?" + query
+        request = httpx.Request(call.method, url, headers=self.headers_for(call),
+                                content=call.body,
+                                extensions={"timeout": timeout_extension(self.timeouts)})
+        try:
+            with upstream_errors(self.host):
+                response = await self.client.send(request, stream=True)
+        except Exception as exc:
+            raise OrchestratorFailed(_error_reason(exc)) from exc
+        if response.status_code >= 400:
+            await response.aclose()
+            raise OrchestratorFailed(f"status_{response.status_code}")
+        return TargetReply(response.status_code, list(response.headers.raw),
+                           _raw(response), _close=response.aclose)
+
+
+def _error_reason(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    return "timeout" if code == "upstream_timeout" else "error"
+
+
+async def _raw(response: httpx.Response) -> AsyncIterator[bytes]:
+    with upstream_errors("orchestrator"):
+        async for chunk in response.aiter_raw():
+            yield chunk
