@@ -164,22 +164,6 @@ def test_openai_request_is_plain_json() -> None:
     assert orjson.loads(orjson.dumps(openai_request(conv, AIModel("m"), 10)))["model"] == "m"
 
 
-@pytest.mark.parametrize(("provider", "path", "expected"), [
-    ("openai", "/v1/chat/completions", "openai_chat"),
-    ("openai", "/v1/chat/completions?x=1", "openai_chat"),
-    ("anthropic", "/v1/messages", "anthropic_messages"),
-    ("anthropic", "/v1/chat/completions", "openai_chat"),  # Anthropic's OpenAI-compatible API
-    ("openai", "/v1/embeddings", None),
-    ("openai", "/v1/responses", None),
-    ("openai", "/v1/messages", None),
-])
-def test_which_requests_the_orchestrator_can_answer(provider: str, path: str,
-                                                    expected: str | None) -> None:
-    from proxy.apis import wire_format_for
-
-    assert wire_format_for(provider, path) == expected
-
-
 def test_live_settings_from_a_flag_snapshot() -> None:
     from proxy.flags.snapshot import FlagSnapshot
     from proxy.orchestrator.request import LiveSettings

@@ -13,7 +13,7 @@ import pytest
 from proxy.config import ConfigError, load_config
 from tests.fakes.servers import clean_env
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, data: object, name: str = "config.json") -> Path:

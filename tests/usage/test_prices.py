@@ -170,7 +170,7 @@ def test_default_config_prices_the_orchestrator_models() -> None:
 
     from proxy.config import load_config
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     table = PriceTable.from_config(load_config(str(root / "config.json"), env={}).config)
     assert table.match("qwen-max-2025-01-25") == "qwen-max"
     assert table.match("deepseek-chat") == "deepseek-chat"

@@ -4,7 +4,6 @@ byte slicing, plus estimates, content codings and the opt-in include_usage injec
 from __future__ import annotations
 
 import gzip
-import re
 import zlib
 from typing import Any
 
@@ -13,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.apis import Api, api_for_path
-from proxy.inject import client_event_bytes, inject_include_usage
+from proxy.apis import Api
 from proxy.usage.meter import (
     UsageMeter,
     UsageRecord,
@@ -23,45 +21,8 @@ from proxy.usage.meter import (
     estimate_tokens,
     usage_from_body,
 )
-from proxy.usage.sse import SSEParser
 from tests.fakes import upstream as fake
-
-
-def data(obj: Any) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
-def event(name: str, obj: Any) -> bytes:
-    return f"event: {name}\n".encode() + data(obj)
-
-
-def chunk(content: str | None = None, *, finish: str | None = None, usage: Any = "absent",
-          choices: bool = True) -> bytes:
-    body: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
-                            "created": 1, "model": "gpt-4o-mini-2024-07-18"}
-    delta = {} if content is None else {"content": content}
-    body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else []
-    if usage != "absent":
-        body["usage"] = usage
-    return data(body)
-
-
-def chat_usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> dict[str, Any]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cached},
-            "completion_tokens_details": {"reasoning_tokens": reasoning}}
-
-
-DONE = b"data: [DONE]\n\n"
-REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
-
-
-def meter(api: Api, body: bytes, request: Any = None) -> UsageRecord:
-    m = UsageMeter(api)
-    m.feed(body)
-    return m.finish(request=request)
-
+from tests.usage.streams import DONE, REQUEST, chat_usage, chunk, data, event, meter
 
 # --- OpenAI chat completions --------------------------------------------------------
 
@@ -377,19 +338,6 @@ def test_estimate_input_for_each_api() -> None:
     assert estimate_input_tokens("openai_chat", b"not json") is None
 
 
-@pytest.mark.parametrize(("path", "provider", "api"), [
-    ("/v1/chat/completions", "openai", "openai_chat"),
-    ("/openai/v1/chat/completions?x=1", None, "openai_chat"),
-    ("/v1/responses", "openai", "openai_responses"),
-    ("/v1/embeddings", "openai", "openai_embeddings"),
-    ("/v1/messages", "anthropic", "anthropic_messages"),
-    ("/v1/threads/t1/messages", "openai", None),
-    ("/v1/models", "openai", None),
-])
-def test_api_for_path(path: str, provider: str | None, api: str | None) -> None:
-    assert api_for_path(path, provider) == api
-
-
 # --- every case, any byte slicing ------------------------------------------------------
 
 ALL_STREAMS: list[tuple[Api, bytes]] = (
@@ -446,91 +394,3 @@ def test_count_text_off_still_reads_usage() -> None:
     m = UsageMeter("openai_chat", count_text=False)
     m.feed(CHAT_CASES["no_usage_estimated"][0])
     assert m.finish().output_tokens is None
-
-
-# --- opt-in include_usage injection and stripping ------------------------------------
-
-
-def test_injection_splices_without_touching_other_bytes() -> None:
-    body = b'{"model": "gpt-4o",  "stream": true, "messages": [{"role":"user","content":"1.10"}]}'
-    injected = inject_include_usage(body)
-    assert injected.injected
-    assert injected.body == (b'{"stream_options":{"include_usage":true},"model": "gpt-4o",  '
-                             b'"stream": true, "messages": [{"role":"user","content":"1.10"}]}')
-    assert orjson.loads(injected.body)["stream_options"] == {"include_usage": True}
-
-
-@pytest.mark.parametrize("body", [
-    b'{"model": "m", "stream": false, "messages": []}',
-    b'{"model": "m", "messages": []}',
-    b'{"stream": true, "stream_options": {"include_usage": true}}',
-    b'{"stream": true, "stream_options": "weird"}',
-    b"not json",
-])
-def test_injection_leaves_other_requests_alone(body: bytes) -> None:
-    assert inject_include_usage(body).body == body
-    assert not inject_include_usage(body).injected
-
-
-def test_injection_merges_existing_stream_options() -> None:
-    injected = inject_include_usage(b'{"stream": true, "stream_options": {"foo": 1}}')
-    assert injected.injected
-    assert orjson.loads(injected.body)["stream_options"] == {"foo": 1, "include_usage": True}
-    explicit_false = inject_include_usage(
-        b'{"stream": true, "stream_options": {"include_usage": false}}')
-    assert orjson.loads(explicit_false.body)["stream_options"] == {"include_usage": True}
-
-
-def _client_stream(upstream: bytes, cuts: list[int] = ()) -> bytes:  # type: ignore[assignment]
-    parser = SSEParser(keep_raw=True)
-    out, last = [], 0
-    events = []
-    for cut in sorted({c % (len(upstream) + 1) for c in cuts}):
-        events += parser.feed(upstream[last:cut])
-        last = cut
-    events += parser.feed(upstream[last:]) + parser.close()
-    for item in events:
-        sent = client_event_bytes(item)
-        if sent is not None:
-            out.append(sent)
-    return b"".join(out)
-
-
-_IDS = re.compile(rb"chatcmpl-[0-9a-f]+")
-
-
-@given(st.lists(st.integers(0, 3000), max_size=15), st.integers(1, 9))
-@settings(max_examples=100, deadline=None)
-def test_stripping_gives_the_client_the_stream_it_asked_for(cuts: list[int],
-                                                            chunks: int) -> None:
-    client_body = {**REQUEST, "stream": True}
-    injected = inject_include_usage(orjson.dumps(client_body))
-    behaviour = fake.Behaviour(chunks=chunks)
-    upstream = b"".join(fake.chat_chunks(orjson.loads(injected.body), behaviour))
-    wanted = b"".join(fake.chat_chunks(client_body, behaviour))
-    got = _client_stream(upstream, cuts)
-    # The fake derives the completion id from the request body, which injection changed.
-    assert _IDS.sub(b"ID", got) == _IDS.sub(b"ID", wanted)
-    assert b'"usage"' not in got
-    # The proxy's own meter still sees the usage upstream sent.
-    record = meter("openai_chat", upstream)
-    assert record.output_tokens is not None and not record.estimated
-
-
-def test_stripping_keeps_unrelated_events_byte_identical() -> None:
-    odd = b": keep-alive\r\n\r\ndata: {\"choices\":[],\"x\": 1}\r\n\r\n" + DONE
-    assert _client_stream(odd) == odd
-
-
-def test_stripping_usage_on_a_content_chunk_keeps_the_content() -> None:
-    upstream = chunk("a", finish="stop", usage=chat_usage(3, 1)) + DONE
-    got = _client_stream(upstream)
-    first = orjson.loads(got.split(b"\n\n")[0][len(b"data: "):])
-    assert "usage" not in first
-    assert first["choices"][0]["delta"] == {"content": "a"}
-    assert got.endswith(DONE)
-
-
-def test_stripping_null_usage_in_the_middle_of_an_object() -> None:
-    upstream = b'data: {"id":"x","usage":null,"choices":[{"index":0,"delta":{}}]}\n\n'
-    assert _client_stream(upstream) == b'data: {"id":"x","choices":[{"index":0,"delta":{}}]}\n\n'
