@@ -33,7 +33,7 @@ from proxy.config.shadow import DivertSection
 from proxy.errors import ProxyError
 from proxy.exchange import Captured, Exchange
 from proxy.forward import Forwarder, UpstreamAborted
-from proxy.headers import client_response_headers, upstream_request_headers
+from proxy.headers import client_response_headers, tagged, upstream_request_headers
 from proxy.orchestrator.result import OrchestratorAnswer
 from proxy.orchestrator.target import OrchestratorFailed, Target, TargetCall, TargetReply
 from proxy.recording.calls import endpoint_cost, orchestrator_calls, orchestrator_costs
@@ -135,7 +135,8 @@ class Diverter:
     async def _relay(self, reply: TargetReply, first: bytes | None, send: Send,
                      record: Exchange, started: float) -> Captured:
         tee = Tee(self.tee_bytes)
-        headers = client_response_headers(reply.headers)
+        headers = tagged(client_response_headers(reply.headers), record.request_id,
+                         self.legacy.request_id_header)
         record.status = reply.status
         record.response_headers = headers
         try:

@@ -20,7 +20,7 @@ import httpx
 from proxy.asgi import Send
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange
-from proxy.headers import RawHeaders, client_response_headers
+from proxy.headers import RawHeaders, client_response_headers, tagged
 from proxy.inject import UsageStripper
 from proxy.tee import Tee
 from proxy.transport import PoolGate, timeout_extension, upstream_errors
@@ -44,9 +44,11 @@ class Forwarder:
     cookies, default headers) would only add work and headers a transparent proxy must not
     add."""
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, gate: PoolGate):
+    def __init__(self, transport: httpx.AsyncBaseTransport, gate: PoolGate,
+                 request_id_header: bytes = b"x-request-id"):
         self.transport = transport
         self.gate = gate
+        self.request_id_header = request_id_header
 
     async def exchange(
         self,
@@ -80,7 +82,8 @@ class Forwarder:
         self, response: httpx.Response, send: Send, record: Exchange, tee: Tee | None,
         host: str, rewrite: UsageStripper | None,
     ) -> None:
-        headers = client_response_headers(response.headers.raw)
+        headers = tagged(client_response_headers(response.headers.raw), record.request_id,
+                         self.request_id_header)
         if rewrite is not None:
             headers = rewrite.start(headers)
         record.status = response.status_code

@@ -36,7 +36,7 @@ from proxy.exchange import Exchange
 from proxy.flags.counters import DecisionCounters
 from proxy.flags.watcher import FlagWatcher
 from proxy.forward import Content, Forwarder, UpstreamAborted
-from proxy.headers import RawHeaders, get, upstream_request_headers
+from proxy.headers import RawHeaders, get, tagged, upstream_request_headers
 from proxy.ingress import check_request, request_id
 from proxy.inject import prepare
 from proxy.orchestrator.request import LiveSettings
@@ -111,7 +111,8 @@ class ProxyEndpoint:
             if length is not None and length > limit:
                 raise too_large(limit)
         except RequestRejected as exc:
-            await send_error(send, exc)
+            await send_error(send, exc, request_id(headers, self.limits.request_id_header),
+                             self.limits.request_id_header)
             return
         record = self._open(scope, destination, started)
         self.load.in_flight += 1
@@ -199,7 +200,7 @@ class ProxyEndpoint:
             record.status = failure.status
             record.error_type = failure.code
             record.completed = True
-            await send_error(send, failure)
+            await send_error(send, failure, record.request_id, self.limits.request_id_header)
         finally:
             watcher.stop()
             record.finished_at = time.monotonic()
@@ -309,11 +310,13 @@ def _header_text(headers: RawHeaders, name: bytes) -> str | None:
     return value.decode("latin-1") if value else None
 
 
-async def send_error(send: Send, error: ProxyError) -> None:
+async def send_error(send: Send, error: ProxyError, request_id: str,
+                     request_id_header: bytes) -> None:
     body = error.body()
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode())]
     if error.close_connection:
         headers.append((b"connection", b"close"))
+    tagged(headers, request_id, request_id_header)
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

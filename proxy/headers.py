@@ -35,6 +35,7 @@ FORWARDING = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-host",
 
 # The proxy's own marker headers; only the proxy may set them, so client input loses them.
 MARKER_PREFIX = b"x-llm-shadow-"
+REQUEST_ID_MARKER = MARKER_PREFIX + b"request-id"
 
 # Credentials, in any of the forms the SDKs and gateways use. Used to keep them out of
 # anything the proxy records, and out of requests to the orchestrator unless allowed.
@@ -75,7 +76,7 @@ def upstream_request_headers(headers: Sequence[tuple[bytes, bytes]]) -> RawHeade
 
 
 def client_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> RawHeaders:
-    """Upstream response headers as they go back to the client.
+    """Upstream response headers as they go back to the client (then `tagged`).
 
     `Content-Length` and `Content-Encoding` are kept: the body is forwarded as the raw
     bytes the upstream sent, so they stay true. The server re-frames the response itself
@@ -87,6 +88,18 @@ def client_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> RawHeader
         for name, value in headers
         if name not in HOP_BY_HOP and name not in drop
     ]
+
+
+def tagged(headers: RawHeaders, request_id: str, request_id_header: bytes) -> RawHeaders:
+    """Every response the proxy relays or produces names the request id its trace and the
+    report use: always in `x-llm-shadow-request-id`, and in the configured request id
+    header unless the upstream already sent one (OpenAI's `x-request-id` is the
+    provider's own id, which SDKs show and support asks for: it is never replaced)."""
+    value = request_id.encode("latin-1")
+    headers.append((REQUEST_ID_MARKER, value))
+    if get(headers, request_id_header) is None:
+        headers.append((request_id_header, value))
+    return headers
 
 
 def get(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:

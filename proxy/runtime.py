@@ -95,7 +95,8 @@ class Runtime:
         self.legacy_transport = build_transport(proxy.transport, limits)
         self.legacy_gate = PoolGate(pool.max_connections)
         self.routes = RouteTable(proxy.routes)
-        self.legacy = Forwarder(self.legacy_transport, self.legacy_gate)
+        self.legacy = Forwarder(self.legacy_transport, self.legacy_gate,
+                                proxy.request_id_header.lower().encode())
 
     def _comparison(self) -> None:
         """The comparer and where its results go: spans, and the report in Redis."""

@@ -96,3 +96,14 @@ def test_the_proxy_adds_no_headers_of_its_own(passthrough_proxy: ProxyProcess,
     [received] = upstream.requests
     assert sorted(name for name, _ in received.headers) == [
         "content-length", "content-type", "host"]
+
+
+def test_responses_name_the_request_id_without_replacing_the_providers() -> None:
+    from proxy.headers import tagged
+
+    assert tagged([(b"content-type", b"application/json")], "r1", b"x-request-id") == [
+        (b"content-type", b"application/json"), (b"x-llm-shadow-request-id", b"r1"),
+        (b"x-request-id", b"r1")]
+    provider = [(b"x-request-id", b"req_provider")]
+    assert tagged(provider, "r1", b"x-request-id") == [
+        (b"x-request-id", b"req_provider"), (b"x-llm-shadow-request-id", b"r1")]

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -129,3 +130,23 @@ def test_anthropic_stream_sync_and_async(bases: dict[str, str]) -> None:
     assert sync_text(bases["proxy"] + "/anthropic") == sync_text(bases["direct"])
     assert asyncio.run(async_text(bases["proxy"] + "/anthropic")) == \
         asyncio.run(async_text(bases["direct"]))
+
+
+def test_every_response_names_its_request_id_for_the_trace_and_the_report(
+        passthrough_proxy: ProxyProcess) -> None:
+    """An operator goes from a client's log line to the trace and the report by the
+    request id: every response the proxy relays or produces carries it, and a client's
+    own sane id is the one used."""
+    client = _openai(passthrough_proxy.url + "/openai/v1")
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini",
+                                                           messages=MESSAGES)
+    generated = raw.headers["x-llm-shadow-request-id"]
+    assert generated and raw.headers["x-request-id"] == generated
+    mine = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-request-id": "client-42"})
+    assert mine.headers["x-llm-shadow-request-id"] == "client-42"
+    refused = httpx.get(passthrough_proxy.url + "/nowhere/v1/models",
+                        headers={"x-request-id": "client-43"})
+    assert refused.status_code == 404
+    assert refused.headers["x-llm-shadow-request-id"] == "client-43"
+    assert refused.headers["x-request-id"] == "client-43"

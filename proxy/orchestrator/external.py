@@ -16,14 +16,18 @@ from urllib.parse import unquote_plus
 import httpx
 
 from proxy.config.proxy import Timeouts
-from proxy.headers import RawHeaders, upstream_request_headers, without_credentials
+from proxy.headers import (
+    REQUEST_ID_MARKER,
+    RawHeaders,
+    upstream_request_headers,
+    without_credentials,
+)
 from proxy.orchestrator.target import OrchestratorFailed, TargetCall, TargetReply
 from proxy.routing import Upstream
 from proxy.telemetry.redaction import is_sensitive_name
 from proxy.transport import timeout_extension, upstream_errors
 
 ROLE_HEADER = b"x-llm-shadow-role"
-REQUEST_ID_HEADER = b"x-llm-shadow-request-id"
 VIA = (b"via", b"1.1 llm-shadow")
 
 
@@ -49,7 +53,7 @@ class ExternalTarget:
         if not self.forward_credentials:
             headers = without_credentials(headers)
         headers += [(ROLE_HEADER, call.role.encode()),
-                    (REQUEST_ID_HEADER, call.request_id.encode("latin-1")), VIA]
+                    (REQUEST_ID_MARKER, call.request_id.encode("latin-1")), VIA]
         headers += list(call.trace_headers)
         return headers
 
