@@ -29,6 +29,22 @@ def load_for_redis(args: argparse.Namespace, command: str) -> Settings:
     return settings
 
 
+def require_extra(command: str, modules: tuple[str, ...], extra: str) -> None:
+    """The sidecar image installs only what serving needs; the demo's SDK client and the
+    HTML report's plotly come with extras. Missing ones stop the command with status 2
+    and the install line, instead of a traceback."""
+    missing = []
+    for module in modules:
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        print(f"llm-shadow {command} needs {', '.join(missing)}, which this installation "
+              f"lacks: pip install 'llm-shadow[{extra}]'", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def load_or_exit(args: argparse.Namespace, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Load the configuration; on error print what is wrong and exit with status 2."""
     try:

@@ -11,6 +11,7 @@ config.json in the current directory plays no part. Exit status: 0 the story hap
 """
 
 from __future__ import annotations
+from proxy.cli.common import require_extra
 
 import argparse
 import asyncio
@@ -55,6 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
+    require_extra("demo", ("openai", "plotly"), "demo")
     from proxy.demo.run import DEFAULT_REDIS_URL, Options, run_demo
     from proxy.orchestrator.validation import PolicyError
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from proxy.cli.common import add_config_option, load_for_redis
+from proxy.cli.common import add_config_option, load_for_redis, require_extra
 from proxy.config import Settings
 from proxy.report.aggregate import Report
 from proxy.report.aggregate_store import ReportStore, ReportStoreError
@@ -54,6 +54,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_report(args: argparse.Namespace) -> int:
+    if args.format == "html":
+        require_extra("report --format html", ("plotly",), "report")
     settings = load_for_redis(args, "report")
     try:
         report = asyncio.run(fetch(settings, args.since, args.route))
