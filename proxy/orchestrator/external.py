@@ -4,7 +4,9 @@ Layer: adapter (httpx). The request keeps its path and query, under the endpoint
 URL, and its response is relayed as it streams. Requests carry a marker header saying
 whether they are shadow or divert traffic, a `Via` header (the one hop where the proxy
 announces itself, RFC 9110 §7.6.3) and W3C trace context; the legacy request's
-credentials (headers and credential-like query parameters) are removed unless
+credentials (headers and query parameters whose names look like one, by the same rule
+that keeps them out of telemetry: `Authorization`, `x-api-key`, Azure's
+`Ocp-Apim-Subscription-Key`, a gateway's `x-...-api-key`, `?key=`) are removed unless
 `orchestrator.endpoint_forward_credentials` says they may go.
 """
 
@@ -16,7 +18,7 @@ from urllib.parse import unquote_plus
 import httpx
 
 from proxy.config.proxy import Timeouts
-from proxy.headers import RawHeaders, upstream_request_headers, without_credentials
+from proxy.headers import RawHeaders, upstream_request_headers
 from proxy.orchestrator.target import OrchestratorFailed, TargetCall, TargetReply
 from proxy.routing import Upstream
 from proxy.telemetry.redaction import is_sensitive_name
@@ -47,7 +49,8 @@ class ExternalTarget:
     def headers_for(self, call: TargetCall) -> RawHeaders:
         headers = upstream_request_headers(call.client_headers)
         if not self.forward_credentials:
-            headers = without_credentials(headers)
+            headers = [(name, value) for name, value in headers
+                       if not is_sensitive_name(name.decode("latin-1"))]
         headers += [(ROLE_HEADER, call.role.encode()),
                     (REQUEST_ID_HEADER, call.request_id.encode("latin-1")), VIA]
         headers += list(call.trace_headers)
