@@ -3,7 +3,8 @@
 Layer: adapter (httpx). The request keeps its path and query, under the endpoint's base
 URL, and its response is relayed as it streams. Requests carry a marker header saying
 whether they are shadow or divert traffic, a `Via` header (the one hop where the proxy
-announces itself, RFC 9110 §7.6.3) and W3C trace context; the legacy request's
+announces itself, RFC 9110 §7.6.3) and W3C trace context naming the proxy's span (in
+place of the client's own, which the proxy's trace continues); the legacy request's
 credentials (headers and query parameters whose names look like one, by the same rule
 that keeps them out of telemetry: `Authorization`, `x-api-key`, Azure's
 `Ocp-Apim-Subscription-Key`, a gateway's `x-...-api-key`, `?key=`) are removed unless
@@ -27,6 +28,7 @@ from proxy.transport import timeout_extension, upstream_errors
 ROLE_HEADER = b"x-llm-shadow-role"
 REQUEST_ID_HEADER = b"x-llm-shadow-request-id"
 VIA = (b"via", b"1.1 llm-shadow")
+TRACE_CONTEXT = frozenset({b"traceparent", b"tracestate"})
 
 
 class ExternalTarget:
@@ -51,6 +53,9 @@ class ExternalTarget:
         if not self.forward_credentials:
             headers = [(name, value) for name, value in headers
                        if not is_sensitive_name(name.decode("latin-1"))]
+        if call.trace_headers:  # the proxy's span is the parent: one traceparent only
+            headers = [(name, value) for name, value in headers
+                       if name not in TRACE_CONTEXT]
         headers += [(ROLE_HEADER, call.role.encode()),
                     (REQUEST_ID_HEADER, call.request_id.encode("latin-1")), VIA]
         headers += list(call.trace_headers)
