@@ -209,7 +209,7 @@ def test_without_merging_the_first_valid_answer_wins_and_nothing_is_added() -> N
 
 # --- the cost limit -------------------------------------------------------------------
 
-EXPENSIVE = {"cost_per_1m_tokens": 10_000.0}  # 100 output tokens alone cost $1
+EXPENSIVE: dict[str, Any] = {"cost_per_1m_tokens": 10_000.0}  # 100 output tokens alone cost $1
 
 
 def test_a_call_that_would_exceed_the_cost_limit_is_never_started() -> None:
@@ -235,7 +235,7 @@ def test_the_first_models_together_fit_the_limit() -> None:
     """Three start for data validation only if their estimates fit together; the ones
     that do not fit are skipped, not started."""
     calls = Models(dict.fromkeys("abc", "Paris"))
-    per_call = {"cost_per_1m_tokens": 2_000.0}  # about $0.2 each with the prompt
+    per_call: dict[str, Any] = {"cost_per_1m_tokens": 2_000.0}  # about $0.2 each with the prompt
     answer = answer_of(engine_for(*models("a", "b", "c", **per_call)),
                        job(task=TaskType.DATA_VALIDATION, threshold=0.0, cost_limit=0.5),
                        calls)
