@@ -102,6 +102,8 @@ class RequestBody:
             else:
                 chunk_kept = chunk
             self.copy += chunk_kept
+        elif chunk:  # nothing is kept: the copy (empty) is not the body
+            self.copy_complete = False
         return chunk
 
     def kept(self) -> bytes | None:

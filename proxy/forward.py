@@ -5,8 +5,9 @@ Layer: adapter (httpx + ASGI). Response bytes are relayed as they arrive (`aiter
 never `aread`), so SSE events reach the client one by one and compressed bodies stay
 consistent with their headers. Failures before the response started become an error
 response; after it started they abort the client's connection, so a truncated answer can
-never look complete (checklist E4). The upstream response is closed in `finally`, whatever
-happened, so its pool slot always returns.
+never look complete. A client whose connection breaks while the answer streams is
+`ClientGone`, never taken for an upstream failure. The upstream response is closed in
+`finally`, whatever happened, so its pool slot always returns.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from proxy.asgi import Send
+from proxy.body import ClientGone
 from proxy.errors import ProxyError
 from proxy.exchange import Exchange
 from proxy.headers import RawHeaders, client_response_headers, tagged
@@ -99,8 +101,11 @@ class Forwarder:
                         tee.feed(chunk)
                     if rewrite is not None:
                         chunk = rewrite.feed(chunk)
-                    await send({"type": "http.response.body", "body": chunk,
-                                "more_body": True})
+                    try:
+                        await send({"type": "http.response.body", "body": chunk,
+                                    "more_body": True})
+                    except OSError as exc:  # the client's connection, not the upstream's
+                        raise ClientGone() from exc
         except ProxyError as exc:
             record.aborted = True
             record.error_type = exc.code

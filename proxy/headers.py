@@ -37,14 +37,6 @@ FORWARDING = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-host",
 MARKER_PREFIX = b"x-llm-shadow-"
 REQUEST_ID_MARKER = MARKER_PREFIX + b"request-id"
 
-# Credentials, in any of the forms the SDKs and gateways use. Used to keep them out of
-# anything the proxy records, and out of requests to the orchestrator unless allowed.
-CREDENTIAL_HEADERS = frozenset(
-    {b"authorization", b"api-key", b"x-api-key", b"proxy-authorization", b"cookie",
-     b"set-cookie", b"x-goog-api-key", b"openai-organization", b"openai-project"}
-)
-
-
 def connection_options(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
     """Field names listed in `Connection`, which are connection-specific too."""
     options: set[bytes] = set()
@@ -111,7 +103,3 @@ def get(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
 
 def get_all(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
     return [value for key, value in headers if key == name]
-
-
-def without_credentials(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
-    return [(name, value) for name, value in headers if name not in CREDENTIAL_HEADERS]

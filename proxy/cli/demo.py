@@ -11,7 +11,6 @@ config.json in the current directory plays no part. Exit status: 0 the story hap
 """
 
 from __future__ import annotations
-from proxy.cli.common import require_extra
 
 import argparse
 import asyncio
@@ -20,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from proxy.cli.common import require_extra
 from proxy.cli.flags import redacted
 from proxy.config import ConfigError
 

@@ -3,8 +3,11 @@
 Layer: adapter (httpx). The request keeps its path and query, under the endpoint's base
 URL, and its response is relayed as it streams. Requests carry a marker header saying
 whether they are shadow or divert traffic, a `Via` header (the one hop where the proxy
-announces itself, RFC 9110 §7.6.3) and W3C trace context; the legacy request's
-credentials (headers and credential-like query parameters) are removed unless
+announces itself, RFC 9110 §7.6.3) and W3C trace context naming the proxy's span (in
+place of the client's own, which the proxy's trace continues); the legacy request's
+credentials (headers and query parameters whose names look like one, by the same rule
+that keeps them out of telemetry: `Authorization`, `x-api-key`, Azure's
+`Ocp-Apim-Subscription-Key`, a gateway's `x-...-api-key`, `?key=`) are removed unless
 `orchestrator.endpoint_forward_credentials` says they may go.
 """
 
@@ -16,12 +19,7 @@ from urllib.parse import unquote_plus
 import httpx
 
 from proxy.config.proxy import Timeouts
-from proxy.headers import (
-    REQUEST_ID_MARKER,
-    RawHeaders,
-    upstream_request_headers,
-    without_credentials,
-)
+from proxy.headers import REQUEST_ID_MARKER, RawHeaders, upstream_request_headers
 from proxy.orchestrator.target import OrchestratorFailed, TargetCall, TargetReply
 from proxy.routing import Upstream
 from proxy.telemetry.redaction import is_sensitive_name
@@ -29,6 +27,7 @@ from proxy.transport import timeout_extension, upstream_errors
 
 ROLE_HEADER = b"x-llm-shadow-role"
 VIA = (b"via", b"1.1 llm-shadow")
+TRACE_CONTEXT = frozenset({b"traceparent", b"tracestate"})
 
 
 class ExternalTarget:
@@ -51,7 +50,11 @@ class ExternalTarget:
     def headers_for(self, call: TargetCall) -> RawHeaders:
         headers = upstream_request_headers(call.client_headers)
         if not self.forward_credentials:
-            headers = without_credentials(headers)
+            headers = [(name, value) for name, value in headers
+                       if not is_sensitive_name(name.decode("latin-1"))]
+        if call.trace_headers:  # the proxy's span is the parent: one traceparent only
+            headers = [(name, value) for name, value in headers
+                       if name not in TRACE_CONTEXT]
         headers += [(ROLE_HEADER, call.role.encode()),
                     (REQUEST_ID_MARKER, call.request_id.encode("latin-1")), VIA]
         headers += list(call.trace_headers)

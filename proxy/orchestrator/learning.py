@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from proxy.background import stop
 from proxy.orchestrator.learned import (
     Evidence,
     ModelRecord,
@@ -68,6 +69,7 @@ class Learning:
         self._local_claims: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- reading -----------------------------------------------------------------------
@@ -233,18 +235,21 @@ class Learning:
         """Start the background sync; its first round (loading what the replicas learned)
         runs at once, but start-up never waits for Redis."""
         self.announce()
+        self._closing = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name="learning-sync")
 
     async def _run(self) -> None:
-        while True:
+        # `_closing` ends the loop even when `aclose()`'s cancellation is lost inside a
+        # redis-py call (see proxy.background); `stop` then cancels the sleep again.
+        while not self._closing:
             await self.sync()
             await asyncio.sleep(self.refresh_seconds)
 
     async def aclose(self) -> None:
         """Stop the background sync and send what is still queued (best effort)."""
+        self._closing = True
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop([self._task])
             self._task = None
         await self.settle()
         await self.sync()

@@ -1,0 +1,208 @@
+"""The comparer: it compares two complete answers under the route's policy, keeps this
+replica's divergence and noise-floor rates per route, and hands the result to telemetry
+(a comparison span under the request) and to the report (a real buffer writing to a
+real redis-server)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from proxy.comparison import DivergencePolicy, Limits
+from proxy.exchange import Captured
+from proxy.orchestrator.target import TargetCall
+from proxy.recording.comparer import Comparer, RouteRates, failure_outcome
+from proxy.report.buffer import ReportBuffer
+from proxy.report.entry import RoleCost
+from proxy.telemetry import names as n
+from proxy.telemetry.recorder import Telemetry
+from tests.fakes.records import destination, quiet_telemetry, target_call
+from tests.fakes.servers import RedisServer
+from tests.recording.conftest import report_on, run
+from tests.telemetry.conftest import Memory
+
+JSON = [(b"content-type", b"application/json")]
+ONE = "Use git rebase -i to squash the last three commits."
+OTHER = "Bananas are rich in potassium and easy to digest."
+
+
+def answer(text: str, *, started: float = 0.0, finished: float = 1.0,
+           completed: bool = True) -> Captured:
+    body = orjson.dumps({"choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": text}}]})
+    return Captured(200, JSON, body, False, started, started + 0.1, finished,
+                    completed=completed)
+
+
+def call(route: str = "/openai", request_id: str = "r1") -> TargetCall:
+    where = destination(route.encode() + b"/v1/chat/completions")
+    return target_call("shadow", where, payload={"model": "gpt-4o-mini"},
+                       request_id=request_id)
+
+
+def comparer_for(telemetry: Telemetry | None = None, report: ReportBuffer | None = None,
+                 policy: DivergencePolicy | None = None) -> Comparer:
+    return Comparer(policy or DivergencePolicy(), Limits(), telemetry or quiet_telemetry(),
+                    report)
+
+
+def candidate(comparer: Comparer, legacy: str, orchestrator: str, **options: Any) -> str:
+    route = options.pop("route", "/openai")
+    result = comparer.candidate(call(route), legacy=answer(legacy),
+                                candidate=answer(orchestrator), parent=None,
+                                outcome="ok", **options)
+    return result.label
+
+
+def noise(comparer: Comparer, first: str, second: str, route: str = "/openai") -> str:
+    return comparer.noise(call(route), legacy=answer(first), resample=answer(second)).label
+
+
+# --- rates --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("rates", "floor", "above"), [
+    (RouteRates(), None, None),
+    (RouteRates(compared=4, divergent=1), None, None),  # no noise sample yet
+    (RouteRates(noise=4, noise_divergent=1), 0.25, None),  # nothing compared yet
+    (RouteRates(compared=4, divergent=2, noise=4, noise_divergent=1), 0.25, True),
+    (RouteRates(compared=4, divergent=1, noise=4, noise_divergent=1), 0.25, False),  # equal
+    (RouteRates(compared=4, divergent=0, noise=2, noise_divergent=0), 0.0, False),
+    (RouteRates(compared=4, divergent=1, noise=2, noise_divergent=0), 0.0, True),
+])
+def test_noise_floor_arithmetic(rates: RouteRates, floor: float | None,
+                                above: bool | None) -> None:
+    assert rates.noise_floor == floor
+    assert rates.above_noise is above
+
+
+def test_rates_count_per_route() -> None:
+    comparer = comparer_for()
+    assert candidate(comparer, ONE, OTHER) == "major"
+    assert candidate(comparer, ONE, ONE) == "identical"
+    assert candidate(comparer, ONE, OTHER, route="/anthropic") == "major"
+    assert noise(comparer, ONE, ONE) == "identical"
+    assert noise(comparer, ONE, OTHER) == "major"
+    assert comparer.rates["/openai"] == RouteRates(compared=2, divergent=1, noise=2,
+                                                   noise_divergent=1)
+    assert comparer.rates["/anthropic"] == RouteRates(compared=1, divergent=1)
+
+
+def test_the_routes_own_policy_applies() -> None:
+    policy = DivergencePolicy.model_validate({"routes": {"/strict": {"case_sensitive": True}}})
+    comparer = comparer_for(policy=policy)
+    assert candidate(comparer, "Paris is the capital", "PARIS IS THE CAPITAL") == "equivalent"
+    assert candidate(comparer, "Paris is the capital", "PARIS IS THE CAPITAL",
+                     route="/strict") == "major"
+
+
+@pytest.mark.parametrize(("reason", "outcome"), [
+    ("low_confidence", "low_confidence"), ("timeout", "failed"), ("error", "failed"),
+    ("failed:no valid answer", "failed"), (None, "failed")])
+def test_failure_outcome(reason: str | None, outcome: str) -> None:
+    assert failure_outcome(reason) == outcome
+
+
+# --- telemetry ----------------------------------------------------------------------
+
+def test_a_comparison_span_carries_the_divergence_against_the_noise_floor(
+        memory: Callable[..., Memory]) -> None:
+    recorded = memory()
+    comparer = comparer_for(recorded.telemetry)
+    trace = recorded.telemetry.start_request("POST", "/openai", "/openai/v1/chat/completions",
+                                             "r1")
+    noise(comparer, ONE, ONE)
+    noise(comparer, ONE, OTHER)  # noise floor 0.5
+    comparer.candidate(call(), legacy=answer(ONE, finished=1.0),
+                       candidate=answer(OTHER, finished=3.5), parent=trace, outcome="ok")
+    recorded.telemetry.end_request(trace, 200)
+    spans = {span.name: span for span in recorded.finished()}
+    comparison = spans[n.COMPARISON_SPAN]
+    assert comparison.parent is not None
+    assert comparison.parent.span_id == spans["POST /openai"].context.span_id
+    attributes = comparison.attributes or {}
+    assert attributes[n.DIVERGENCE_LABEL] == "major"
+    assert attributes[n.NOISE_FLOOR] == 0.5
+    assert attributes[n.DIVERGENCE_ABOVE_NOISE] is True  # 1 of 1 against 1 of 2
+    assert attributes[n.LATENCY_DELTA] == pytest.approx(2.5)  # the orchestrator was slower
+
+
+def test_the_latency_delta_is_negative_when_the_orchestrator_is_faster(
+        memory: Callable[..., Memory]) -> None:
+    recorded = memory()
+    comparer_for(recorded.telemetry).candidate(
+        call(), legacy=answer(ONE, started=0.0, finished=2.0),
+        candidate=answer(ONE, started=5.0, finished=5.5), parent=None, outcome="ok")
+    (span,) = recorded.finished()
+    assert (span.attributes or {})[n.LATENCY_DELTA] == pytest.approx(-1.5)
+
+
+def test_no_rates_on_the_span_before_any_noise_sample(memory: Callable[..., Memory]) -> None:
+    recorded = memory()
+    candidate(comparer_for(recorded.telemetry), ONE, OTHER)
+    (span,) = recorded.finished()
+    assert n.NOISE_FLOOR not in (span.attributes or {})
+    assert n.DIVERGENCE_ABOVE_NOISE not in (span.attributes or {})
+
+
+def test_noise_samples_record_no_span(memory: Callable[..., Memory]) -> None:
+    recorded = memory()
+    noise(comparer_for(recorded.telemetry), ONE, OTHER)
+    assert recorded.finished() == []
+
+
+# --- the report ---------------------------------------------------------------------
+
+@pytest.mark.integration
+def test_comparisons_noise_outcomes_and_costs_reach_the_report(
+        redis_server: RedisServer) -> None:
+    async def go() -> None:
+        async with report_on(redis_server.url) as report:
+            comparer = comparer_for(report=report.buffer)
+            comparer.candidate(call(request_id="a"), legacy=answer(ONE, finished=1.0),
+                               candidate=answer(OTHER, finished=1.5), parent=None,
+                               outcome="ok")
+            comparer.candidate(call(request_id="b"), legacy=answer(ONE, finished=1.0),
+                               candidate=answer(ONE, finished=1.5), parent=None,
+                               outcome="low_confidence", divert=True)
+            comparer.noise(call(request_id="a"), legacy=answer(ONE), resample=answer(OTHER))
+            comparer.outcome(route="/openai", request_id="c", outcome="failed",
+                             costs=(RoleCost("orchestrator", 0.25),), divert=True,
+                             fallback=True)
+            comparer.costs("/openai", "a", (RoleCost("legacy", 0.5),))
+            comparer.costs("/openai", "c", (RoleCost("legacy", None),))
+            summary = await report.summary("/openai")
+        assert summary.compared == 2
+        assert summary.labels["major"] == 1 and summary.labels["identical"] == 1
+        assert summary.models["gpt-4o-mini"]["compared"] == 2
+        assert (summary.noise_samples, summary.noise_floor) == (1, 1.0)
+        assert summary.latency_samples == 2
+        assert summary.latency_delta_p50_ms is not None and summary.latency_delta_p50_ms > 0
+        assert summary.orchestrator_requests == 3
+        assert (summary.orchestrator_low_confidence, summary.orchestrator_errors) == (1, 1)
+        assert (summary.divert_requests, summary.divert_fallbacks) == (2, 1)
+        assert summary.cost["orchestrator"].usd == pytest.approx(0.25)
+        legacy = summary.cost["legacy"]
+        assert legacy.usd == pytest.approx(0.5)
+        assert (legacy.calls, legacy.unpriced) == (2, 1)
+        assert [top.request_id for top in summary.top][:1] == ["a"]
+
+    run(go)
+
+
+def test_without_a_report_the_comparer_still_counts() -> None:
+    comparer = comparer_for(report=None)
+    candidate(comparer, ONE, OTHER)
+    comparer.outcome(route="/openai", request_id="x", outcome="failed")
+    comparer.costs("/openai", "x", (RoleCost("legacy", 0.1),))
+    assert comparer.rates["/openai"].compared == 1
+
+
+def test_an_answer_cut_short_is_compared_as_truncated() -> None:
+    comparer = comparer_for()
+    result = comparer.candidate(call(), legacy=answer(ONE),
+                                candidate=answer(ONE, completed=False), parent=None,
+                                outcome="ok")
+    assert result.truncated
