@@ -20,9 +20,11 @@ async def stop(tasks: Iterable[asyncio.Task[object]], budget: float = 2.0) -> No
     pending = {task for task in tasks if not task.done()}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + budget
+    for task in pending:  # at least once, whatever the budget
+        task.cancel()
     while pending and loop.time() < deadline:
+        _, pending = await asyncio.wait(pending, timeout=min(0.2, deadline - loop.time()))
         for task in pending:
             task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=min(0.2, deadline - loop.time()))
     for task in pending:
         log.warning("background task %s did not stop within %.1fs", task.get_name(), budget)

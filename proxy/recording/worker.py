@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from proxy.apis import parse_payload
+from proxy.background import stop
 from proxy.exchange import Captured, Exchange
 from proxy.recording.calls import legacy_call, price, usage_of
 from proxy.recording.comparer import Comparer
@@ -63,6 +64,9 @@ class ExchangeRecorder:
                 log.exception("recording request %s failed", item.exchange.request_id)
             finally:
                 self.queue.task_done()
+            # `get()` does not yield while the queue has items: without this, a backlog
+            # would be worked off in one loop step, stalling every request meanwhile.
+            await asyncio.sleep(0)
 
     def _legacy_call(self, item: Finished) -> None:
         exchange, captured = item.exchange, item.captured
@@ -86,4 +90,4 @@ class ExchangeRecorder:
                 await self.queue.join()
         except TimeoutError:
             log.warning("recording: %d records not written at shutdown", self.queue.qsize())
-        self._worker.cancel()
+        await stop([self._worker], max(timeout, 0.5))

@@ -221,3 +221,31 @@ def test_aclose_with_no_time_left_still_returns_and_stops_the_worker() -> None:
         await async_wait_for(lambda: asyncio.all_tasks() == {asyncio.current_task()},
                              message="the worker stopped")
     run(go)
+
+
+def test_a_backlog_is_worked_off_without_stalling_the_event_loop() -> None:
+    """Requests keep being served while the worker catches up: it yields between items,
+    so a task that only needs the loop runs many times before the backlog is gone."""
+    async def go() -> tuple[int, int]:
+        recorder = recorder_for(queue_size=1000)
+        for index in range(200):
+            recorder.record(answered(request_id=f"r{index}"))
+        turns = 0
+        left_at_first_turn = -1
+
+        async def request_path() -> None:
+            nonlocal turns, left_at_first_turn
+            while recorder.queue.qsize():
+                if turns == 0:
+                    left_at_first_turn = recorder.queue.qsize()
+                turns += 1
+                await asyncio.sleep(0)
+
+        recorder.start()
+        await asyncio.gather(request_path(), recorder.queue.join())
+        await recorder.aclose()
+        return turns, left_at_first_turn
+
+    turns, left = asyncio.run(go())
+    assert left > 100  # the worker had not worked off the backlog in one step
+    assert turns > 100
