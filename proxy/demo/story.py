@@ -208,13 +208,19 @@ async def _after_rollback(world: World, plan: Plan, narrator: Narrator, traffic:
 
 
 async def _audit_line(world: World) -> str:
+    """The rollback's entry in the flags audit stream. The ramp records its transition
+    before it writes the flags, so the entry may follow the event by a moment."""
     runner = world.runtime.ramp
     assert runner is not None
-    for entry in await runner.writer.store.audit(10):
-        if entry.actor.startswith("ramp:") and "rollback" in entry.reason:
-            return (f"v{entry.version} written by {entry.actor} at {entry.at}, changes "
-                    f"{_changes(entry.changes)}")
-    raise DemoFailed("the rollback is missing from the flags audit stream")
+    deadline = time.monotonic() + SETTLE_BUDGET_SECONDS
+    while True:
+        for entry in await runner.writer.store.audit(10):
+            if entry.actor.startswith("ramp:") and "rollback" in entry.reason:
+                return (f"v{entry.version} written by {entry.actor} at {entry.at}, changes "
+                        f"{_changes(entry.changes)}")
+        if time.monotonic() > deadline:
+            raise DemoFailed("the rollback is missing from the flags audit stream")
+        await asyncio.sleep(0.05)
 
 
 def _changes(changes: object) -> str:
