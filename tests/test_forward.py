@@ -31,6 +31,9 @@ T = TypeVar("T")
 END = object()
 
 
+# What every response the proxy relays gains: the request id (see proxy.headers.tagged).
+TAGS = [(b"x-llm-shadow-request-id", b"r1"), (b"x-request-id", b"r1")]
+
 def run(make: Callable[[], Awaitable[T]]) -> T:
     async def main() -> T:
         async with asyncio.timeout(30):
@@ -189,7 +192,7 @@ def test_status_and_headers_pass_without_hop_by_hop_fields() -> None:
         record = record_for()
         await forwarder(Upstream(status=429, headers=headers)).exchange(record, [], b"", client)
         expected = [(b"content-type", b"text/plain"), (b"x-kept", b"1"),
-                    (b"content-length", b"2")]
+                    (b"content-length", b"2"), *TAGS]
         assert client.start["status"] == 429  # an upstream status is not an error
         assert client.start["headers"] == expected
         assert record.status == 429 and record.response_headers == expected
@@ -234,7 +237,7 @@ def test_the_usage_rewrite_changes_the_clients_stream_not_the_copy() -> None:
         body = Body(raw[:7], raw[7:100], raw[100:], END)
         await forwarder(Upstream(body, headers=headers)).exchange(
             record_for(), [], b"", client, tee=tee, rewrite=UsageStripper())
-        assert client.start["headers"] == [(b"content-type", b"text/event-stream")]
+        assert client.start["headers"] == [(b"content-type", b"text/event-stream"), *TAGS]
         assert tee.value() == raw
         assert client.body == chunk("Hi") + chunk(finish="stop") + DONE
     run(go)
