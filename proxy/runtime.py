@@ -73,7 +73,7 @@ class Runtime:
         self.decisions = self.flag_service.counters
         self.config_watcher = ConfigWatcher(settings, self._apply_settings,
                                             interval=config.flags.config_reload_interval)
-        self.telemetry = build_telemetry(config.telemetry)
+        self.telemetry = build_telemetry(config.telemetry, base_dir=settings.base_dir)
         self.redis = self._shared_redis()
         self.pipeline: Pipeline | None = None
         self.target = self._target()

@@ -9,9 +9,14 @@ Keys (prefix = `redis.key_prefix`):
     {prefix}:learning:record:{task}:{model}      hash of counters (HINCRBY/HINCRBYFLOAT)
     {prefix}:learning:samples:{task}:{model}     list of recent calls, newest first, capped
     {prefix}:learning:feedback:{request}:{model} marker so feedback counts once (with TTL)
+    {prefix}:learning:answered:{request}         hash model → task type: the models that
+                                                 answered this request (with TTL)
 
 Replicas only ever *add* to counters, with atomic increments, so concurrent writers never
-lose each other's updates and no lock is needed.
+lose each other's updates and no lock is needed. The `answered` hashes let feedback
+reach any replica's admin port: whichever replica answered the request wrote which
+models answered it, and feedback about any other request or model is refused. They live
+as long as feedback is accepted (`orchestrator.learning.feedback_ttl_seconds`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from proxy.orchestrator.learned import FLOAT_FIELDS, ModelRecord, RecordKey, Sam
 from proxy.redisclient import redis_client
 
 Delta = tuple[RecordKey, Mapping[str, float]]
+# A request the orchestrator answered: its id, and model → task type of each answer.
+Answered = tuple[str, Mapping[str, str]]
 
 
 class StoreUnavailable(Exception):
@@ -49,6 +56,10 @@ class LearningStore(Protocol):
 
     async def claim_feedback(self, request_id: str, model: str) -> bool: ...
 
+    async def remember_answers(self, answers: Sequence[Answered]) -> None: ...
+
+    async def answers(self, request_id: str) -> dict[str, str] | None: ...
+
 
 class MemoryLearningStore:
     """Records in this process only: not shared between replicas, lost on restart."""
@@ -59,6 +70,7 @@ class MemoryLearningStore:
         self._records: dict[RecordKey, ModelRecord] = {}
         self._samples: dict[RecordKey, collections.deque[Sample]] = {}
         self._claims: dict[tuple[str, str], float] = {}
+        self._answers: dict[str, tuple[float, dict[str, str]]] = {}
         self._samples_kept = samples_kept
         self._ttl = feedback_ttl
 
@@ -85,6 +97,18 @@ class MemoryLearningStore:
             return False
         self._claims[key] = now + self._ttl
         return True
+
+    async def remember_answers(self, answers: Sequence[Answered]) -> None:
+        now = time.monotonic()
+        if len(self._answers) > 100_000:
+            self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
+        for request_id, models in answers:
+            _, known = self._answers.get(request_id, (0.0, {}))
+            self._answers[request_id] = (now + self._ttl, {**known, **models})
+
+    async def answers(self, request_id: str) -> dict[str, str] | None:
+        expires, models = self._answers.get(request_id, (0.0, {}))
+        return dict(models) if expires > time.monotonic() else None
 
 
 class RedisLearningStore:
@@ -160,6 +184,26 @@ class RedisLearningStore:
         async with self._session() as client:
             return bool(await client.set(key, b"1", nx=True, ex=self._ttl))
 
+    def answers_key(self, request_id: str) -> str:
+        return f"{self.prefix}:learning:answered:{request_id}"
+
+    async def remember_answers(self, answers: Sequence[Answered]) -> None:
+        if not answers:
+            return
+        async with self._session() as client:
+            pipe = client.pipeline(transaction=False)
+            for request_id, models in answers:
+                key = self.answers_key(request_id)
+                for model, task in models.items():
+                    pipe.hset(key, model, task)
+                pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def answers(self, request_id: str) -> dict[str, str] | None:
+        async with self._session() as client:
+            found = await client.hgetall(self.answers_key(request_id))
+        return {_text(k): _text(v) for k, v in found.items()} if found else None
+
     async def _index(self, client: aioredis.Redis) -> list[RecordKey]:
         members = await client.smembers(self.index_key)
         keys = []
@@ -182,6 +226,10 @@ class RedisLearningStore:
                 await client.aclose()
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"learning store unreachable: {type(exc).__name__}") from exc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _client(url: str, timeout: float) -> aioredis.Redis:
