@@ -9,7 +9,8 @@ Levels: `serve` logs at `info` by default. The one-shot commands print their own
 so they log warnings only unless `--log-level` is given: an INFO line from a library
 (`flags: version 7 written`) next to their own output would say the same thing twice.
 JSON lines come from python-json-logger: `time`, `level`, `logger`, `message`, and
-`exc_info` with the traceback when there is one.
+`exc_info` with the traceback when there is one. Python warnings are routed through
+logging (`py.warnings`), so in JSON mode they are JSON lines too.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def configure(level: str, fmt: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -41,6 +41,7 @@ import redis.asyncio as aioredis
 from proxy.apis import WireFormat
 from proxy.config import Settings
 from proxy.config.orchestrator import OrchestratorSection
+from proxy.config.policyfiles import load_validation
 from proxy.orchestrator.callers import HttpModelCaller
 from proxy.orchestrator.classification import Classification, ClassifyLimits, TaskType, classify
 from proxy.orchestrator.conversation import parse_request
@@ -253,13 +254,10 @@ def usable_models(settings: Settings) -> ModelRegistry:
 
 
 def policy_from_settings(settings: Settings) -> tuple[ValidationPolicy, Path | None]:
-    """The validation policy file named in the configuration; the built-in default (with
-    a warning) when the file does not exist. An invalid file raises `PolicyError`."""
-    path = settings.resolve(settings.config.orchestrator.validation_policy_file)
-    if not path.exists():
-        log.warning("validation policy %s not found: using the built-in default rules", path)
-        return DEFAULT_POLICY, None
-    return load_policy(path), path
+    """The validation policy file named in the configuration; the built-in default when
+    the file does not exist (`proxy.config.policyfiles`, as `check-config` checks it).
+    An invalid file raises `PolicyError`."""
+    return load_validation(settings)
 
 
 def build_pipeline(settings: Settings, redis: aioredis.Redis | None) -> Pipeline:
