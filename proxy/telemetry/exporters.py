@@ -54,6 +54,9 @@ EXPORT_LOGGERS = (
     "opentelemetry.sdk.metrics._internal.export",
 )
 REPEAT_WINDOW_SECONDS = 60.0
+# What the exporters say when shutdown cuts their retries short: the lifecycle has said it.
+SHUTDOWN_NOISE = ("Shutdown in progress", "Exporter already shutdown",
+                  "Can't shutdown multiple times")
 
 
 def span_exporter(name: Exporter) -> SpanExporter:
@@ -166,7 +169,9 @@ def guard_quoting_loggers() -> None:
 
 class RepeatFilter(logging.Filter):
     """Lets the first record of each message through, then at most one per `window`
-    seconds, which says how many like it were held back in between."""
+    seconds, which says how many like it were held back in between. The exporters'
+    remarks while shutting down are dropped (`proxy.telemetry.lifecycle` reports a
+    shutdown that did not finish)."""
 
     def __init__(self, window: float = REPEAT_WINDOW_SECONDS,
                  clock: Callable[[], float] = time.monotonic):
@@ -177,6 +182,8 @@ class RepeatFilter(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith(SHUTDOWN_NOISE):
+            return False
         key = (record.name, record.msg)
         now = self._clock()
         with self._lock:
