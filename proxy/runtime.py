@@ -28,8 +28,9 @@ from types import TracebackType
 
 import redis.asyncio as aioredis
 
-from proxy.comparison import DivergencePolicy, Limits, load_policy
-from proxy.config import Settings
+from proxy.comparison import DivergencePolicy, Limits
+from proxy.config import ConfigError, Settings
+from proxy.config.policyfiles import load_divergence
 from proxy.config.reload import ConfigWatcher
 from proxy.divert import Diverter
 from proxy.flags.service import FlagService
@@ -73,7 +74,7 @@ class Runtime:
         self.decisions = self.flag_service.counters
         self.config_watcher = ConfigWatcher(settings, self._apply_settings,
                                             interval=config.flags.config_reload_interval)
-        self.telemetry = build_telemetry(config.telemetry)
+        self.telemetry = build_telemetry(config.telemetry, base_dir=settings.base_dir)
         self.redis = self._shared_redis()
         self.pipeline: Pipeline | None = None
         self.target = self._target()
@@ -152,13 +153,9 @@ class Runtime:
         return InProcessTarget(self.pipeline)
 
     def _divergence_policy(self) -> DivergencePolicy:
-        """The divergence policy file; the built-in default (with a warning) when the
-        file does not exist. An invalid file raises `ConfigError`."""
-        path = self.settings.resolve(self.settings.config.comparison.policy_file)
-        if not path.exists():
-            log.warning("divergence policy %s not found: using the built-in default", path)
-            return load_policy(None)
-        return load_policy(path)
+        """The divergence policy file; the built-in default when the file does not
+        exist. An invalid file raises `ConfigError`."""
+        return load_divergence(self.settings)
 
     def _budget(self) -> Budget:
         config = self.settings.config
@@ -172,6 +169,18 @@ class Runtime:
         self.flag_service.apply_settings(settings)
         if self.pipeline is not None:
             self.pipeline.apply_settings(settings)
+        self._apply_comparison(settings)
+
+    def _apply_comparison(self, settings: Settings) -> None:
+        """The divergence policy (re-read), the comparison bounds and the noise share
+        apply from the next comparison; an invalid policy file keeps the running one."""
+        section = settings.config.comparison
+        try:
+            self.comparer.policy = load_divergence(settings)
+        except ConfigError as exc:
+            log.error("divergence policy not reloaded, keeping the running one:\n%s", exc)
+        self.comparer.limits = Limits.from_section(section)
+        self.shadow.noise_percent = section.noise_sample_percent
 
     def _observe_flags(self) -> FlagObservation:
         view = self.flags.current
@@ -184,9 +193,10 @@ class Runtime:
             await self._stack.aclose()
             raise
         self.ready = True
-        log.info("llm-shadow ready: config %s, %d routes, orchestrator %s",
-                 self.settings.source, len(self.settings.config.proxy.routes),
-                 self.target.name)
+        log.info("llm-shadow ready: %s, %d routes, orchestrator %s",
+                 f"config {self.settings.source}" if self.settings.has_file
+                 else "no config file: built-in defaults",
+                 len(self.settings.config.proxy.routes), self.target.name)
         return self
 
     async def _start(self) -> None:

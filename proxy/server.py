@@ -8,6 +8,11 @@ traces are the access log, and URLs may carry keys).
 Shutdown on SIGTERM/SIGINT: readiness drops at once, the proxy listener stops accepting
 and lets in-flight streams finish within `graceful_shutdown_seconds`, then the admin
 listener stops and the runtime closes its resources.
+
+Start-up banner: uvicorn logs the same `Uvicorn running on ...` line for both listeners
+(and each of its lifecycle lines twice); those are left out (`UvicornEcho`) and each
+listener says instead what it is: the proxy with its routes, the admin port with its
+endpoints and whether its writes are on (they need `LLM_SHADOW_ADMIN_TOKEN`).
 """
 
 from __future__ import annotations
@@ -29,12 +34,62 @@ from proxy.runtime import Runtime
 log = logging.getLogger("llm_shadow.server")
 
 
+# uvicorn's lifecycle lines, said once per listener without saying which one.
+UVICORN_ECHO = ("Started server process", "Finished server process", "Uvicorn running on",
+                "Shutting down", "Waiting for application")
+
+
+class UvicornEcho(logging.Filter):
+    """Drops uvicorn's INFO lifecycle lines; its warnings and errors pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not str(record.msg).startswith(UVICORN_ECHO)
+
+
 class _Server(uvicorn.Server):
-    """A uvicorn server whose signals are handled by `serve` for both listeners."""
+    """A uvicorn server whose signals are handled by `serve` for both listeners, and
+    which says which listener it is once it listens."""
+
+    def __init__(self, config: uvicorn.Config, banner: str = ""):
+        super().__init__(config)
+        self.banner = banner
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.banner:
+            log.info("%s", self.banner.replace("{url}", self.url))
+
+    @property
+    def url(self) -> str:
+        for server in getattr(self, "servers", []):
+            for sock in server.sockets or ():
+                host, port = sock.getsockname()[:2]
+                return f"http://{host}:{port}" if ":" not in host else \
+                    f"http://[{host}]:{port}"
+        return f"http://{self.config.host}:{self.config.port}"
+
+
+def install_log_filter() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, UvicornEcho) for f in logger.filters):
+        logger.addFilter(UvicornEcho())
+
+
+def banners(runtime: Runtime) -> tuple[str, str]:
+    """What each listener says once it listens (`{url}` becomes its URL)."""
+    settings = runtime.settings
+    routes = ", ".join(route.prefix for route in settings.config.proxy.routes)
+    writes = ("on (Authorization: Bearer $LLM_SHADOW_ADMIN_TOKEN)"
+              if runtime.flag_service.auth.enabled else
+              "OFF: no LLM_SHADOW_ADMIN_TOKEN is set, so they answer 403")
+    feedback = ", POST /feedback" if runtime.pipeline is not None else ""
+    return (f"proxy listening on {{url}} (routes {routes})",
+            f"admin listening on {{url}} (/healthz /readyz /flagz /statz /metrics); writes "
+            f"(PUT /flags, POST /rollback{feedback}) {writes}")
 
 
 def uvicorn_config(app: Any, host: str, port: int, settings: Settings,
@@ -79,11 +134,13 @@ class Listeners:
         settings = runtime.settings
         proxy = settings.config.proxy
         self.runtime = runtime
+        install_log_filter()
+        proxy_banner, admin_banner = banners(runtime)
         self.proxy = _Server(uvicorn_config(create_app(runtime), proxy.listen.host,
                                             proxy.listen.port, settings,
-                                            proxy.graceful_shutdown_seconds))
+                                            proxy.graceful_shutdown_seconds), proxy_banner)
         self.admin = _Server(uvicorn_config(create_admin_app(runtime), proxy.admin.host,
-                                            proxy.admin.port, settings, 1))
+                                            proxy.admin.port, settings, 1), admin_banner)
 
     @property
     def started(self) -> bool:
@@ -125,6 +182,7 @@ async def serve(settings: Settings) -> None:
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+    log.info("stopped")
 
 
 def run(settings: Settings) -> None:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from proxy.app import create_app
 from proxy.config import Settings, parse_config
@@ -104,7 +105,11 @@ def settings_for(upstream_url: str, **sections: Any) -> Settings:
                             "redis": {"url": "memory://",
                                       "key_prefix": f"h-{uuid.uuid4().hex[:8]}"},
                             **sections}
-    return Settings(config=parse_config(data, "<test>"), source="<test>", base_dir=REPO)
+    # Each model's api_key_env is set, as in production (a model without its key is
+    # never selected).
+    keys = {entry["name"]: SecretStr(f"sk-{entry['name']}") for entry in data.get("models", ())}
+    return Settings(config=parse_config(data, "<test>"), source="<test>", base_dir=REPO,
+                    model_keys=keys)
 
 
 @contextlib.asynccontextmanager

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from proxy.config import Settings, parse_config
 from proxy.decision import decide
@@ -52,7 +53,11 @@ def settings_for(upstream_url: str = "http://127.0.0.1:9", *, redis: str = "memo
                             "redis": {"url": redis,
                                       "key_prefix": prefix or f"rt-{uuid.uuid4().hex[:8]}"},
                             **sections}
-    return Settings(config=parse_config(data, "<test>"), source="<test>", base_dir=REPO)
+    # Each model's api_key_env is set, as in production (a model without its key is
+    # never selected).
+    keys = {entry["name"]: SecretStr(f"sk-{entry['name']}") for entry in data.get("models", ())}
+    return Settings(config=parse_config(data, "<test>"), source="<test>", base_dir=REPO,
+                    model_keys=keys)
 
 
 def others() -> set[asyncio.Task[Any]]:

@@ -64,3 +64,34 @@ def _refused(port: int) -> bool:
     except OSError:
         return True
     return False
+
+
+def test_the_banner_says_which_listener_is_which_and_that_admin_writes_are_off(
+        upstream_url: str) -> None:
+    """With no OTEL_* variable nothing is exported: no exporter warnings, and SIGTERM
+    ends the process without a telemetry flush to wait for."""
+    config = {"proxy": {"routes": routes_to(upstream_url)},
+              "redis": {"url": "redis://127.0.0.1:9/0"}}
+    proxy = ProxyProcess(config).start()
+    assert proxy.stop() == 0
+    log = proxy.log()
+    assert f"proxy listening on http://127.0.0.1:{proxy.port} (routes /openai, /anthropic)" \
+        in log
+    assert f"admin listening on http://127.0.0.1:{proxy.admin_port}" in log
+    assert "writes (PUT /flags, POST /rollback, POST /feedback) OFF: no " \
+           "LLM_SHADOW_ADMIN_TOKEN" in log
+    assert "Uvicorn running on" not in log and "Started server process" not in log
+    assert "spans not exported" in log
+    for noise in ("Traceback", "Failed to export", "telemetry: the shutdown",
+                  "llm_shadow.telemetry: WARNING", "opentelemetry"):
+        assert noise not in log
+    assert log.rstrip().endswith("stopped")
+
+
+def test_the_banner_says_admin_writes_are_on_with_a_token(upstream_url: str) -> None:
+    config = {"proxy": {"routes": routes_to(upstream_url)},
+              "redis": {"url": "redis://127.0.0.1:9/0"}}
+    with ProxyProcess(config, env={"LLM_SHADOW_ADMIN_TOKEN": "t0ken"}) as proxy:
+        pass
+    assert "POST /feedback) on (Authorization: Bearer $LLM_SHADOW_ADMIN_TOKEN)" in proxy.log()
+    assert "t0ken" not in proxy.log()

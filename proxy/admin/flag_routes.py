@@ -7,7 +7,12 @@ atomic write, audit entry and hint are identical.
 
     PUT /flags       body: a partial snapshot, e.g. {"shadow_percent": 10, "reason": "ramp"}
                      → 200 {"version", "snapshot"}; 400 invalid; 401/403 auth; 503 store
-    POST /rollback   body (optional): {"reason": "..."} → 200 {"version", "snapshot"}
+    POST /rollback   body (optional): {"reason": "...", "actor": "alice"}
+                     → 200 {"version", "snapshot"}
+
+Both take an optional `actor` (who, at most 100 characters); the snapshot and the audit
+then record `alice (admin API from 10.0.0.7)`, else `admin@10.0.0.7`. Errors use the
+envelope of `proxy.admin.envelope`.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.admin.envelope import admin_error
 from proxy.flags.service import FlagService
 from proxy.flags.snapshot import FlagSnapshot, SnapshotInvalid
 from proxy.flags.store import StoreError
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_ACTOR_CHARS = 100
 
 
 def routes(service: FlagService) -> list[Route]:
@@ -73,16 +80,27 @@ def flagz_body(service: FlagService) -> dict[str, Any]:
 async def _mutate(service: FlagService, request: Request, *, rollback: bool) -> Response:
     outcome = service.auth.check(request.headers.get("authorization"))
     if not outcome.ok:
-        return _error(outcome.status, outcome.message, headers=outcome.headers)
+        return admin_error(outcome.status, outcome.message, headers=outcome.headers)
     try:
         body = await _json_body(request, required=not rollback)
-        actor = f"admin@{request.client.host if request.client else 'unknown'}"
+        actor = actor_of(body.pop("actor", None),
+                         request.client.host if request.client else "unknown")
         snapshot = await _write(service, body, actor, rollback)
     except SnapshotInvalid as exc:
-        return _error(400, str(exc))
+        return admin_error(400, str(exc))
     except StoreError as exc:
-        return _error(503, f"flags store unavailable: {exc}")
+        return admin_error(503, f"flags store unavailable: {exc}", code="store_unavailable")
     return JSONResponse({"version": snapshot.version, "snapshot": snapshot.to_dict()})
+
+
+def actor_of(given: Any, client: str) -> str:
+    """Who made the change: the body's `actor` with where it came from, else the address."""
+    if given is None:
+        return f"admin@{client}"
+    if not isinstance(given, str) or not given.strip() or len(given) > MAX_ACTOR_CHARS:
+        raise SnapshotInvalid(f"actor: must be a non-empty string of at most "
+                              f"{MAX_ACTOR_CHARS} characters")
+    return f"{given.strip()} (admin API from {client})"
 
 
 async def _write(service: FlagService, body: dict[str, Any], actor: str,
@@ -113,8 +131,3 @@ async def _json_body(request: Request, *, required: bool) -> dict[str, Any]:
         raise SnapshotInvalid("the body must be a JSON object of changes")
     return data
 
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    body = {"error": {"message": message, "type": "admin_error", "param": None,
-                      "code": str(status)}}
-    return JSONResponse(body, status_code=status, headers=headers)

@@ -6,11 +6,19 @@ token (`proxy.admin.auth`, the same check as the flag writes); the report is rea
 
     POST /feedback   {"request_id": "...", "model_name": "qwen-max",
                       "task_type": "data_validation", "was_correct": false}
-                     (or a list of such objects; "model" is accepted for "model_name")
+                     (or a list of such objects; "model" is accepted for "model_name";
+                     "task_type" may be left out: the request's own is used)
                      → 200 {"results": [{"request_id", "model_name", "result"}]} where
                        result is recorded | duplicate | queued (Redis unreachable: counted
-                       here, sent when it is back); 400 invalid; 401/403 auth
+                       here, sent when it is back); 400 invalid; 401/403 auth;
+                       404 `unknown_request_id` or `model_did_not_answer`; 503 when the
+                       store that could tell is unreachable
     GET /report      ?format=text (default) | json → the performance report
+
+Feedback is all or nothing: every item is checked (it names a request the orchestrator
+answered, on any replica, and a model that answered it) before any is counted, so a
+typo in a request id can never change a model's reliability. Errors use the envelope of
+`proxy.admin.envelope`, with a string `code`.
 """
 
 from __future__ import annotations
@@ -24,12 +32,17 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from proxy.admin.auth import AdminAuth
+from proxy.admin.envelope import admin_error
 from proxy.orchestrator.classification import TaskType
 from proxy.orchestrator.performance import render_text
-from proxy.orchestrator.pipeline import Pipeline
+from proxy.orchestrator.pipeline import FeedbackRefused, Pipeline
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_ITEMS = 1000
+
+
+REFUSAL_STATUS = {"unknown_request_id": 404, "model_did_not_answer": 404,
+                  "store_unavailable": 503}
 
 
 class BadFeedback(ValueError):
@@ -40,14 +53,19 @@ def routes(pipeline: Pipeline, auth: AdminAuth) -> list[Route]:
     async def feedback(request: Request) -> Response:
         outcome = auth.check(request.headers.get("authorization"))
         if not outcome.ok:
-            return _error(outcome.status, outcome.message, outcome.headers)
+            return admin_error(outcome.status, outcome.message, headers=outcome.headers)
         try:
             items = parse_feedback(await _body(request), pipeline)
+            for index, item in enumerate(items):
+                item["task_type"] = await _checked(pipeline, item, index)
         except BadFeedback as exc:
-            return _error(400, str(exc))
+            return admin_error(400, str(exc))
+        except FeedbackRefused as exc:
+            return admin_error(REFUSAL_STATUS.get(exc.code, 400), str(exc), code=exc.code)
         results = []
         for item in items:
-            result = await pipeline.record_feedback(**item)
+            result = await pipeline.learning.feedback(
+                item["request_id"], item["model_name"], item["task_type"], item["was_correct"])
             results.append({"request_id": item["request_id"],
                             "model_name": item["model_name"], "result": result.value})
         return JSONResponse({"results": results})
@@ -55,7 +73,7 @@ def routes(pipeline: Pipeline, auth: AdminAuth) -> list[Route]:
     async def report(request: Request) -> Response:
         output = request.query_params.get("format", "text")
         if output not in ("text", "json"):
-            return _error(400, "format must be 'text' or 'json'")
+            return admin_error(400, "format must be 'text' or 'json'", param="format")
         built = await pipeline.report()
         if output == "json":
             return JSONResponse(built.to_dict())
@@ -82,11 +100,11 @@ def _item(entry: Any, index: int, pipeline: Pipeline) -> dict[str, Any]:
         raise BadFeedback(f"{where}request_id must be a non-empty string")
     if not isinstance(model, str) or model not in pipeline.registry:
         raise BadFeedback(f"{where}model_name must name a configured model")
-    task = TaskType.parse(entry.get("task_type")) if isinstance(entry.get("task_type"),
-                                                                  str) else None
-    if task is None:
+    given = entry.get("task_type")
+    task = TaskType.parse(given) if isinstance(given, str) else None
+    if given is not None and task is None:
         raise BadFeedback(f"{where}task_type must be one of "
-                          + ", ".join(t.value for t in TaskType))
+                          + ", ".join(t.value for t in TaskType) + " (or left out)")
     if not isinstance(entry.get("was_correct"), bool):
         raise BadFeedback(f"{where}was_correct must be true or false")
     return {"request_id": request_id, "model_name": model, "task_type": task,
@@ -105,6 +123,11 @@ async def _body(request: Request) -> Any:
         raise BadFeedback("body must be JSON") from None
 
 
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    return JSONResponse({"error": {"message": message, "type": "admin_error", "param": None,
-                                   "code": status}}, status_code=status, headers=headers)
+async def _checked(pipeline: Pipeline, item: dict[str, Any], index: int) -> str:
+    """The task type the item counts under, or `FeedbackRefused` naming the item."""
+    try:
+        return await pipeline.check_feedback(item["request_id"], item["model_name"],
+                                             item["task_type"])
+    except FeedbackRefused as exc:
+        raise FeedbackRefused(exc.code, f"item {index}: {exc}" if index else str(exc)) \
+            from None

@@ -1,7 +1,10 @@
 """The admin port: health, readiness, and (added by their concerns) flags, reports and
 metrics. Never reachable on the proxy port.
 
-Layer: composition (Starlette). Mutating endpoints require the admin token.
+Layer: composition (Starlette). Mutating endpoints require the admin token. Every error
+body is the OpenAI envelope (`proxy.admin.envelope`), unknown paths and methods included.
+`/readyz` stays 200 while the legacy path can serve; its `warnings` say what the
+orchestrator cannot do (models whose API key variable is unset are never selected).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from starlette.routing import Route
 
 from proxy.admin import flag_routes as flags_admin
 from proxy.admin import orchestrator_routes as orchestrator_admin
+from proxy.admin.envelope import EXCEPTION_HANDLERS
 from proxy.runtime import Runtime
 from proxy.telemetry import scrape
 
@@ -22,10 +26,11 @@ def create_admin_app(runtime: Runtime) -> Starlette:
         return JSONResponse({"status": "alive"})
 
     async def readyz(request: Request) -> JSONResponse:
+        warnings = readiness_warnings(runtime)
         if runtime.ready and not runtime.draining:
-            return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "ready", **warnings})
         state = "draining" if runtime.draining else "starting"
-        return JSONResponse({"status": state}, status_code=503)
+        return JSONResponse({"status": state, **warnings}, status_code=503)
 
     async def statz(request: Request) -> JSONResponse:
         return JSONResponse(runtime.stats())
@@ -39,4 +44,15 @@ def create_admin_app(runtime: Runtime) -> Starlette:
     ]
     if runtime.pipeline is not None:  # POST /feedback, GET /report
         routes += orchestrator_admin.routes(runtime.pipeline, runtime.flag_service.auth)
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+
+
+def readiness_warnings(runtime: Runtime) -> dict[str, object]:
+    """What `/readyz` adds while the proxy is ready: models left out of selection."""
+    pipeline = runtime.pipeline
+    missing = pipeline.missing_keys if pipeline is not None else {}
+    if not missing:
+        return {}
+    return {"warnings": [f"model {name} is not selected: its API key variable {variable} "
+                         f"is not set" for name, variable in sorted(missing.items())],
+            "models_without_key": dict(sorted(missing.items()))}

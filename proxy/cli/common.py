@@ -7,6 +7,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from proxy.cli import logformat
+from proxy.cli.preamble import preamble
 from proxy.config import ConfigError, Settings, load_config
 
 
@@ -20,6 +22,8 @@ def load_for_redis(args: argparse.Namespace, command: str) -> Settings:
     overrides it); refused with status 2 when that store is in-process, since it would
     be this command's own, empty, not the serving process's."""
     settings = load_or_exit(args, overrides={"redis.url": getattr(args, "redis_url", None)})
+    print(preamble(settings, redis_flag=bool(getattr(args, "redis_url", None))),
+          file=sys.stderr, flush=True)
     config = settings.config
     if config.flags.store == "memory" or config.redis.url.startswith("memory://"):
         print(f"llm-shadow {command}: the flags or redis.url are in-process ('memory'): "
@@ -46,9 +50,12 @@ def require_extra(command: str, modules: tuple[str, ...], extra: str) -> None:
 
 
 def load_or_exit(args: argparse.Namespace, overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Load the configuration; on error print what is wrong and exit with status 2."""
+    """Load the configuration, and log as it says; on error print what is wrong and exit
+    with status 2."""
     try:
-        return load_config(args.config, overrides=overrides)
+        settings = load_config(args.config, overrides=overrides)
     except ConfigError as exc:
         print(f"llm-shadow: invalid configuration:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    logformat.apply(args, settings.config.log)
+    return settings

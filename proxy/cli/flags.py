@@ -1,10 +1,16 @@
 """`llm-shadow status | set | rollback | audit`: the operator's levers on the live flags.
 
 Layer: composition. Each command reads the configuration (for the Redis URL, key prefix
-and defaults; `--redis-url` > `LLM_SHADOW_REDIS_URL` > config.json), validates what it
-is about to write before connecting, and talks to Redis through `proxy.flags.writer`.
-Exit codes: 0 done, 1 the operation failed (Redis unreachable, a replica did not apply
-the rollback in time), 2 bad usage or an invalid change.
+and defaults; `--redis-url` > `LLM_SHADOW_REDIS_URL` > config.json), says first (on
+standard error) which file and which Redis it used, validates what it is about to write
+before connecting, and talks to Redis through `proxy.flags.writer`. Exit codes: 0 done,
+1 the operation failed (Redis unreachable, no live replica or one that did not apply the
+rollback in time), 2 bad usage or an invalid change.
+
+Safety against the wrong Redis or a typo: `set` and `rollback` warn loudly when no live
+replica heartbeats under that Redis and key prefix (the change then reached no sidecar),
+and `rollback --wait` fails; a route that the configuration does not have is refused,
+unless `--force` and a live replica's configuration has it.
 
     llm-shadow set --shadow 5 --divert 0 --reason "start shadowing"
     llm-shadow set --route /anthropic --divert 10
@@ -20,14 +26,20 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from proxy.cli.common import add_config_option, load_for_redis
+from proxy.cli.preamble import describe_redis
+from proxy.cli.status import one_line, print_status, status_json
 from proxy.config import Settings
-from proxy.flags.replicas import ReplicaStatus, converge, parse_status, pending, sync_of
+from proxy.flags.replicas import (
+    ReplicaStatus,
+    parse_status,
+    pending,
+    serving,
+)
 from proxy.flags.snapshot import FlagSnapshot, SnapshotInvalid, apply_changes, default_snapshot
 from proxy.flags.store import StoreError
 from proxy.flags.writer import FlagWriter
@@ -51,10 +63,15 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                         help='any partial snapshot, e.g. \'{"feature_flags": '
                              '{"enable_validation": false}}\'')
     change.add_argument("--reason", help="why (recorded in the snapshot and audit)")
+    change.add_argument("--force", action="store_true",
+                        help="write a --route this configuration does not have, if a live "
+                             "replica's configuration has it")
+    _actor_option(change)
     change.set_defaults(func=run_set)
 
     rollback = _command(commands, "rollback",
                         "legacy only on every replica: kill on, percentages 0")
+    _actor_option(rollback)
     rollback.add_argument("--reason", help="why (recorded in the snapshot and audit)")
     rollback.add_argument("--wait", action="store_true",
                           help="return once every live replica applied it (exit 1 if not)")
@@ -73,8 +90,11 @@ def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParse
     add_config_option(parser)
     parser.add_argument("--redis-url", metavar="URL",
                         help="Redis URL (default: $LLM_SHADOW_REDIS_URL, else config.json)")
-    parser.add_argument("--actor", help="who is changing the flags (default: cli:user@host)")
     return parser
+
+
+def _actor_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--actor", help="who is changing the flags (default: cli:user@host)")
 
 
 # --- commands -------------------------------------------------------------------------
@@ -85,12 +105,12 @@ def run_status(args: argparse.Namespace) -> int:
 
     async def status(writer: FlagWriter) -> int:
         snapshot, problem = await writer.read()
-        replicas = [r for r in map(parse_status, await writer.store.statuses()) if r]
+        replicas = await _replicas(writer)
         shown = snapshot or writer.defaults
         if args.json:
-            print(orjson.dumps(_status_json(snapshot, problem, shown, replicas)).decode())
+            print(orjson.dumps(status_json(snapshot, problem, shown, replicas)).decode())
         else:
-            _print_status(snapshot, problem, shown, replicas)
+            print_status(snapshot, problem, shown, replicas)
         return 0
 
     return _with_writer(settings, status)
@@ -101,19 +121,53 @@ def run_set(args: argparse.Namespace) -> int:
     changes = _changes(args)
     actor = args.actor or default_actor()
     _validate_or_exit(default_snapshot(settings.config), changes, actor, args.reason)
-    if args.route and args.route not in {r.prefix for r in settings.config.proxy.routes}:
-        print(f"llm-shadow: note: {args.route} is not a route in {settings.source}",
-              file=sys.stderr)
+    unknown = unknown_routes(changes, settings)
+    if unknown and not args.force:
+        _usage(f"{_routes_text(unknown)} not in {_config_name(settings)}, whose routes are "
+               f"{_known(settings)}; check the spelling, or add --force to write it for the "
+               f"replicas whose configuration has it")
 
     async def write(writer: FlagWriter) -> int:
+        replicas = await _replicas(writer)
+        if unknown and not _forced_routes_served(unknown, replicas):
+            return 2
         snapshot = await writer.update(changes, actor=actor, reason=args.reason)
-        print(f"flags version {snapshot.version} written: {_one_line(snapshot)}")
+        print(f"flags version {snapshot.version} written: {one_line(snapshot)}")
         if snapshot.kill and args.kill is None:
             print("note: the kill switch is on, so all traffic stays legacy; "
                   "`llm-shadow set --no-kill` releases it")
+        if not replicas:
+            _warn_no_replicas(settings)
         return 0
 
     return _with_writer(settings, write)
+
+
+def unknown_routes(changes: dict[str, Any], settings: Settings) -> list[str]:
+    """Route prefixes the change sets that the configuration does not have (removing an
+    override, `null`, is always allowed: it cleans up)."""
+    known = {route.prefix for route in settings.config.proxy.routes}
+    routes = changes.get("routes")
+    if not isinstance(routes, dict):
+        return []
+    return sorted(prefix for prefix, value in routes.items()
+                  if value is not None and prefix not in known)
+
+
+def _forced_routes_served(unknown: list[str], replicas: list[ReplicaStatus]) -> bool:
+    """With --force: True when a live replica serves each route (said on stderr)."""
+    missing = [prefix for prefix in unknown if not serving(replicas, prefix)]
+    if missing:
+        routes = sorted({p for r in replicas for p in (r.routes or ())})
+        print(f"llm-shadow: --force: no live replica serves {_routes_text(missing)} either "
+              f"(their routes: {', '.join(routes) or 'none reported'}); nothing written",
+              file=sys.stderr)
+        return False
+    for prefix in unknown:
+        names = ", ".join(r.replica_id for r in serving(replicas, prefix))
+        print(f"llm-shadow: note: {prefix} is not in this configuration; written for the "
+              f"replicas that serve it: {names}", file=sys.stderr)
+    return True
 
 
 def run_rollback(args: argparse.Namespace) -> int:
@@ -124,6 +178,13 @@ def run_rollback(args: argparse.Namespace) -> int:
         snapshot = await writer.rollback(actor=actor, reason=args.reason)
         print(f"rolled back: flags version {snapshot.version} (kill on, shadow 0%, "
               f"divert 0%)")
+        if not await _replicas(writer):
+            _warn_no_replicas(settings)
+            if args.wait:
+                print("llm-shadow rollback --wait: FAILED: no live replica to wait for, so "
+                      "no sidecar is known to have applied it", file=sys.stderr)
+                return 1
+            return 0
         if not args.wait:
             return 0
         return await _wait_for_replicas(writer, snapshot.version, args.timeout)
@@ -161,6 +222,31 @@ def default_actor() -> str:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_for_redis(args, args.command)
+
+
+async def _replicas(writer: FlagWriter) -> list[ReplicaStatus]:
+    return [r for r in map(parse_status, await writer.store.statuses()) if r]
+
+
+def _warn_no_replicas(settings: Settings) -> None:
+    config = settings.config
+    print(f"llm-shadow: WARNING: no live replica is watching "
+          f"{describe_redis(config.redis.url)}, key prefix {config.redis.key_prefix}: "
+          f"the change is stored, but no sidecar applied it. If sidecars are running, "
+          f"this is not their Redis or prefix (check --config / LLM_SHADOW_REDIS_URL); "
+          f"a sidecar that starts later applies it.", file=sys.stderr)
+
+
+def _config_name(settings: Settings) -> str:
+    return settings.source if settings.has_file else "the built-in defaults (no config file)"
+
+
+def _known(settings: Settings) -> str:
+    return ", ".join(route.prefix for route in settings.config.proxy.routes) or "none"
+
+
+def _routes_text(prefixes: list[str]) -> str:
+    return ("route " if len(prefixes) == 1 else "routes ") + ", ".join(prefixes)
 
 
 def _with_writer(settings: Settings, action: Callable[[FlagWriter], Awaitable[int]]) -> int:
@@ -227,14 +313,15 @@ def _usage(message: str) -> Any:
 async def _wait_for_replicas(writer: FlagWriter, version: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        replicas = [r for r in map(parse_status, await writer.store.statuses()) if r]
+        replicas = await _replicas(writer)
         waiting = pending(replicas, version)
         if not waiting or time.monotonic() >= deadline:
             break
         await asyncio.sleep(0.05)
     if not replicas:
-        print("no live replica is reporting a heartbeat; nothing to wait for")
-        return 0
+        print(f"llm-shadow rollback --wait: FAILED: every replica stopped reporting while "
+              f"waiting for version {version}", file=sys.stderr)
+        return 1
     for replica in sorted(replicas, key=lambda r: r.replica_id):
         mark = "NOT APPLIED" if replica in waiting else "applied"
         print(f"  {replica.replica_id:<32} v{replica.version:<6} {replica.state:<10} {mark}")
@@ -247,59 +334,6 @@ async def _wait_for_replicas(writer: FlagWriter, version: int, timeout: float) -
 
 
 # --- output -----------------------------------------------------------------------------
-
-
-def _one_line(snapshot: FlagSnapshot) -> str:
-    routes = "".join(
-        f", {prefix}: shadow {_pct(r.shadow_percent)} divert {_pct(r.divert_percent)}"
-        f"{' kill' if r.kill else ''}"
-        for prefix, r in sorted(snapshot.routes.items()))
-    return (f"shadow {snapshot.shadow_percent:g}%, divert {snapshot.divert_percent:g}%, "
-            f"kill {'on' if snapshot.kill else 'off'}, "
-            f"use_orchestrator {snapshot.system.use_orchestrator}, "
-            f"mode {snapshot.system.migration_mode}{routes}")
-
-
-def _pct(value: float | None) -> str:
-    return "inherit" if value is None else f"{value:g}%"
-
-
-def _print_status(snapshot: FlagSnapshot | None, problem: str | None, shown: FlagSnapshot,
-                  replicas: list[ReplicaStatus]) -> None:
-    if problem:
-        print(f"stored snapshot: INVALID ({problem}); replicas are fail-safe (legacy only)")
-    elif snapshot is None:
-        print("stored snapshot: none (replicas apply the config defaults, version 0)")
-    print(f"version {shown.version}: {_one_line(shown)}")
-    if snapshot is not None:
-        print(f"written {_ago(snapshot.updated_at)} by {snapshot.updated_by or '-'}"
-              f"{f' ({snapshot.reason})' if snapshot.reason else ''}")
-    result = converge(shown.version, replicas)
-    print(f"\n{len(replicas)} live replica(s):")
-    for replica in result.replicas:
-        sync = sync_of(replica, shown.version)
-        mark = {"current": "", "legacy_only": "  (legacy only)"}.get(
-            sync, f"  <-- {sync.upper()}: not on version {shown.version}")
-        age = "-" if replica.age_seconds is None else f"{replica.age_seconds:.1f}s"
-        print(f"  {replica.replica_id:<32} {replica.pod or '-':<20} v{replica.version:<6} "
-              f"{replica.state:<10} age {age}{mark}")
-
-
-def _status_json(snapshot: FlagSnapshot | None, problem: str | None, shown: FlagSnapshot,
-                 replicas: list[ReplicaStatus]) -> dict[str, Any]:
-    return {
-        "stored": snapshot is not None, "invalid": problem, "snapshot": shown.to_dict(),
-        "replicas": [{**r.model_dump(), "sync": sync_of(r, shown.version)}
-                     for r in converge(shown.version, replicas).replicas],
-    }
-
-
-def _ago(when: datetime | None) -> str:
-    if when is None:
-        return "at an unknown time"
-    seconds = (datetime.now(UTC) - when).total_seconds()
-    return f"{seconds:.1f}s ago (writer's clock)" if seconds < 120 else \
-        f"{seconds / 60:.0f} min ago (writer's clock)"
 
 
 def redacted(url: str) -> str:

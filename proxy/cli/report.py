@@ -3,7 +3,8 @@
 Layer: composition. Redis comes from `--redis-url`, else `LLM_SHADOW_REDIS_URL`, else
 the configuration (the usual precedence, applied by `proxy.config.load`). Exit 1 with a
 one-line reason when Redis cannot be read (the URL is never printed: it may carry a
-password), 2 for bad usage.
+password), 2 for bad usage, a `--route` matching no route among the configuration's and
+those with data in Redis included (a typo must not read as "no comparisons").
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from proxy.cli.common import add_config_option, load_for_redis, require_extra
 from proxy.config import Settings
 from proxy.report.aggregate import Report
-from proxy.report.aggregate_store import ReportStore, ReportStoreError
+from proxy.report.aggregate_store import STORE_ERRORS, ReportStore, ReportStoreError
 from proxy.report.text import render_json, render_text
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -53,6 +54,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     report.set_defaults(func=run_report)
 
 
+class UnknownRoute(Exception):
+    pass
+
+
 def run_report(args: argparse.Namespace) -> int:
     if args.format == "html":
         require_extra("report --format html", ("plotly",), "report")
@@ -63,6 +68,9 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"llm-shadow report: {exc}; is Redis running and is redis.url right?",
               file=sys.stderr)
         return 1
+    except UnknownRoute as exc:
+        print(f"llm-shadow report: {exc}", file=sys.stderr)
+        return 2
     text = render(report, args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -76,9 +84,26 @@ async def fetch(settings: Settings, since_seconds: float, route: str | None) -> 
     config = settings.config
     store = ReportStore.from_config(config.redis, config.comparison, budget=2.0)
     try:
+        if route:
+            await check_route(settings, store, route)
         return await store.report(time.time() - since_seconds, route_prefix=route)
     finally:
         await store.aclose()
+
+
+async def check_route(settings: Settings, store: ReportStore, prefix: str) -> None:
+    """`UnknownRoute` unless `prefix` covers a configured route or one with data."""
+    configured = [route.prefix for route in settings.config.proxy.routes]
+    try:
+        with_data = await store.routes(0.0)
+    except STORE_ERRORS as exc:
+        raise ReportStoreError(f"cannot read the report's routes ({type(exc).__name__})") \
+            from exc
+    if any(r == prefix or r.startswith(prefix) for r in (*configured, *with_data)):
+        return
+    raise UnknownRoute(f"--route {prefix} matches no route: configured "
+                       f"{', '.join(configured) or 'none'}; with data in Redis "
+                       f"{', '.join(with_data) or 'none'}")
 
 
 def render(report: Report, fmt: str) -> str:

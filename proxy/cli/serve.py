@@ -1,4 +1,11 @@
-"""`llm-shadow serve` and `llm-shadow check-config`."""
+"""`llm-shadow serve` and `llm-shadow check-config`.
+
+`check-config` checks what `serve` would load, the same way: the configuration, every
+policy file it names (`proxy.config.policyfiles`) and the `OTEL_*` variables; any error
+exits 2 naming the file (or variable) and the key. It also says which policies are
+built-in because their file is missing, and warns (exit status still 0) about models
+whose API key variable is unset: `serve` would not select them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import argparse
 import sys
 
 from proxy.cli.common import add_config_option, load_or_exit
+from proxy.config import ConfigError
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,7 +31,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from proxy.config import ConfigError
     from proxy.orchestrator.validation import PolicyError
     from proxy.server import run
 
@@ -42,8 +49,27 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from proxy.config.policyfiles import check
+    from proxy.config.telemetry import read_otel_environment
+
     settings = load_or_exit(args)
     config = settings.config
-    print(f"{settings.source}: OK ({len(config.proxy.routes)} routes, "
-          f"{len(config.models)} models)")
+    policies = check(settings)
+    errors = [error for _, error in policies if error]
+    try:
+        read_otel_environment()
+    except ConfigError as exc:
+        errors.append(str(exc))
+    if errors:
+        print("llm-shadow: invalid configuration:\n" + "\n".join(errors), file=sys.stderr)
+        return 2
+    name = settings.source if settings.has_file else "no config file: built-in defaults"
+    print(f"{name}: OK ({len(config.proxy.routes)} routes, {len(config.models)} models)")
+    for file, _ in policies:
+        print(f"  {file.describe()}")
+    missing = settings.missing_keys()
+    if missing:
+        print("llm-shadow: warning: models not selected, their API key variable is unset: "
+              + ", ".join(f"{name} ({variable})" for name, variable in sorted(missing.items())),
+              file=sys.stderr)
     return 0

@@ -21,6 +21,7 @@ from proxy.config.model import Config
 
 ENV_PREFIX = "LLM_SHADOW_"
 DEFAULT_FILE = "config.json"
+BUILT_IN = "<built-in defaults>"
 
 # Environment variables that override one configuration key each (dotted path).
 ENV_OVERRIDES: dict[str, str] = {
@@ -31,6 +32,9 @@ ENV_OVERRIDES: dict[str, str] = {
     "LLM_SHADOW_ADMIN_PORT": "proxy.admin.port",
     "LLM_SHADOW_ORCHESTRATOR_ENDPOINT": "orchestrator.endpoint",
     "LLM_SHADOW_REPLICA_ID": "flags.replica_id",
+    "LLM_SHADOW_TRACES_FILE": "telemetry.traces_file",
+    "LLM_SHADOW_LOG_LEVEL": "log.level",
+    "LLM_SHADOW_LOG_FORMAT": "log.format",
 }
 
 TRUTHY = {"1", "true", "yes", "on"}
@@ -54,11 +58,26 @@ class Settings:
     admin_token: SecretStr | None = None
     force_legacy: bool = False
     model_keys: Mapping[str, SecretStr] = field(default_factory=dict)
+    # Dotted keys that an `LLM_SHADOW_*` variable set, and which variable (for messages
+    # that say where a value came from).
+    from_env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def has_file(self) -> bool:
+        """False when no configuration file was found: built-in defaults only."""
+        return self.source != BUILT_IN
 
     def resolve(self, relative: str) -> Path:
         """A path from the configuration, relative to the configuration file's folder."""
         path = Path(relative)
         return path if path.is_absolute() else self.base_dir / path
+
+    def missing_keys(self) -> dict[str, str]:
+        """Enabled models whose `api_key_env` variable is unset or empty: model name →
+        variable name. Such a model is never selected (its calls would go out without
+        credentials)."""
+        return {model.name: model.api_key_env for model in self.config.models
+                if model.enabled and model.api_key_env and model.name not in self.model_keys}
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
@@ -81,13 +100,15 @@ def load_config(
     file = find_config_file(path, env)
     if file is None:
         data: dict[str, Any] = {}
-        source, base_dir = "<built-in defaults>", Path.cwd()
+        source, base_dir = BUILT_IN, Path.cwd()
     else:
         data = read_json_file(file)
         source, base_dir = str(file), file.resolve().parent
+    from_env = {}
     for variable, dotted in ENV_OVERRIDES.items():
         if env.get(variable):
             set_dotted(data, dotted, env[variable])
+            from_env[dotted] = variable
     for dotted, value in (overrides or {}).items():
         if value is not None:
             set_dotted(data, dotted, value)
@@ -99,6 +120,7 @@ def load_config(
         admin_token=_secret(env.get("LLM_SHADOW_ADMIN_TOKEN")),
         force_legacy=env.get("LLM_SHADOW_FORCE_LEGACY", "").strip().lower() in TRUTHY,
         model_keys=_model_keys(config, env),
+        from_env=from_env,
     )
 
 

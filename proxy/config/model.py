@@ -3,7 +3,7 @@ with the sections the proxy needs.
 
 Layer: pure core. Each section lives in the module of its concern (`proxy.config.proxy`,
 `...orchestrator`, `...traffic`, `...shadow`, `...comparison`, `...pricing`,
-`...telemetry`); this module only assembles them.
+`...telemetry`, `...log`); this module only assembles them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from proxy.config.base import Section
 from proxy.config.comparison import ComparisonSection
+from proxy.config.log import LogSection
 from proxy.config.orchestrator import (
     FeatureFlags,
     LegacySystem,
@@ -42,6 +43,7 @@ class Config(Section):
     telemetry: TelemetrySection = TelemetrySection()
     pricing: dict[str, Price] = Field(default_factory=dict)
     comparison: ComparisonSection = ComparisonSection()
+    log: LogSection = LogSection()
 
     @model_validator(mode="after")
     def _unique_model_names(self) -> Config:

@@ -70,7 +70,10 @@ class LearningSettings(Section):
     refresh_seconds: float = Field(default=2.0, gt=0)
     samples_kept: int = Field(default=200, ge=10)
     pending_limit: int = Field(default=10_000, ge=100)
-    feedback_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    # How long after an answer feedback about it is accepted. Redis keeps which models
+    # answered each orchestrated request that long: about 120 bytes per request (at 10
+    # orchestrated requests/s and one day, about 100 MB).
+    feedback_ttl_seconds: int = Field(default=24 * 3600, gt=0)
 
 
 class OrchestratorSection(Section):

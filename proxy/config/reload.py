@@ -12,9 +12,14 @@ the inode we watch).
 - The new file is validated exactly like at start-up. An invalid edit is refused with
   the loader's message (file and dotted key) logged at ERROR, and the running
   configuration stays as it was: a typo must never become a rollback or an outage.
-- What applies live is the flags' local layer and defaults (`system`, `feature_flags`,
-  `legacy_system`, `traffic`; see `proxy.flags.view`). Other sections that changed are
-  named in a warning: they take effect at the next restart.
+- What applies live: the flags' local layer and defaults (`system`, `feature_flags`,
+  `legacy_system`, `traffic`; see `proxy.flags.view`), the orchestrator's settings,
+  models and keys, and the comparison's divergence policy (its file is re-read on every
+  reload, so SIGHUP after editing `policies/divergence.json` applies it), text and JSON
+  bounds and noise share. Everything else that changed (listeners, routes, pools,
+  `comparison.inject_stream_usage_routes` and `report_*`, telemetry, log, ...) is named
+  in one warning, the same whether the reload came from SIGHUP or a file change: it
+  takes effect at the next restart.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ log = logging.getLogger("llm_shadow.config")
 # settings, models and keys (proxy.orchestrator.pipeline.Pipeline.apply_settings).
 LIVE_SECTIONS = frozenset({"system", "feature_flags", "legacy_system", "traffic",
                            "orchestrator", "models"})
+# Keys of sections that apply live only in part (proxy.runtime.Runtime._apply_comparison).
+LIVE_KEYS = frozenset({"comparison.policy_file", "comparison.max_text_chars",
+                       "comparison.max_json_nodes", "comparison.noise_sample_percent"})
+PARTLY_LIVE = frozenset(key.split(".")[0] for key in LIVE_KEYS)
 
 Fingerprint = tuple[int, int, int]
 
@@ -119,13 +128,29 @@ class ConfigWatcher:
             return None
 
     def _report_restart_needed(self, new: Config) -> None:
-        changed = changed_sections(self._baseline, new) - LIVE_SECTIONS
-        if changed:
+        pending = restart_needed(self._baseline, new)
+        if pending:
             log.warning("config: changes to %s take effect at the next restart",
-                        ", ".join(sorted(changed)))
+                        ", ".join(pending))
 
 
 def changed_sections(old: Config, new: Config) -> set[str]:
     before: dict[str, Any] = old.model_dump()
     after: dict[str, Any] = new.model_dump()
     return {key for key in after if before.get(key) != after.get(key)}
+
+
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """What changed that a reload does not apply: whole sections, or `section.key` for a
+    section that applies live in part."""
+    before: dict[str, Any] = old.model_dump()
+    after: dict[str, Any] = new.model_dump()
+    pending = []
+    for section in sorted(changed_sections(old, new) - LIVE_SECTIONS):
+        if section not in PARTLY_LIVE:
+            pending.append(section)
+            continue
+        keys = sorted(key for key in after[section]
+                      if before[section].get(key) != after[section].get(key))
+        pending += [f"{section}.{key}" for key in keys if f"{section}.{key}" not in LIVE_KEYS]
+    return pending

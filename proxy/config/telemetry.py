@@ -17,10 +17,18 @@ Who reads which variable, so that nothing is read twice or in two ways:
   capture switch `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` and
   `OTEL_SEMCONV_STABILITY_OPT_IN`.
 
-Defaults follow the OpenTelemetry specification and the Python SDK: exporters default to
-`otlp`, and `otlp` without a protocol means gRPC (the Python SDK's choice; set
-`OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf` for port 4318). `none` turns a signal off.
-Errors name the variable but never echo its value.
+When nothing is exported, on purpose: the specification makes `otlp` the default
+exporter, towards `localhost:4317`. A sidecar started with no collector in mind would then
+retry into the void, log a warning every few seconds and wait at shutdown for exports
+that cannot succeed. So a signal is exported only when the operator asked for it: its
+`OTEL_{TRACES,METRICS}_EXPORTER` names an exporter, or an OTLP endpoint is set
+(`OTEL_EXPORTER_OTLP_ENDPOINT`, or the signal's own `..._TRACES_ENDPOINT` /
+`..._METRICS_ENDPOINT`). Then the standard rules apply unchanged: `otlp` without a
+protocol means gRPC (the Python SDK's choice; set `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`
+for port 4318), `none` turns a signal off. Spans can also go to a file
+(`telemetry.traces_file`, JSON Lines), with or without an OTLP exporter; Prometheus
+`/metrics` on the admin port needs no variable at all. Errors name the variable but never
+echo its value.
 """
 
 from __future__ import annotations
@@ -64,6 +72,9 @@ class TelemetrySection(Section):
     prometheus: bool = True
     # Bound on flushing spans and metrics at shutdown.
     shutdown_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Also write every span to this file, one JSON object per line (relative to the
+    # configuration file's folder); `LLM_SHADOW_TRACES_FILE`.
+    traces_file: str | None = Field(default=None, min_length=1)
 
     @field_validator("capture_request_headers")
     @classmethod
@@ -89,8 +100,8 @@ class OtelEnvironment:
     """The standard variables the proxy interprets itself, validated once."""
 
     sdk_disabled: bool = False
-    traces_exporters: tuple[Exporter, ...] = ("otlp_grpc",)
-    metrics_exporters: tuple[Exporter, ...] = ("otlp_grpc",)
+    traces_exporters: tuple[Exporter, ...] = ()
+    metrics_exporters: tuple[Exporter, ...] = ()
     capture_content: CaptureMode = "none"
     semconv_latest: bool = False
     batch: BatchSettings = BatchSettings()
@@ -107,17 +118,31 @@ def read_otel_environment(env: Mapping[str, str] | None = None) -> OtelEnvironme
     def get(name: str) -> str:
         return env.get(name, "").strip()
 
+    for variable in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                     "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"):
+        if get(variable) and get(variable) not in OTLP_PROTOCOLS:  # a typo fails even unused
+            _fail(f"{variable}: OTLP protocol must be one of {', '.join(OTLP_PROTOCOLS)}")
+
     def protocol(signal: str) -> tuple[str, str]:
         variable = f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"
         if get(variable):
             return variable, get(variable)
         return "OTEL_EXPORTER_OTLP_PROTOCOL", get("OTEL_EXPORTER_OTLP_PROTOCOL")
 
+    def chosen(signal: str) -> str:
+        """The signal's exporter list; `otlp` when only an endpoint is set; else none."""
+        named = get(f"OTEL_{signal}_EXPORTER")
+        if named:
+            return named
+        endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT") or get(
+            f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+        return "otlp" if endpoint else "none"
+
     return OtelEnvironment(
         sdk_disabled=get("OTEL_SDK_DISABLED").lower() == "true",
-        traces_exporters=_exporters("OTEL_TRACES_EXPORTER", get("OTEL_TRACES_EXPORTER"),
+        traces_exporters=_exporters("OTEL_TRACES_EXPORTER", chosen("TRACES"),
                                     TRACE_EXPORTERS, protocol("TRACES")),
-        metrics_exporters=_exporters("OTEL_METRICS_EXPORTER", get("OTEL_METRICS_EXPORTER"),
+        metrics_exporters=_exporters("OTEL_METRICS_EXPORTER", chosen("METRICS"),
                                      METRIC_EXPORTERS, protocol("METRICS")),
         capture_content=_capture(get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")),
         semconv_latest=LATEST_EXPERIMENTAL in _tokens(get("OTEL_SEMCONV_STABILITY_OPT_IN")),
@@ -138,7 +163,7 @@ def capture_mode(section: TelemetrySection, otel: OtelEnvironment) -> CaptureMod
 
 def _exporters(variable: str, value: str, known: frozenset[str],
                protocol: tuple[str, str]) -> tuple[Exporter, ...]:
-    names = _tokens(value) or ["otlp"]
+    names = _tokens(value)
     if "none" in names:
         return ()
     out: list[Exporter] = []

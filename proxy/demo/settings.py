@@ -81,7 +81,8 @@ STEPS: tuple[tuple[str, float, float], ...] = (  # (name, shadow %, divert %)
 )
 
 
-def config_document(ports: Ports, store: Store, tuning: Tuning) -> dict[str, Any]:
+def config_document(ports: Ports, store: Store, tuning: Tuning,
+                    traces_file: Path | None = None) -> dict[str, Any]:
     return {
         "version": "1.0.0",
         "models": [{"name": m.name, "provider": m.provider,
@@ -112,6 +113,7 @@ def config_document(ports: Ports, store: Store, tuning: Tuning) -> dict[str, Any
         "comparison": {"noise_sample_percent": tuning.noise_percent,
                        "policy_file": "policies/divergence.json",
                        "report_bucket_seconds": 60, "report_retention_hours": 1},
+        **({"telemetry": {"traces_file": str(traces_file)}} if traces_file else {}),
     }
 
 
@@ -180,14 +182,14 @@ def model_keys() -> dict[str, str]:
 
 
 def write_settings(folder: Path, ports: Ports, store: Store, tuning: Tuning,
-                   keys: Mapping[str, str]) -> DemoSettings:
+                   keys: Mapping[str, str], *, traces_file: Path | None = None) -> DemoSettings:
     """Write config.json and policies/ into `folder` and load them; `keys` are the
     models' API keys, handed to the loader as their `api_key_env` variables."""
     policies = folder / "policies"
     policies.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.json"
     ramp_path = policies / "ramp.json"
-    _write(config_path, config_document(ports, store, tuning))
+    _write(config_path, config_document(ports, store, tuning, traces_file))
     _write(ramp_path, ramp_document(tuning))
     _write(policies / "divergence.json", DIVERGENCE_POLICY)
     _write(policies / "validation.json", VALIDATION_POLICY)

@@ -1,14 +1,12 @@
 """Where the demo's traces go, and how many spans went there.
 
 Layer: adapter (OpenTelemetry SDK; the runtime builds its telemetry from the standard
-`OTEL_*` variables, `proxy.telemetry.setup`). If the user set an exporter or an OTLP
-endpoint, the demo honours it exactly, as `llm-shadow serve` would. Otherwise there is
-usually no collector on a laptop (the default OTLP exporter would retry into the void
-and log about it), so spans go to a file: the SDK's console exporter, selected with
-`OTEL_TRACES_EXPORTER=console` while the runtime is built, with standard output
-redirected to the file for exactly that moment (the exporter binds the stream it is
-built with: `proxy.telemetry.exporters`). Metrics stay on the admin port's `/metrics`
-unless `OTEL_METRICS_EXPORTER` says otherwise (in both cases).
+`OTEL_*` variables and the `telemetry` section, `proxy.telemetry.setup`). If the user set
+an exporter or an OTLP endpoint, the demo honours it exactly, as `llm-shadow serve` would.
+Otherwise spans go to a file, the same way `serve` writes one: the demo's configuration
+sets `telemetry.traces_file` (JSON Lines). Metrics stay on the admin port's `/metrics`
+unless `OTEL_METRICS_EXPORTER` says otherwise: with only an endpoint set they would go
+to it too, and Jaeger, for one, takes no OTLP metrics.
 
 A span processor added to the runtime's tracer provider counts the spans that ended,
 whatever the exporter.
@@ -22,7 +20,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -54,20 +52,16 @@ def choose_destination(env: Mapping[str, str], folder: Path) -> Destination:
             "", "otlp") else f"OTEL_TRACES_EXPORTER={chosen}"
         return Destination("user", f"{where} (your OTEL_* settings)", environment=quiet)
     path = folder / "traces.json"
-    return Destination("file", f"{path} (one JSON object per span)", path,
-                       {"OTEL_TRACES_EXPORTER": "console", **quiet})
+    return Destination("file", f"{path} (JSON Lines: one span per line)", path)
 
 
 @contextlib.contextmanager
-def exporting_to(destination: Destination, sink: IO[str] | None) -> Iterator[None]:
-    """Around building the runtime: the demo's exporter selection, and standard output
-    redirected to the trace file, both undone afterwards."""
+def exporting_to(destination: Destination) -> Iterator[None]:
+    """Around building the runtime: the demo's exporter selection, undone afterwards."""
     saved = {name: os.environ.get(name) for name in destination.environment}
     os.environ.update(destination.environment)
     try:
-        with (contextlib.redirect_stdout(sink) if sink is not None
-              else contextlib.nullcontext()):
-            yield
+        yield
     finally:
         for name, value in saved.items():
             if value is None:

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from proxy.demo import settings as demo_settings
 from proxy.demo.servers import LoopbackServer, loopback_socket, port_of, wait_started
@@ -82,7 +82,8 @@ async def running_world(store: Store, folder: Path, destination: Destination,
     ports = Ports(legacy=legacy_server.url,
                   models={name: server.url + "/v1" for name, server in model_servers.items()},
                   proxy=port_of(proxy_socket), admin=port_of(admin_socket))
-    demo = demo_settings.write_settings(folder, ports, store, tuning, keys)
+    demo = demo_settings.write_settings(folder, ports, store, tuning, keys,
+                                        traces_file=destination.path)
     fakes = [legacy_server, *model_servers.values()]
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(proxy_socket.close)  # closed already by uvicorn once it served
@@ -92,10 +93,7 @@ async def running_world(store: Store, folder: Path, destination: Destination,
             stack.push_async_callback(server.stop)
         await _started(fakes, "the fake LLM servers")
         await seed_flags(store, demo.settings)
-        sink = _trace_file(destination)
-        if sink is not None:
-            stack.callback(sink.close)
-        with exporting_to(destination, sink):
+        with exporting_to(destination):
             runtime = Runtime(demo.settings)
         spans = count_spans(runtime.telemetry.providers.tracer_provider)
         await runtime.__aenter__()
@@ -129,12 +127,6 @@ async def _started(servers: list[Any], what: str) -> None:
         await wait_started(servers, START_BUDGET_SECONDS)
     except TimeoutError:
         raise DemoFailed(f"{what} did not start within {START_BUDGET_SECONDS:g}s") from None
-
-
-def _trace_file(destination: Destination) -> IO[str] | None:
-    if destination.path is None:
-        return None
-    return destination.path.open("w", encoding="utf-8")
 
 
 async def _stop_listeners(listeners: Listeners, serving: asyncio.Task[None]) -> None:

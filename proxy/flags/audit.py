@@ -39,9 +39,11 @@ class AuditEntry:
         }
 
     def summary(self) -> str:
+        """One line for `llm-shadow audit`: the reason and the changes as JSON, so quotes
+        and non-ASCII text read the same as in the snapshot."""
         changes = orjson.dumps(self.changes).decode()
-        reason = f" reason={self.reason!r}" if self.reason else ""
-        return f"{self.at}  v{self.version}  {self.actor}{reason}  {changes}"
+        reason = f"  reason: {orjson.dumps(self.reason).decode()}" if self.reason else ""
+        return f"{self.at}  v{self.version}  {self.actor}{reason}  changes: {changes}"
 
 
 def parse_entry(entry_id: str, fields: Mapping[str, str]) -> AuditEntry:

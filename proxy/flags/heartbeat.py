@@ -5,6 +5,12 @@ Layer: adapter. One background task writes the record every `heartbeat_interval`
 at once whenever the watcher reports a new version or state, so a rollback shows up in
 `status` as soon as it is applied rather than up to one interval later. A failed write is
 logged once and retried on the next beat; it never affects traffic.
+
+Besides the version and state, a heartbeat says what the replica applies and how it is
+configured (`ReplicaInfo`: its configuration file, its routes, the API key variables its
+models miss), so `status` can show where a replica's configuration switches off what the
+stored snapshot switches on, and `set --route --force` can check that some replica
+serves a route this command's configuration does not know. Updated on every reload.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import os
 import socket
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -34,8 +41,19 @@ def default_replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def status_of(view: FlagView, replica_id: str, pod: str | None, now: float) -> ReplicaStatus:
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """How a replica is configured, as its heartbeat reports it."""
+
+    config: str | None = None
+    routes: tuple[str, ...] | None = None
+    missing_keys: tuple[str, ...] = ()
+
+
+def status_of(view: FlagView, replica_id: str, pod: str | None, now: float,
+              info: ReplicaInfo | None = None) -> ReplicaStatus:
     age = view.age(now)
+    info = info or ReplicaInfo()
     return ReplicaStatus(
         replica_id=replica_id,
         pod=pod,
@@ -45,14 +63,21 @@ def status_of(view: FlagView, replica_id: str, pod: str | None, now: float) -> R
         age_seconds=None if age is None else round(age, 3),
         detail=view.detail,
         seen_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        config=info.config,
+        routes=info.routes,
+        use_orchestrator=view.snapshot.system.use_orchestrator,
+        switched_off=view.switched_off(),
+        missing_keys=info.missing_keys,
     )
 
 
 class Heartbeat:
     def __init__(self, store: FlagStore, watcher: FlagWatcher, *, replica_id: str,
-                 interval: float, ttl: float, pod: str | None = None):
+                 interval: float, ttl: float, pod: str | None = None,
+                 info: ReplicaInfo | None = None):
         self.store = store
         self.watcher = watcher
+        self.info = info or ReplicaInfo()
         self.replica_id = replica_id
         self.pod = pod if pod is not None else socket.gethostname()
         self.interval = interval
@@ -74,7 +99,8 @@ class Heartbeat:
             await stop([self._task])
 
     async def beat(self) -> bool:
-        status = status_of(self.watcher.current, self.replica_id, self.pod, time.monotonic())
+        status = status_of(self.watcher.current, self.replica_id, self.pod, time.monotonic(),
+                           self.info)
         try:
             await self.store.put_status(self.replica_id, orjson.dumps(status.model_dump()),
                                         self.ttl)
@@ -86,6 +112,11 @@ class Heartbeat:
         self._failing = False
         self.beats += 1
         return True
+
+    def set_info(self, info: ReplicaInfo) -> None:
+        """A reloaded configuration: reported from the next beat, which is now."""
+        self.info = info
+        self._wake.set()
 
     async def _run(self) -> None:
         while not self._closing:

@@ -21,7 +21,15 @@ Sync = Literal["current", "behind", "ahead", "legacy_only"]
 
 class ReplicaStatus(BaseModel):
     """One replica's last heartbeat. Unknown keys are ignored so an older CLI can read a
-    newer replica's record."""
+    newer replica's record, and the fields after `seen_at` are optional so a newer CLI
+    can read an older replica's.
+
+    What the replica actually applies, beyond the version: `use_orchestrator` (the
+    stored snapshot's switch AND its own configuration's), `switched_off` (what its
+    configuration turns off although the snapshot has it on: `system.use_orchestrator`,
+    `feature_flags.*`), and for operators' checks its configuration file, route
+    prefixes and the key variables its models miss.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -33,6 +41,11 @@ class ReplicaStatus(BaseModel):
     age_seconds: float | None = None
     detail: str = ""
     seen_at: str
+    config: str | None = None
+    routes: tuple[str, ...] | None = None
+    use_orchestrator: bool | None = None
+    switched_off: tuple[str, ...] = ()
+    missing_keys: tuple[str, ...] = ()
 
 
 def parse_status(raw: bytes | str) -> ReplicaStatus | None:
@@ -73,6 +86,20 @@ class Convergence:
 
 def converge(latest: int, replicas: Iterable[ReplicaStatus]) -> Convergence:
     return Convergence(latest, tuple(sorted(replicas, key=lambda r: r.replica_id)))
+
+
+def applies(status: ReplicaStatus) -> str:
+    """What a replica sends to the orchestrator, in a few words, for `status`."""
+    if status.state in LEGACY_ONLY_STATES:
+        return "legacy only"
+    if status.use_orchestrator is False:
+        return "legacy only (use_orchestrator off)"
+    return "as its version says"
+
+
+def serving(replicas: Iterable[ReplicaStatus], prefix: str) -> list[ReplicaStatus]:
+    """Replicas whose configuration has the route `prefix` (from their heartbeats)."""
+    return [r for r in replicas if r.routes is not None and prefix in r.routes]
 
 
 def pending(replicas: Iterable[ReplicaStatus], version: int) -> list[ReplicaStatus]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from proxy.admin.auth import AdminAuth
 from proxy.config import Settings
 from proxy.flags.counters import DecisionCounters
-from proxy.flags.heartbeat import Heartbeat, default_replica_id
+from proxy.flags.heartbeat import Heartbeat, ReplicaInfo, default_replica_id
 from proxy.flags.hints import HintSource, RedisHints
 from proxy.flags.memory import MemoryFlagStore
 from proxy.flags.snapshot import default_snapshot
@@ -54,7 +54,8 @@ class FlagService:
         self.counters = DecisionCounters()
         self.replica_id = flags.replica_id or default_replica_id()
         self.heartbeat = Heartbeat(self.store, self.watcher, replica_id=self.replica_id,
-                                   interval=flags.heartbeat_interval, ttl=flags.heartbeat_ttl)
+                                   interval=flags.heartbeat_interval, ttl=flags.heartbeat_ttl,
+                                   info=replica_info(settings))
         self.writer = FlagWriter(self.store, config.redis.key_prefix, defaults=self.defaults)
         self.auth = AdminAuth(settings.admin_token)
 
@@ -76,3 +77,10 @@ class FlagService:
         self.watcher.set_defaults(self.defaults)
         self.watcher.set_local(LocalLayer.from_config(config,
                                                       force_legacy=settings.force_legacy))
+        self.heartbeat.set_info(replica_info(settings))
+
+
+def replica_info(settings: Settings) -> ReplicaInfo:
+    return ReplicaInfo(config=settings.source,
+                       routes=tuple(route.prefix for route in settings.config.proxy.routes),
+                       missing_keys=tuple(sorted(set(settings.missing_keys().values()))))

@@ -71,6 +71,14 @@ def combine(stored: FlagSnapshot, local: LocalLayer) -> FlagSnapshot:
     })
 
 
+def switched_off(stored: FlagSnapshot, local: LocalLayer) -> tuple[str, ...]:
+    off = ["system.use_orchestrator"] if stored.system.use_orchestrator and not \
+        local.use_orchestrator else []
+    off += [f"feature_flags.{name}" for name in FeatureFlags.model_fields
+            if getattr(stored.feature_flags, name) and not getattr(local.feature_flags, name)]
+    return tuple(off)
+
+
 @dataclass(frozen=True)
 class FlagView:
     """One consistent reading of the flags for the request path.
@@ -104,6 +112,12 @@ class FlagView:
 
     def age(self, now: float) -> float | None:
         return None if self.confirmed_at is None else max(0.0, now - self.confirmed_at)
+
+    def switched_off(self) -> tuple[str, ...]:
+        """The switches this replica's configuration turns off although the stored
+        snapshot has them on (dotted names): where what it applies differs from the
+        snapshot whatever its version."""
+        return switched_off(self.stored, self.local)
 
     def with_state(self, state: State, detail: str) -> FlagView:
         return replace(self, state=state, detail=detail)

@@ -235,11 +235,15 @@ class FlagWatcher:
     def _apply_missing(self, now: float) -> None:
         base = self._base
         self._last_raw = None
-        if base.source != "default" or base.state != "ready":
+        key = self.store.keys.flags if self.store is not None else "-"
+        if base.source != "default":  # a snapshot this replica applied has gone
             self.stats["missing"] += 1
             log.warning("flags: no snapshot in the store (%s); applying config defaults "
-                        "(version 0). Re-seed it with `llm-shadow set` or `rollback`.",
-                        self.store.keys.flags if self.store is not None else "-")
+                        "(version 0). Re-seed it with `llm-shadow set` or `rollback`.", key)
+        elif base.state != "ready":  # none written yet: a fresh Redis, or a new prefix
+            self.stats["missing"] += 1
+            log.info("flags: no snapshot stored yet (%s): applying the config defaults "
+                     "(version 0) until `llm-shadow set` or `rollback` writes one", key)
         self._set_base(FlagView.build(self._defaults, base.local, "ready", "default", now,
                                       "flags key missing: config defaults"))
 

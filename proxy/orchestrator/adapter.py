@@ -12,7 +12,9 @@ the `orchestrator` defaults, as it does in the proxy.
   or None (with the reason logged) when the configuration is invalid, no model is
   enabled, or the orchestrator is switched off (`system.use_orchestrator: false`).
   Learned records go to the configured Redis when it answers, else stay in memory
-  (logged).
+  (logged). When the adapter makes the model calls itself (no `model_call_func`), a
+  model whose `api_key_env` variable is unset is left out, as in the proxy, and the
+  log names the variable; with a `model_call_func` of yours, keys are yours to handle.
 - `fetch_data_with_collaboration(prompt, data_type, quality_threshold, cost_limit)`
   returns the legacy dict `{"success", "data", "metadata", "error"}` and never raises for
   a model failure. `success` is true only at or above the quality threshold; below it
@@ -50,7 +52,7 @@ from proxy.orchestrator.callers import HttpModelCaller
 from proxy.orchestrator.learned import Evidence
 from proxy.orchestrator.learned_store import MemoryLearningStore, RedisLearningStore, reachable
 from proxy.orchestrator.learning import Learning
-from proxy.orchestrator.pipeline import policy_from_settings
+from proxy.orchestrator.pipeline import policy_from_settings, usable_models
 from proxy.orchestrator.registry import AIModel
 from proxy.orchestrator.request import ModelRequest
 from proxy.orchestrator.validation import PolicyError
@@ -101,14 +103,30 @@ class MigrationAdapter:
         if not any(model.enabled for model in settings.config.models):
             log.error("orchestrator not initialised: no enabled model in %s", settings.source)
             return None
+        models = self._models(settings)
+        if not any(model.enabled for model in models):
+            log.error("orchestrator not initialised: no enabled model has its API key (set "
+                      "%s)", ", ".join(sorted(set(settings.missing_keys().values()))))
+            return None
         self.orchestrator = AIOrchestrator(
             self._orchestrator_config(settings),
             model_call_func=self._model_call_func or HttpCallFunc(settings),
             feature_flags=(self.live.feature_flags if self.live is not None
                            else settings.config.feature_flags),
-            learning=self._learning(settings), validation_policy=policy,
-            models=[AIModel.from_entry(entry) for entry in settings.config.models])
+            learning=self._learning(settings), validation_policy=policy, models=models)
         return self.orchestrator
+
+    def _models(self, settings: Settings) -> list[AIModel]:
+        """The configured models; without a `model_call_func` of the caller's, those
+        whose API key variable is unset are disabled (never selected), and named."""
+        if self._model_call_func is not None:
+            return [AIModel.from_entry(entry) for entry in settings.config.models]
+        missing = settings.missing_keys()
+        if missing:
+            log.warning("models not selected, their API key variable is unset: %s",
+                        ", ".join(f"{name} ({variable})"
+                                  for name, variable in sorted(missing.items())))
+        return list(usable_models(settings))
 
     def _orchestrator_config(self, settings: Settings) -> OrchestratorConfig:
         values = settings.config.orchestrator.model_dump()

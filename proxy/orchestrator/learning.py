@@ -11,11 +11,17 @@ the Python API calls it after each request.
 If the store is unreachable, updates wait in a bounded queue (oldest dropped and counted
 when full) and the view keeps working locally; the state change is logged once, not per
 request. With no Redis at all the store is memory and the log says so at start.
+
+Which models answered which request (`answered`) is kept here too, for the proxy's
+`POST /feedback`: it is remembered locally at once (feedback to this replica is checked
+without a round trip) and sent to the store with the next sync, so feedback sent to any
+replica's admin port finds it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 import time
@@ -35,6 +41,7 @@ from proxy.orchestrator.learned import (
     reliability,
 )
 from proxy.orchestrator.learned_store import (
+    Answered,
     Delta,
     LearningStore,
     MemoryLearningStore,
@@ -43,6 +50,8 @@ from proxy.orchestrator.learned_store import (
 )
 
 log = logging.getLogger("llm_shadow.orchestrator.learning")
+
+ANSWERS_KEPT_LOCALLY = 10_000
 
 
 class FeedbackResult(enum.StrEnum):
@@ -67,6 +76,8 @@ class Learning:
         self._pending: list[Delta] = []
         self._samples: list[tuple[RecordKey, Sample]] = []
         self._local_claims: set[tuple[str, str]] = set()
+        self._answers: collections.OrderedDict[str, dict[str, str]] = collections.OrderedDict()
+        self._unsent_answers: list[Answered] = []
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -130,6 +141,28 @@ class Learning:
         await self.sync()
         return FeedbackResult.QUEUED if not self.reachable else FeedbackResult.RECORDED
 
+    def answered(self, request_id: str, task: str, models: Sequence[str]) -> None:
+        """The models whose answers the orchestrator received for this request (what
+        feedback about it may name), remembered here and sent with the next sync."""
+        if not models:
+            return
+        entry = dict.fromkeys(models, task)
+        self._answers[request_id] = {**self._answers.get(request_id, {}), **entry}
+        self._answers.move_to_end(request_id)
+        while len(self._answers) > ANSWERS_KEPT_LOCALLY:
+            self._answers.popitem(last=False)
+        self._unsent_answers.append((request_id, entry))
+        del self._unsent_answers[:max(0, len(self._unsent_answers) - self._pending_limit)]
+
+    async def answered_by(self, request_id: str) -> dict[str, str] | None:
+        """Model → task type of each answer to this request, from this replica's memory
+        or the store (any replica's answers); None when no answer is known. Raises
+        `StoreUnavailable` when only the store could tell and it cannot be reached."""
+        known = self._answers.get(request_id)
+        if known is not None:
+            return dict(known)
+        return await self.store.answers(request_id)
+
     async def read_through(self) -> tuple[dict[RecordKey, ModelRecord],
                                           dict[RecordKey, list[Sample]]]:
         """Records and recent samples as the store has them plus what this process has
@@ -181,12 +214,18 @@ class Learning:
         async with self._lock:
             deltas, samples = self._pending, self._samples
             self._pending, self._samples = [], []
+            answers, self._unsent_answers = self._unsent_answers, []
             try:
                 await self.store.apply(deltas, samples)
             except StoreUnavailable:
                 self._requeue(deltas, samples)
+                self._requeue_answers(answers)
                 self._mark(False)
                 return
+            try:
+                await self.store.remember_answers(answers)
+            except StoreUnavailable:  # the counters went; the answers go next time
+                self._requeue_answers(answers)
             for key, delta in deltas:
                 self._base[key] = self._base.get(key, ModelRecord()).plus(delta)
             try:
@@ -206,6 +245,9 @@ class Learning:
             del self._pending[:overflow]
             self.dropped += overflow
         del self._samples[:max(0, len(self._samples) - self._pending_limit)]
+
+    def _requeue_answers(self, answers: Sequence[Answered]) -> None:
+        self._unsent_answers = [*answers, *self._unsent_answers][-self._pending_limit:]
 
     def _rebuild_view(self) -> None:
         view = dict(self._base)

@@ -13,12 +13,24 @@ task) and closes them in `aclose()`; the Runtime enters it in its lifespan:
     rendered = pipeline.render(answer, request.wire_format, request.stream)
     ...
     await pipeline.aclose()
+
+Two guards an operator relies on:
+
+- A model whose `api_key_env` variable is unset is never selected (its calls would go
+  out without credentials and fail, or worse, reach a keyless endpoint): it stays in the
+  registry, disabled, and is named at start and on every reload (`missing_keys`, also
+  on `/readyz` and in the heartbeat).
+- Feedback (`record_feedback`, the admin port's `POST /feedback`) is accepted only for a
+  request this orchestrator answered, about a model that answered it, any replica
+  (`Learning.answered`); the task type defaults to the one the request was answered as.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,15 +41,21 @@ import redis.asyncio as aioredis
 from proxy.apis import WireFormat
 from proxy.config import Settings
 from proxy.config.orchestrator import OrchestratorSection
+from proxy.config.policyfiles import load_validation
 from proxy.orchestrator.callers import HttpModelCaller
 from proxy.orchestrator.classification import Classification, ClassifyLimits, TaskType, classify
 from proxy.orchestrator.conversation import parse_request
 from proxy.orchestrator.engine import Engine, Job, ModelCallFn
 from proxy.orchestrator.learned import Evidence
-from proxy.orchestrator.learned_store import MemoryLearningStore, RedisLearningStore, describe
+from proxy.orchestrator.learned_store import (
+    MemoryLearningStore,
+    RedisLearningStore,
+    StoreUnavailable,
+    describe,
+)
 from proxy.orchestrator.learning import FeedbackResult, Learning
 from proxy.orchestrator.performance import Report, build_report
-from proxy.orchestrator.registry import ModelRegistry
+from proxy.orchestrator.registry import AIModel, ModelRegistry
 from proxy.orchestrator.render import Rendered, render
 from proxy.orchestrator.request import OrchestratorRequest
 from proxy.orchestrator.result import OrchestratorAnswer
@@ -51,13 +69,25 @@ from proxy.transport import PoolLimits, build_client
 
 log = logging.getLogger("llm_shadow.orchestrator")
 
+ANSWERED = ("valid", "invalid")  # call outcomes that produced an answer to give feedback on
+
+
+class FeedbackRefused(ValueError):
+    """Feedback that cannot be counted; `code` names why, for the admin API's envelope."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
 
 class Pipeline:
     def __init__(self, settings: OrchestratorSection, registry: ModelRegistry,
                  learning: Learning, call: ModelCallFn, *,
                  policy: ValidationPolicy = DEFAULT_POLICY, policy_path: Path | None = None,
-                 client: httpx.AsyncClient | None = None, rng: random.Random | None = None):
+                 client: httpx.AsyncClient | None = None, rng: random.Random | None = None,
+                 missing_keys: Mapping[str, str] | None = None):
         self.settings = settings
+        self.missing_keys = dict(missing_keys or {})
         self.registry = registry
         self.learning = learning
         self.policy = policy
@@ -72,6 +102,13 @@ class Pipeline:
                  len(self.registry.enabled()),
                  ", ".join(model.name for model in self.registry.enabled()) or "none",
                  self.policy_path or "built-in")
+        self._warn_missing_keys()
+
+    def _warn_missing_keys(self) -> None:
+        if self.missing_keys:
+            log.warning("models not selected, their API key variable is unset: %s",
+                        ", ".join(f"{name} ({variable})"
+                                  for name, variable in sorted(self.missing_keys.items())))
 
     async def aclose(self) -> None:
         await self.learning.aclose()
@@ -111,7 +148,11 @@ class Pipeline:
             trace_headers=request.trace_headers,
             capture_content=request.capture_content,
         )
-        return await self.engine.run(job, self._call)
+        answer = await self.engine.run(job, self._call)
+        self.learning.answered(request.request_id, job.classification.task_type.value,
+                               [call.model for call in answer.calls
+                                if call.outcome in ANSWERED])
+        return answer
 
     @staticmethod
     def render(answer: OrchestratorAnswer, wire_format: WireFormat, stream: bool) -> Rendered:
@@ -124,12 +165,42 @@ class Pipeline:
     # --- feedback and reports ---------------------------------------------------------
 
     async def record_feedback(self, request_id: str, model_name: str,
-                              task_type: TaskType | str, was_correct: bool) -> FeedbackResult:
-        task = TaskType.parse(task_type)
-        if task is None:
-            raise ValueError(f"unknown task type {task_type!r}; one of "
-                             + ", ".join(t.value for t in TaskType))
-        return await self.learning.feedback(request_id, model_name, task.value, was_correct)
+                              task_type: TaskType | str | None, was_correct: bool
+                              ) -> FeedbackResult:
+        """Count feedback about one model's answer to one request; `FeedbackRefused`
+        unless that model answered that request (`check_feedback`)."""
+        task = await self.check_feedback(request_id, model_name, task_type)
+        return await self.learning.feedback(request_id, model_name, task, was_correct)
+
+    async def check_feedback(self, request_id: str, model_name: str,
+                             task_type: TaskType | str | None = None) -> str:
+        """The task type the feedback counts under, or `FeedbackRefused` (unknown
+        request, a model that did not answer it, another task type, or a store that
+        cannot say)."""
+        given = None if task_type is None else TaskType.parse(task_type)
+        if task_type is not None and given is None:
+            raise FeedbackRefused("invalid_task_type", f"unknown task type {task_type!r}; "
+                                  "one of " + ", ".join(t.value for t in TaskType))
+        try:
+            answered = await self.learning.answered_by(request_id)
+        except StoreUnavailable:
+            raise FeedbackRefused("store_unavailable", f"request_id {request_id!r} is not "
+                                  "known to this replica and the learning store cannot be "
+                                  "reached to check it; retry later") from None
+        if answered is None:
+            ttl = self.settings.learning.feedback_ttl_seconds
+            raise FeedbackRefused("unknown_request_id", f"request_id {request_id!r}: the "
+                                  f"orchestrator answered no request with this id in the "
+                                  f"last {ttl}s (orchestrator.learning.feedback_ttl_seconds)")
+        if model_name not in answered:
+            raise FeedbackRefused("model_did_not_answer", f"model {model_name!r} did not "
+                                  f"answer request {request_id!r} (answered by "
+                                  f"{', '.join(sorted(answered))})")
+        task = answered[model_name]
+        if given is not None and given.value != task:
+            raise FeedbackRefused("task_type_mismatch", f"request {request_id!r} was "
+                                  f"answered as {task}, not {given.value}")
+        return task
 
     async def report(self) -> Report:
         samples = await self.learning.samples()
@@ -145,7 +216,8 @@ class Pipeline:
         section = settings.config.orchestrator
         self.settings = section
         self.engine.settings = section
-        self.registry = ModelRegistry.from_config(settings.config.models)
+        self.missing_keys = settings.missing_keys()
+        self.registry = usable_models(settings)
         self.engine.registry = self.registry
         if isinstance(self._call, HttpModelCaller):
             self._call.keys = settings.model_keys
@@ -158,6 +230,7 @@ class Pipeline:
                         self.policy_path)
         log.info("orchestrator settings reloaded: %d models enabled",
                  len(self.registry.enabled()))
+        self._warn_missing_keys()
 
     def reload_policy(self) -> bool:
         """Re-read the validation policy; an invalid file is refused (logged) and the
@@ -173,14 +246,18 @@ class Pipeline:
         return True
 
 
+def usable_models(settings: Settings) -> ModelRegistry:
+    """The configured models, those without their API key disabled (never selected)."""
+    missing = settings.missing_keys()
+    return ModelRegistry(replace(model, enabled=False) if model.name in missing else model
+                         for model in map(AIModel.from_entry, settings.config.models))
+
+
 def policy_from_settings(settings: Settings) -> tuple[ValidationPolicy, Path | None]:
-    """The validation policy file named in the configuration; the built-in default (with
-    a warning) when the file does not exist. An invalid file raises `PolicyError`."""
-    path = settings.resolve(settings.config.orchestrator.validation_policy_file)
-    if not path.exists():
-        log.warning("validation policy %s not found: using the built-in default rules", path)
-        return DEFAULT_POLICY, None
-    return load_policy(path), path
+    """The validation policy file named in the configuration; the built-in default when
+    the file does not exist (`proxy.config.policyfiles`, as `check-config` checks it).
+    An invalid file raises `PolicyError`."""
+    return load_validation(settings)
 
 
 def build_pipeline(settings: Settings, redis: aioredis.Redis | None) -> Pipeline:
@@ -203,5 +280,6 @@ def build_pipeline(settings: Settings, redis: aioredis.Redis | None) -> Pipeline
     caller = HttpModelCaller(client, settings.model_keys,
                              default_timeout=section.model_timeout_seconds)
     policy, path = policy_from_settings(settings)
-    return Pipeline(section, ModelRegistry.from_config(config.models), learning, caller,
-                    policy=policy, policy_path=path, client=client)
+    return Pipeline(section, usable_models(settings), learning, caller,
+                    policy=policy, policy_path=path, client=client,
+                    missing_keys=settings.missing_keys())

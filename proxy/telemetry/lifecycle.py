@@ -5,7 +5,9 @@ Layer: adapter (OpenTelemetry SDK providers).
 Exporters can hang (a collector that accepts the connection and never answers), and the
 SDK's own shutdown waits on them. Shutdown of a sidecar must not: the work runs on a
 daemon thread and the caller waits at most `timeout` seconds, then goes on. Spans still
-queued at that point are lost, which is the right trade at the end of a pod's life.
+queued at that point are lost, which is the right trade at the end of a pod's life. The
+outcome is one log line at most: a WARNING when the flush failed or ran out of time
+(with no exporter configured there is nothing to flush, and nothing is said).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Providers:
             if self.meter_provider is not None:
                 self.meter_provider.force_flush(millis)
 
-        return bounded(work, timeout)
+        return bounded(work, timeout, "flush")
 
     def shutdown(self, timeout: float) -> bool:
         """Flush and stop every processor, reader and exporter; False on time-out."""
@@ -59,20 +61,27 @@ class Providers:
             if self.meter_provider is not None:
                 self.meter_provider.shutdown(millis)
 
-        return bounded(work, timeout)
+        return bounded(work, timeout, "shutdown")
 
 
-def bounded(work: Callable[[], None], timeout: float) -> bool:
-    """Run `work` on a daemon thread; wait at most `timeout` seconds for it."""
+def bounded(work: Callable[[], None], timeout: float, what: str = "flush") -> bool:
+    """Run `work` on a daemon thread; wait at most `timeout` seconds for it. Says once,
+    at WARNING, when it failed or did not finish in time."""
     done = threading.Event()
+    failed: list[str] = []
 
     def run() -> None:
         try:
             work()
         except Exception as exc:  # reported, never raised into the lifespan
-            log.warning("telemetry flush/shutdown failed: %s", type(exc).__name__)
+            failed.append(type(exc).__name__)
         finally:
             done.set()
 
     threading.Thread(target=run, name="llm-shadow-telemetry-close", daemon=True).start()
-    return done.wait(timeout)
+    finished = done.wait(timeout)
+    if not finished or failed:
+        why = f"failed ({failed[0]})" if failed else f"did not finish within {timeout:g}s"
+        log.warning("telemetry: the %s of spans and metrics %s (is the collector "
+                    "reachable?); what was not exported is dropped", what, why)
+    return finished and not failed

@@ -125,3 +125,26 @@ def test_store_unavailable_is_503() -> None:
         response = test_client.put("/flags", json={"kill": True}, headers=AUTH)
     assert response.status_code == 503
     assert "unavailable" in response.json()["error"]["message"]
+
+
+def test_an_actor_in_the_body_is_recorded_with_where_it_came_from(
+        client: TestClient) -> None:
+    rolled = client.post("/rollback", json={"reason": "spike", "actor": "alice"},
+                         headers=AUTH).json()["snapshot"]
+    assert rolled["updated_by"] == "alice (admin API from testclient)"
+    put = client.put("/flags", json={"shadow_percent": 1, "actor": "bob"},
+                     headers=AUTH).json()["snapshot"]
+    assert (put["updated_by"], put["shadow_percent"]) == ("bob (admin API from testclient)",
+                                                          1.0)
+    bad = client.post("/rollback", json={"actor": 7}, headers=AUTH)
+    assert bad.status_code == 400 and "actor" in bad.json()["error"]["message"]
+
+
+def test_errors_use_the_envelope_with_a_string_code(client: TestClient) -> None:
+    refused = client.post("/rollback")
+    assert refused.json() == {"error": {
+        "message": "this endpoint requires 'Authorization: Bearer <token>'",
+        "type": "authentication_error", "param": None, "code": "unauthorized"}}
+    invalid = client.put("/flags", json={"shadow_percent": 101}, headers=AUTH).json()
+    assert (invalid["error"]["type"], invalid["error"]["code"]) == ("invalid_request_error",
+                                                                    "invalid_request")

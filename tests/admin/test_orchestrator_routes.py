@@ -1,4 +1,5 @@
-"""`POST /feedback` (admin token required) and `GET /report` on a real socket."""
+"""`POST /feedback` (admin token required, only for requests the orchestrator answered)
+and `GET /report` on a real socket."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ TOKEN = {"authorization": "Bearer s3cret"}
 def admin() -> Iterator[tuple[str, str, Pipeline]]:
     with ModelFleet({"qwen-max": ModelBehaviour(), "deepseek-chat": ModelBehaviour()}) as fleet:
         pipeline = build_pipeline(fleet_settings(fleet), None)
+        # What answering these requests records (the pipeline tests answer for real).
+        for request_id in ("req-1", "req-9", "req-10", "r"):
+            pipeline.learning.answered(request_id, "data_validation",
+                                       ["qwen-max", "deepseek-chat"])
         app = Starlette(routes=routes(pipeline, AdminAuth(SecretStr("s3cret"))))
         locked = Starlette(routes=routes(pipeline, AdminAuth(None)))
         with ThreadedServer(app) as server, ThreadedServer(locked) as no_token:
@@ -84,6 +89,40 @@ def test_bad_feedback_is_refused(admin: tuple[str, str, Pipeline], body: bytes,
                                  message: str) -> None:
     response = httpx.post(admin[0] + "/feedback", content=body, headers=TOKEN)
     assert response.status_code == 400 and message in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"request_id": "typo", "model_name": "qwen-max", "was_correct": False}, 404,
+     "unknown_request_id"),
+    ({"request_id": "req-1", "model_name": "qwen-max", "task_type": "simple_query",
+      "was_correct": False}, 400, "task_type_mismatch"),
+    ([{"request_id": "req-1", "model_name": "qwen-max", "was_correct": True},
+      {"request_id": "typo", "model_name": "qwen-max", "was_correct": False}], 404,
+     "unknown_request_id"),
+])
+def test_feedback_about_an_unknown_request_is_refused_and_changes_nothing(
+        admin: tuple[str, str, Pipeline], body: object, status: int, code: str) -> None:
+    url, _, pipeline = admin
+    before = pipeline.learning.record("data_validation", "qwen-max")
+    response = httpx.post(url + "/feedback", json=body, headers=TOKEN)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert pipeline.learning.record("data_validation", "qwen-max") == before
+
+
+def test_feedback_without_a_task_type_counts_under_the_requests_own(
+        admin: tuple[str, str, Pipeline]) -> None:
+    url, _, pipeline = admin
+    pipeline.learning.answered("req-simple", "simple_query", ["deepseek-chat"])
+    response = httpx.post(url + "/feedback", headers=TOKEN, json={
+        "request_id": "req-simple", "model_name": "deepseek-chat", "was_correct": True})
+    assert response.json()["results"][0]["result"] == "recorded"
+    assert pipeline.learning.record("simple_query", "deepseek-chat").feedback_correct == 1
+    other = httpx.post(url + "/feedback", headers=TOKEN, json={
+        "request_id": "req-simple", "model_name": "qwen-max", "was_correct": True})
+    assert other.status_code == 404
+    assert other.json()["error"]["code"] == "model_did_not_answer"
+    assert "answered by deepseek-chat" in other.json()["error"]["message"]
 
 
 def test_report_format_is_checked(admin: tuple[str, str, Pipeline]) -> None:

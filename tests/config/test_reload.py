@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from proxy.config import Settings, load_config
-from proxy.config.reload import ConfigWatcher, changed_sections
+from proxy.config.reload import ConfigWatcher, changed_sections, restart_needed
 from proxy.decision import decide
 from proxy.flags.service import FlagService
 from tests.fakes.servers import async_wait_for
@@ -141,3 +141,67 @@ def test_use_orchestrator_false_in_config_json_rolls_back_without_restart(
         await service.aclose()
 
     run(scenario())
+
+
+def test_restart_needed_names_keys_of_sections_that_apply_in_part() -> None:
+    base = config()
+    live = config(comparison={"max_text_chars": 500, "noise_sample_percent": 50,
+                              "policy_file": "other.json", "max_json_nodes": 500})
+    assert restart_needed(base, live) == []
+    later = config(comparison={"report_bucket_seconds": 600, "max_text_chars": 500},
+                   proxy={"listen": {"port": 9999}}, pricing={"m": {"input_per_1m": 1.0,
+                                                                    "output_per_1m": 1.0}})
+    assert restart_needed(base, later) == ["comparison.report_bucket_seconds", "pricing",
+                                           "proxy"]
+
+
+def test_sighup_and_a_file_change_log_the_same(config_file: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    watcher = ConfigWatcher(load_config(str(config_file)), Reloads(), interval=0)
+    messages = []
+    for why, seconds in (("SIGHUP", 600), ("file changed", 1200)):
+        write(config_file, {"flags": {"store": "memory"},
+                            "comparison": {"report_bucket_seconds": seconds,
+                                           "max_text_chars": seconds * 10}})
+        caplog.clear()
+        with caplog.at_level(logging.INFO, "llm_shadow.config"):
+            assert watcher.reload(why)
+        messages.append([r.getMessage() for r in caplog.records
+                         if r.levelno == logging.WARNING])
+    assert messages[0] == messages[1] == [
+        "config: changes to comparison.report_bucket_seconds take effect at the next restart"]
+
+
+def test_comparison_settings_and_the_divergence_policy_apply_on_reload(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """SIGHUP (or a file change) re-reads the divergence policy and applies the
+    comparison bounds and noise share to the running comparer and shadow runner; an
+    invalid policy file keeps the running policy."""
+    from proxy.runtime import Runtime
+
+    policy = tmp_path / "divergence.json"
+    policy.write_text(json.dumps({"description": "first", "schema": 1}))
+    path = tmp_path / "config.json"
+    document = {"redis": {"url": "redis://127.0.0.1:9/0"},
+                "flags": {"config_reload_interval": 0},
+                "comparison": {"policy_file": "divergence.json"}}
+    write(path, document)
+
+    async def scenario() -> tuple[str, int, float, str]:
+        async with Runtime(load_config(str(path), env={})) as runtime:
+            assert runtime.comparer.policy.description == "first"
+            policy.write_text(json.dumps({"description": "second", "schema": 1}))
+            write(path, {**document, "comparison": {"policy_file": "divergence.json",
+                                                    "max_text_chars": 500,
+                                                    "noise_sample_percent": 42}})
+            assert runtime.config_watcher.reload("SIGHUP")
+            seen = (runtime.comparer.policy.description,
+                    runtime.comparer.limits.max_text_chars, runtime.shadow.noise_percent)
+            policy.write_text(json.dumps({"description": "third", "colour": "blue"}))
+            with caplog.at_level(logging.ERROR):
+                assert runtime.config_watcher.reload("SIGHUP")
+            return (*seen, runtime.comparer.policy.description)
+
+    assert run(scenario()) == ("second", 500, 42.0, "second")
+    assert "divergence policy not reloaded, keeping the running one" in caplog.text
+    assert "colour: unknown key" in caplog.text

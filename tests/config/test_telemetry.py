@@ -14,10 +14,27 @@ from proxy.config.telemetry import (
 )
 
 
-def test_defaults_follow_the_specification_and_the_python_sdk() -> None:
+def test_nothing_is_exported_until_an_exporter_or_an_endpoint_is_set() -> None:
+    """A sidecar with no collector configured must not retry into localhost:4317."""
     otel = read_otel_environment({})
     assert otel == OtelEnvironment()
-    assert otel.traces_exporters == ("otlp_grpc",) and not otel.sdk_disabled
+    assert otel.traces_exporters == () == otel.metrics_exporters and not otel.sdk_disabled
+
+
+@pytest.mark.parametrize("env, traces, metrics", [
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"}, ("otlp_grpc",), ("otlp_grpc",)),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces",
+      "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ("otlp_http",), ()),
+    ({"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://c:4317"}, (), ("otlp_grpc",)),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_METRICS_EXPORTER": "none"},
+     ("otlp_grpc",), ()),
+    ({"OTEL_TRACES_EXPORTER": "otlp"}, ("otlp_grpc",), ()),
+    ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, (), ()),
+])
+def test_an_endpoint_or_an_exporter_name_turns_a_signal_on(
+        env: dict[str, str], traces: tuple[str, ...], metrics: tuple[str, ...]) -> None:
+    otel = read_otel_environment(env)
+    assert (otel.traces_exporters, otel.metrics_exporters) == (traces, metrics)
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -6,6 +6,7 @@ hanging), speaking both the OpenAI-compatible chat API and Anthropic's messages 
                      "flaky": ModelBehaviour(answer="Paris", wrong_every=2),
                      "down": ModelBehaviour(status=503)}) as fleet:
         config["models"] = fleet.entries()
+        env = fleet.keys()          # each model's api_key_env: without it, never selected
 
 Every request is recorded with its server-side receive and finish times and whether the
 client went away (`Recorded` from `tests.fakes.upstream`), so tests assert on what the
@@ -208,17 +209,26 @@ class ModelFleet:
         for name in self.models:
             entry: dict[str, Any] = {"name": name, "provider": "fake",
                                      "cost_per_1m_tokens": 1.0, "avg_response_time": 1.0,
-                                     "api_key_env": f"FAKE_KEY_{name.upper().replace('-', '_')}"}
+                                     "api_key_env": _key_env(name)}
             entry.update(per_model.get(name, {}))
             base = self.url(name)
             entry["base_url"] = base if entry.get("api") == "anthropic" else base + "/v1"
             out.append(entry)
         return out
 
+    def keys(self) -> dict[str, str]:
+        """Each model's `api_key_env` variable with a fake key (a model whose variable is
+        unset is never selected, as in production)."""
+        return {_key_env(name): f"sk-model-{name}" for name in self.models}
+
     def reset(self) -> None:
         for model in self.models.values():
             model.requests.clear()
             model.calls = 0
+
+
+def _key_env(name: str) -> str:
+    return f"FAKE_KEY_{name.upper().replace('-', '_')}"
 
 
 def prompt_of(payload: Mapping[str, Any]) -> str:

@@ -136,10 +136,8 @@ class RedisServer:
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a proxy subprocess: no proxy, SSL, OTEL_* or LLM_SHADOW_*
-    leftovers, and no telemetry export unless the test asks for it (the OTLP default is
-    a collector on localhost:4317, which tests do not run)."""
+    leftovers (with no OTEL_* variable nothing is exported, as a user would run it)."""
     env = {k: v for k, v in os.environ.items() if not _polluting(k)}
-    env.update({"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"})
     env.update(extra or {})
     return env
 

@@ -60,3 +60,18 @@ def test_age_uses_the_monotonic_confirmation_time() -> None:
     view = FlagView.build(snapshot(), LocalLayer(), "ready", "redis", 10.0)
     assert view.age(12.5) == 2.5
     assert FlagView.build(snapshot(), LocalLayer(), "not_ready", "default", None).age(5) is None
+
+
+def test_switched_off_names_what_the_local_config_turns_off() -> None:
+    from proxy.config.orchestrator import FeatureFlags
+    from proxy.flags.snapshot import FlagSnapshot
+    from proxy.flags.view import LocalLayer, switched_off
+
+    stored = FlagSnapshot.model_validate({})
+    local = LocalLayer(use_orchestrator=False,
+                       feature_flags=FeatureFlags(enable_validation=False))
+    assert switched_off(stored, local) == ("system.use_orchestrator",
+                                           "feature_flags.enable_validation")
+    assert switched_off(stored, LocalLayer()) == ()
+    off_in_snapshot = FlagSnapshot.model_validate({"system": {"use_orchestrator": False}})
+    assert switched_off(off_in_snapshot, local) == ("feature_flags.enable_validation",)

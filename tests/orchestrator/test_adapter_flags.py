@@ -32,9 +32,11 @@ WEEKS = [
 
 
 @pytest.fixture
-def fleet() -> Any:
+def fleet(monkeypatch: pytest.MonkeyPatch) -> Any:
     with ModelFleet({"qwen-max": ModelBehaviour(answer="Paris"),
                      "deepseek-chat": ModelBehaviour(answer="Paris")}) as models:
+        for variable, key in models.keys().items():  # the models' api_key_env
+            monkeypatch.setenv(variable, key)
         yield models
 
 

@@ -298,3 +298,23 @@ def test_initialize_returns_none_when_switched_off_or_misconfigured(
     broken.write_text('{"orchestrator": {"default_quality_threshold": 7}}')
     assert MigrationAdapter(broken).initialize_orchestrator() is None
     assert MigrationAdapter(tmp_path / "missing.json").initialize_orchestrator() is None
+
+
+def test_migration_adapter_leaves_out_models_without_their_api_key(
+        fleet: ModelFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("FAKE_KEY_DEEPSEEK_CHAT")
+    adapter = MigrationAdapter(write_config(tmp_path, fleet))
+    orch = adapter.initialize_orchestrator()
+    assert orch is not None
+    assert [m.name for m in orch.models if m.enabled] == ["qwen-max"]
+    assert "deepseek-chat (FAKE_KEY_DEEPSEEK_CHAT)" in caplog.text
+    run(adapter.fetch_data_with_collaboration("Get GPU prices", "gpu"))
+    assert not fleet["deepseek-chat"].requests
+    monkeypatch.delenv("FAKE_KEY_QWEN_MAX")
+    assert MigrationAdapter(write_config(tmp_path, fleet)).initialize_orchestrator() is None
+    assert "no enabled model has its API key (set FAKE_KEY_DEEPSEEK_CHAT, FAKE_KEY_QWEN_MAX)" \
+        in caplog.text
+    own_caller = MigrationAdapter(write_config(tmp_path, fleet),
+                                  model_call_func=lambda model, request: "Paris")
+    assert own_caller.initialize_orchestrator() is not None  # keys are the caller's business

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ import redis.asyncio as aioredis
 
 from proxy.config.orchestrator import FeatureFlags
 from proxy.orchestrator.classification import TaskType
+from proxy.orchestrator.pipeline import FeedbackRefused
 from proxy.orchestrator.request import LiveSettings
 from tests.fakes.models import Gate, ModelBehaviour, ModelFleet
 from tests.fakes.servers import RedisServer, wait_for
@@ -102,11 +104,11 @@ def test_merge_weighs_votes_by_learned_reliability() -> None:
         async def go() -> Any:
             pipeline = await started(settings)
             try:
-                task = TaskType.DATA_VALIDATION
-                for index in range(8):
-                    await pipeline.record_feedback(f"old-{index}", "trusted", task, True)
-                    await pipeline.record_feedback(f"old-{index}", "weak-1", task, False)
-                    await pipeline.record_feedback(f"old-{index}", "weak-2", task, False)
+                task = TaskType.DATA_VALIDATION.value
+                for index in range(8):  # earlier requests' feedback, as learned
+                    await pipeline.learning.feedback(f"old-{index}", "trusted", task, True)
+                    await pipeline.learning.feedback(f"old-{index}", "weak-1", task, False)
+                    await pipeline.learning.feedback(f"old-{index}", "weak-2", task, False)
                 return await pipeline.answer(request(chat("Capital?"),
                                                      task_hint="data_validation"))
             finally:
@@ -371,7 +373,9 @@ def test_selection_shifts_after_feedback_shared_through_redis(
                 answers = [await replica_a.answer(request(chat("Capital of France?"), f"a{i}"))
                            for i in range(30)]
                 before = initial_picks(fleet, {})
-                for answer in answers[:12]:
+                answered_by_fast = [a for a in answers
+                                    if "fast" in {call.model for call in a.calls}]
+                for answer in answered_by_fast[:12]:
                     await replica_a.record_feedback(answer.request_id, "fast",
                                                     TaskType.SIMPLE_QUERY, False)
                 await replica_b.learning.sync()
@@ -393,6 +397,70 @@ def test_selection_shifts_after_feedback_shared_through_redis(
     assert record["feedback_incorrect"] == 12  # replica B sees replica A's feedback
     assert before["fast"] >= 20
     assert after["fast"] <= 6
+
+
+def test_feedback_reaches_any_replica_and_only_for_answered_requests(
+        redis_server: RedisServer) -> None:
+    """Replica A answers; feedback sent to replica B (another admin port) finds which
+    models answered through Redis; a typo'd request id or a model that did not answer
+    is refused and changes nothing."""
+    with ModelFleet({"a": ModelBehaviour(answer="Paris")}) as fleet:
+        settings = fleet_settings(fleet, redis_url=redis_server.url, key_prefix="answered")
+
+        async def go() -> tuple[str, list[str], int]:
+            client_a = aioredis.Redis.from_url(redis_server.url)
+            client_b = aioredis.Redis.from_url(redis_server.url)
+            replica_a = await started(settings, client_a)
+            replica_b = await started(settings, client_b)
+            try:
+                answer = await replica_a.answer(request(chat("Capital?"), "asked-on-a"))
+                await replica_a.learning.sync()
+                task = await replica_b.check_feedback("asked-on-a", "a")
+                refused = []
+                for request_id, model in (("asked-on-b", "a"), ("asked-on-a", "zz")):
+                    try:
+                        await replica_b.record_feedback(request_id, model, None, False)
+                    except FeedbackRefused as exc:
+                        refused.append(exc.code)
+                result = await replica_b.record_feedback("asked-on-a", "a", None, False)
+                assert result.value == "recorded" and answer.calls[0].outcome == "valid"
+                (bucket,) = [key async for key in
+                             client_a.scan_iter(match="answered:learning:answered:*")]
+                ttl = await client_a.ttl(bucket)
+                return task, refused, ttl
+            finally:
+                for closable in (replica_a, replica_b, client_a, client_b):
+                    await closable.aclose()
+
+        task, refused, ttl = run(go())
+    assert task == "simple_query"
+    assert refused == ["unknown_request_id", "model_did_not_answer"]
+    assert 24 * 3600 < ttl <= 25 * 3600  # one hash an hour, kept as long as feedback is accepted
+
+
+def test_a_model_without_its_api_key_is_never_selected(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with ModelFleet({"keyed": ModelBehaviour(answer="Paris"),
+                     "keyless": ModelBehaviour(answer="Paris")}) as fleet:
+        settings = fleet_settings(fleet, orchestrator={"enable_early_result_processing": False})
+        keys = {name: key for name, key in settings.model_keys.items() if name != "keyless"}
+        settings = replace(settings, model_keys=keys)
+        assert settings.missing_keys() == {"keyless": "FAKE_KEY_KEYLESS"}
+
+        async def go() -> Any:
+            pipeline = await started(settings)
+            try:
+                return [await pipeline.answer(request(chat("Capital?"), f"k{i}",
+                                                      task_hint="data_validation"))
+                        for i in range(3)]
+            finally:
+                await pipeline.aclose()
+
+        with caplog.at_level(logging.WARNING, logger="llm_shadow.orchestrator"):
+            answers = run(go())
+        assert not fleet.models["keyless"].requests
+    assert all(answer.contributing_models == ("keyed",) for answer in answers)
+    assert "keyless (FAKE_KEY_KEYLESS)" in caplog.text
 
 
 def test_cancelling_the_request_cancels_every_model_call() -> None:

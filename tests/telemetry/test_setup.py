@@ -150,13 +150,14 @@ def test_grpc_exporter_to_a_real_grpc_receiver(otlp_env: Callable[..., None],
 
 
 def test_otlp_without_protocol_is_grpc_like_the_python_sdk() -> None:
-    otel = read_otel_environment({})
+    otel = read_otel_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"})
     assert otel.traces_exporters == ("otlp_grpc",) == otel.metrics_exporters
 
 
 def test_per_signal_protocol_wins() -> None:
     otel = read_otel_environment({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-                                  "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"})
+                                  "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+                                  "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"})
     assert otel.traces_exporters == ("otlp_http",)
     assert otel.metrics_exporters == ("otlp_grpc",)
 

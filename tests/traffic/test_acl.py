@@ -38,7 +38,7 @@ def test_a_replica_user_runs_shadows_budget_report_and_learning(
         config = make_config(legacy_server[1].url, own_redis, "acl", models=fleet.entries(),
                              orchestrator={"simple_query_model_count": 2})
         config["redis"]["url"] = urls["replica"]
-        with ProxyProcess(config) as proxy:
+        with ProxyProcess(config, env=fleet.keys()) as proxy:
             rig = Rig(proxy, own_redis, "acl", legacy_server[0])
             version = update_flags_sync(urls["writer"], "acl", {"shadow_percent": 100},
                                         actor="test").version

@@ -42,7 +42,8 @@ def start(redis: RedisServer, legacy_url: str, fleet: ModelFleet, **sections: An
     prefix = next_prefix()
     sections.setdefault("orchestrator", {"simple_query_model_count": 2})
     config = make_config(legacy_url, redis, prefix, models=fleet.entries(), **sections)
-    proxy = ProxyProcess(config, env={"LLM_SHADOW_ADMIN_TOKEN": "admin-token"}).start()
+    proxy = ProxyProcess(config, env={"LLM_SHADOW_ADMIN_TOKEN": "admin-token",
+                                      **fleet.keys()}).start()
     return Rig(proxy, redis, prefix, FakeUpstream())
 
 
@@ -180,20 +181,31 @@ def test_noise_samples_measure_legacy_against_itself(
         rig.proxy.stop()
 
 
-def test_feedback_through_the_admin_port_needs_the_token(
+def test_feedback_through_the_admin_port_needs_the_token_and_an_answered_request(
     redis_server: RedisServer, fleet: ModelFleet,
     legacy_server: tuple[FakeUpstream, ThreadedServer],
 ) -> None:
-    rig = start(redis_server, legacy_server[1].url, fleet)
+    rig = start(redis_server, legacy_server[1].url, fleet, divert={"shadow_legacy": False})
     try:
+        rig.set_flags(divert_percent=100)
+        answered = httpx.post(rig.proxy.url + "/openai/v1/chat/completions",
+                              headers={"x-request-id": "r1"},
+                              json={"model": "gpt-4o-mini", "messages": MESSAGES})
+        assert answered.headers["x-llm-shadow-models"]
         body = {"request_id": "r1", "model_name": "alpha", "task_type": "simple_query",
                 "was_correct": False}
+        token = {"authorization": "Bearer admin-token"}
         assert httpx.post(rig.proxy.admin_url + "/feedback", json=body).status_code == 401
-        ok = httpx.post(rig.proxy.admin_url + "/feedback", json=body,
-                        headers={"authorization": "Bearer admin-token"})
+        ok = httpx.post(rig.proxy.admin_url + "/feedback", json=body, headers=token)
         assert ok.status_code == 200, ok.text
+        assert ok.json()["results"][0]["result"] == "recorded"
+        typo = httpx.post(rig.proxy.admin_url + "/feedback", headers=token,
+                          json={**body, "request_id": "r2"})
+        assert typo.status_code == 404
+        assert typo.json()["error"]["code"] == "unknown_request_id"
         report = httpx.get(rig.proxy.admin_url + "/report?format=json").json()
-        assert report
+        row = report["models"]["alpha"]["task_types"]["simple_query"]
+        assert row["feedback_incorrect"] == 1
     finally:
         rig.proxy.stop()
 
