@@ -1,0 +1,435 @@
+"""The facts of a prose answer, and whether two answers state the same ones.
+
+Layer: pure core. A fact is a token an answer cannot change without changing what it
+says, however small the edit:
+
+- numbers with their unit or currency, dates and times (`proxy.comparison.quantity`:
+  `$3.99` == `3.99 USD`, `10%` == `10 percent`, `five` == `5`, `3 PM` == `15:00`);
+- proper names and other capitalised tokens not at a sentence start (at a sentence
+  start too, unless the word is a common English word: "Paris is ..." counts,
+  "Restart the service" does not), and tokens mixing letters and digits (`H100`,
+  `GPT-4o`, `utf-8`);
+- quoted strings, code spans and code blocks (`proxy.comparison.snippet`: token by
+  token, operators included), URLs and e-mail addresses;
+- negations (not, no, never, n't, none, without, and common French, Spanish, German
+  forms) with the word they negate, and a leading yes/no.
+
+Comparing: names, quotes, code and links count as present on the other side when they
+appear anywhere in its text (case and accents ignored), so reordering ("The capital is
+Paris" / "Paris is the capital") or a name written in lower case is not a change.
+Numbers and dates match by value, unit and currency (a number without a unit matches
+the same number with one; a year matches a date in that year; a date matches a more
+precise date it contains), within the route's relative `number_tolerance`.
+
+- Facts on both sides that the other lacks: a **changed fact** (`Paris → Lyon`).
+- A negation that flips a statement the other answer makes (the negated word appears
+  un-negated on the other side: "includes API access" / "does not include API
+  access"), or a negation that is the only difference between two otherwise equal
+  texts: a changed fact. So is yes against no.
+- Facts on one side only: the other answer is a subset or superset (`fact_added`,
+  `fact_missing`): not a contradiction, but not the same answer either.
+- Chinese, Japanese and Korean have no capitals: there, a replaced run of ideographs,
+  katakana or hangul that appears nowhere in the other answer is a changed fact (a
+  reordering is not), next to the numbers.
+
+Known limits: common nouns, verbs and adjectives are not facts ("eggs" vs "butter",
+"deleted" vs "archived" are graded by similarity only); unit conversions across systems
+and paraphrased negations ("not free" / "costs money") are not understood; in German,
+where every noun is capitalised, a paraphrase with other nouns counts as changed facts;
+long answers that mention different names differ in facts even when neither is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from proxy.comparison import prose
+from proxy.comparison.lexicon import (
+    COMMON_STARTERS,
+    NEGATION_GAP,
+    NEGATIONS,
+    NO,
+    NOT_NEGATING,
+    SOFT_YES,
+    STARTER_SUFFIXES,
+    YES,
+)
+from proxy.comparison.quantity import Quantity, quantities
+from proxy.comparison.similarity import text_divergence
+from proxy.comparison.snippet import Snippet, snippets, token_change
+
+_TOKEN = re.compile(r"[^\W_](?:[\w'’.-]*[^\W_])?")
+_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d+")
+_CLAUSE_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d+|[.,;:!?()]")
+_HEADLESS = frozenset({"nothing", "nobody", "nowhere", "rien", "nada", "nichts"})
+_ELISION = re.compile(r"^(?:[ldjmnstc]|qu)['’](?=\w)", re.IGNORECASE)
+_POSSESSIVE = re.compile(r"['’]s?$")
+_HEADING = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*]+\*\*:?\s*$|__[^_]+__:?\s*$)")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_CJK_CONTENT = re.compile(r"[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff]|[\uac00-\ud7af]{2}")
+_CJK_FUNCTION = re.compile(r"([的是了在和与及或也都就还而但呢吗吧啊着过把被让给对从向为这那个些])")
+_CJK_STRIP = re.compile(r"[的是了在和与及或也都就还而但呢吗吧啊着过把被让给对从向为这那个些"
+                        r"\u3040-\u309f\s\W]")
+_SPACES = re.compile(r"\s+")
+_IMPERATIVE_OBJECT = re.compile(
+    r"\s+(?:the|a|an|your|my|our|their|its|this|that|these|those|it|them|all|any|each|"
+    r"every|some|up|out|off|down|into|back|away|both|either)\b", re.IGNORECASE)
+
+TEXT_KINDS = ("name", "quote", "code", "link")
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    kind: str  # number, when, name, quote, code, link
+    key: str
+    surface: str
+    value: float = 0.0
+    unit: str = ""
+    tokens: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Facts:
+    """What `extract` found in one answer."""
+
+    facts: list[Fact] = field(default_factory=list)
+    words: frozenset[str] = frozenset()
+    flat: str = ""  # folded text, whitespace removed: where present-anywhere looks
+    negated: Counter[str] = field(default_factory=Counter)
+    positive: Counter[str] = field(default_factory=Counter)
+    negations: int = 0
+    polarity: str | None = None
+    refusal: bool = False
+    clean: str = ""  # the text the similarity measure sees
+    bare: str = ""  # clean, without negation words
+    cjk: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.facts and self.polarity is None
+
+
+@dataclass(frozen=True, slots=True)
+class FactDiff:
+    """Facts only in the legacy answer (`missing`), only in the other (`added`), and
+    flipped statements (negation, yes/no, replaced CJK runs)."""
+
+    missing: tuple[Fact, ...] = ()
+    added: tuple[Fact, ...] = ()
+    flips: tuple[str, ...] = ()
+    common: bool = False  # the answers share at least one fact (or the same yes/no)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.flips) or (bool(self.missing) and bool(self.added))
+
+    @property
+    def same(self) -> bool:
+        return not (self.flips or self.missing or self.added)
+
+    def evidence(self) -> list[str]:
+        """Flips, then changed facts paired by kind (`Paris → Lyon`), then the rest."""
+        out = list(self.flips)
+        missing, added = list(self.missing), list(self.added)
+        for kind in ("number", "when", "code", "name", "quote", "link"):
+            lefts = [f for f in missing if f.kind == kind]
+            rights = [f for f in added if f.kind == kind]
+            for left, right in zip(lefts, rights, strict=False):
+                out.append(_pair(left, right))
+                missing.remove(left)
+                added.remove(right)
+        if self.changed:
+            for left, right in zip(missing, added, strict=False):
+                out.append(f"{left.surface} → {right.surface}")
+            missing, added = missing[len(added):], added[len(missing):]
+        out += [f"missing: {f.surface}" for f in missing]
+        out += [f"added: {f.surface}" for f in added]
+        return out
+
+
+def _pair(left: Fact, right: Fact) -> str:
+    if left.kind == "code" and left.tokens and right.tokens:
+        return token_change(left.tokens, right.tokens)
+    return f"{left.surface} → {right.surface}"
+
+
+def extract(text: str) -> Facts:
+    """The facts of one prose answer."""
+    text = _prepare(text)
+    facts: list[Fact] = []
+    pieces: list[tuple[int, int, str]] = []  # spans replaced in the clean text
+    for snippet in snippets(text):
+        facts.append(_code_fact(snippet, text))
+        pieces.append((snippet.start, snippet.end, " " + " ".join(snippet.tokens) + " "))
+    spans = [(s, e) for s, e, _ in pieces]
+    for key, start, end in prose.links(text):
+        if _free(spans, start, end):
+            facts.append(Fact("link", key, text[start:end]))
+            pieces.append((start, end, " " + key + " "))
+            spans.append((start, end))
+    rest = _blank(text, spans + prose.marker_spans(text))
+    for key, surface, _, _ in prose.quotes(rest):
+        facts.append(Fact("quote", key, surface))
+    found = quantities(rest)
+    for q in found:
+        facts.append(_quantity_fact(q))
+        pieces.append((q.start, q.end, " " + q.key + " "))
+    rest = _blank(rest, [(q.start, q.end) for q in found])
+    marked = prose.unmark(rest)
+    facts += _names(marked)
+    result = Facts(facts=facts)
+    _clean(result, _replace(text, pieces))
+    _negations(result, marked)
+    return result
+
+
+def _prepare(text: str) -> str:
+    if not text.isascii():
+        text = re.sub(r"(?<=\d)[\u00a0\u202f\u2009](?=\d{3}\b)", "", text)
+        import unicodedata
+
+        text = unicodedata.normalize("NFKC", text)
+    return text.replace("’", "'")
+
+
+def _free(spans: Iterable[tuple[int, int]], start: int, end: int) -> bool:
+    return all(end <= s or start >= e for s, e in spans)
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    if not spans:
+        return text
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
+def _replace(text: str, pieces: list[tuple[int, int, str]]) -> str:
+    out, position = [], 0
+    for start, end, replacement in sorted(pieces):
+        if start < position:
+            continue
+        out += [text[position:start], replacement]
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _code_fact(snippet: Snippet, text: str) -> Fact:
+    surface = text[snippet.start:snippet.end].strip("`~ \n")
+    if snippet.block:
+        surface = surface.split("\n", 1)[-1].strip()
+    return Fact("code", snippet.key, _short(surface), tokens=snippet.tokens)
+
+
+def _quantity_fact(q: Quantity) -> Fact:
+    return Fact(q.kind, q.key, q.surface, q.value, q.unit)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _names(text: str) -> list[Fact]:
+    out = []
+    for line in text.split("\n"):
+        heading = bool(_HEADING.match(line))
+        previous = 0
+        for m in _TOKEN.finditer(line):
+            token = _ELISION.sub("", m.group(0)).rstrip(".-'")
+            gap = line[previous:m.start()]
+            start = previous == 0 or heading or any(c in gap for c in ".!?:;(\"“«")
+            previous = m.end()
+            if not token:
+                continue
+            has_digit = any(c.isdigit() for c in token)
+            if has_digit and any(c.isalpha() for c in token):
+                out.append(Fact("name", prose.fold(token), token))
+            elif token[0].isupper() and not has_digit and _is_name(
+                    token, start, line[m.end():m.end() + 12]):
+                out.append(Fact("name", _name_key(token), _POSSESSIVE.sub("", token)))
+    return out
+
+
+def _is_name(token: str, sentence_start: bool, following: str = "") -> bool:
+    if token == "I" or token.startswith(("I'", "I’")):
+        return False
+    word = token.lower()
+    if word in YES or word in NO or word in SOFT_YES:
+        return False
+    if not sentence_start:
+        return True
+    word = _POSSESSIVE.sub("", word)
+    if _IMPERATIVE_OBJECT.match(following):
+        return False  # "Store the password", "Add a user": a verb, not a name
+    return not (word in COMMON_STARTERS or word.rstrip("'") in COMMON_STARTERS
+                or (len(word) > 4 and word.endswith(STARTER_SUFFIXES)))
+
+
+def _name_key(token: str) -> str:
+    return prose.fold(_POSSESSIVE.sub("", token))
+
+
+def _clean(result: Facts, text: str) -> None:
+    folded = prose.fold(text)
+    result.flat = _SPACES.sub("", folded)
+    result.words = frozenset(_name_key(w) for w in _WORD.findall(folded))
+    result.polarity = prose.polarity(prose.unmark(text))
+    clean = prose.drop_courtesy(prose.unmark(text))
+    if _CJK.search(clean):
+        cjk_chars = len(_CJK.findall(clean))
+        if cjk_chars * 3 >= len(clean.replace(" ", "")):
+            result.cjk = clean
+            clean = _CJK_FUNCTION.sub(r" \1 ", clean)
+    result.clean = " ".join(clean.split())
+    result.refusal = prose.refused(prose.fold(result.clean))
+
+
+def _stem(word: str) -> str:
+    word = _POSSESSIVE.sub("", word)
+    if len(word) > 4 and word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif len(word) > 5 and word.endswith("ing"):
+        word = word[:-3]
+    elif len(word) > 4 and word.endswith("ed"):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return word.rstrip("e") or word
+
+
+def _negator(word: str) -> bool:
+    return word in NEGATIONS or word.endswith("n't")
+
+
+def _negations(result: Facts, text: str) -> None:
+    words = [prose.fold(w) for w in _CLAUSE_WORD.findall(text)]
+    if result.polarity and words and words[0] in NO:
+        words = words[1:]  # the leading "No," is the yes/no fact, not a negation
+    negated_at: set[int] = set()
+    bare: list[str] = []
+    for i, word in enumerate(words):
+        if not _negator(word) or (i + 1 < len(words) and (word, words[i + 1]) in NOT_NEGATING):
+            bare.append(word)
+            continue
+        result.negations += 1
+        for j in range(i + 1, min(i + 6, len(words)) if word not in _HEADLESS else 0):
+            if not words[j][0].isalnum():
+                break  # the clause ended
+            if words[j] not in NEGATION_GAP and not _negator(words[j]):
+                result.negated[_stem(words[j])] += 1
+                negated_at.add(j)
+                break
+    for i, word in enumerate(words):
+        if (i not in negated_at and not _negator(word) and word not in NEGATION_GAP
+                and word[0].isalnum()):
+            result.positive[_stem(word)] += 1
+    result.bare = " ".join(w for w in bare if w[0].isalnum())
+
+
+def _present(fact: Fact, other: Facts) -> bool:
+    if fact.kind == "name":
+        return fact.key in other.words
+    if fact.kind in ("quote", "link", "code"):
+        return fact.key.replace(" ", "") in other.flat
+    return False
+
+
+def _unmatched(mine: list[Fact], theirs: list[Fact], other: Facts,
+               tolerance: float) -> list[Fact]:
+    """Facts of `mine` the other answer lacks: names, quotes, code and links as a set
+    (present anywhere counts), numbers and dates as a multiset (a value said twice on
+    one side and once on the other is a difference: "24 hours ... 24 hours" vs
+    "12 hours ... 24 hours")."""
+    keys = {f.key for f in theirs}
+    pool = [f for f in theirs if f.kind in ("number", "when")]
+    out, seen = [], set()
+    for fact in mine:
+        if fact.kind in ("number", "when"):
+            match = next((t for t in pool if t.key == fact.key), None) or next(
+                (t for t in pool if _same_value(fact, t, tolerance)), None)
+            if match is not None:
+                pool.remove(match)
+            else:
+                out.append(fact)
+            continue
+        if fact.key in keys or fact.key in seen or _present(fact, other):
+            continue
+        seen.add(fact.key)
+        out.append(fact)
+    return out
+
+
+def _same_value(a: Fact, b: Fact, tolerance: float) -> bool:
+    if a.kind == "when" and b.kind == "when":
+        return _date_within(a.key, b.key) or _date_within(b.key, a.key)
+    if a.kind != b.kind:
+        year, date = (a, b) if a.kind == "number" else (b, a)
+        return (not year.unit and year.value.is_integer() and 1000 <= year.value < 3000
+                and date.key.startswith(f"{int(year.value)}-"))
+    if a.unit and b.unit and a.unit != b.unit:
+        return False
+    if a.unit == "version" or b.unit == "version":
+        return False
+    return math.isclose(a.value, b.value, rel_tol=max(tolerance, 1e-9), abs_tol=1e-12)
+
+
+def _date_within(coarse: str, fine: str) -> bool:
+    """`2025-03` contains `2025-03-05`; `--03-05` matches `2025-03-05`."""
+    if fine.startswith(coarse + "-"):
+        return True
+    return coarse.startswith("--") and fine.endswith(coarse[1:]) and len(fine) > len(coarse)
+
+
+def compare_facts(a: Facts, b: Facts, *, tolerance: float = 0.0,
+                  a_cut: bool = False, b_cut: bool = False) -> FactDiff:
+    """How the facts of `b` differ from those of `a`. A side that was cut (`a_cut`,
+    `b_cut`: the capture or the stream stopped early) is not blamed for facts it may
+    have stated after the cut."""
+    missing = [] if b_cut else _unmatched(a.facts, b.facts, b, tolerance)
+    added = [] if a_cut else _unmatched(b.facts, a.facts, a, tolerance)
+    flips = _flips(a, b)
+    shared = _unmatched(a.facts, b.facts, b, tolerance)
+    common = len(shared) < len(a.facts) or (a.polarity is not None
+                                             and a.polarity == b.polarity)
+    return FactDiff(tuple(missing), tuple(added), tuple(flips), common)
+
+
+def _flips(a: Facts, b: Facts) -> list[str]:
+    flips = []
+    if a.polarity and b.polarity and a.polarity != b.polarity:
+        flips.append(f"{a.polarity} → {b.polarity}")
+    for head in sorted(set(a.negated) | set(b.negated)):
+        na, nb, pa, pb = a.negated[head], b.negated[head], a.positive[head], b.positive[head]
+        if na > nb and pb > pa:
+            flips.append(f"not {head} → {head}")
+        elif nb > na and pa > pb:
+            flips.append(f"{head} → not {head}")
+    if not flips and a.negations != b.negations:
+        divergence, _ = text_divergence(a.bare, b.bare, max_chars=2000)
+        if divergence <= 0.1:
+            flips.append("negation: " + ("removed" if a.negations > b.negations else "added"))
+    if a.cjk or b.cjk:
+        flips += _cjk_changes(a, b)
+    return flips
+
+
+def _cjk_changes(a: Facts, b: Facts) -> list[str]:
+    from rapidfuzz.distance import Levenshtein
+
+    left, right = _CJK_STRIP.sub("", a.cjk or a.clean), _CJK_STRIP.sub("", b.cjk or b.clean)
+    changes = []
+    for op in Levenshtein.opcodes(left[:2000], right[:2000]):
+        if op.tag != "replace":
+            continue
+        old, new = left[op.src_start:op.src_end], right[op.dest_start:op.dest_end]
+        if (_CJK_CONTENT.search(old) and _CJK_CONTENT.search(new)
+                and old not in right and new not in left):
+            changes.append(f"{old} → {new}")
+    return changes[:5]

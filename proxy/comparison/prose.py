@@ -1,0 +1,153 @@
+"""The shape of a prose answer, apart from its facts: markdown and courtesy removed,
+links and quoted strings found, refusals and a leading yes/no recognised.
+
+Layer: pure core. `proxy.comparison.facts` uses these pieces; the cleaned text is also
+what the similarity measure compares, so formatting (emphasis, list numbering and
+bullets, headings, blank lines, table pipes), a leading "Sure!" and trailing courtesy
+sentences ("Let me know if you have any other questions!") move no score.
+
+A refusal is recognised by its usual phrasings ("I'm sorry, but I can't help with
+that", "I can't assist with", "As an AI", and the commonest French, Spanish, German,
+Italian, Portuguese, Chinese and Japanese forms) near the start of a short answer; an
+answer that continues past the disclaimer ("I can't give medical advice, but the usual
+dose is ...") is an answer, not a refusal.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from proxy.comparison.lexicon import (
+    CJK_NO,
+    CJK_YES,
+    COURTESY,
+    HEDGES,
+    LEADING_FILLER,
+    NO,
+    REFUSALS,
+    SOFT_YES,
+    YES,
+)
+
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\"'`\]\[]+", re.IGNORECASE)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_QUOTES = re.compile(
+    r"\"(?P<a>[^\"\n]{1,200})\"|“(?P<b>[^”\n]{1,200})”|«\s?(?P<c>[^»\n]{1,200}?)\s?»"
+    r"|「(?P<d>[^」\n]{1,200})」|『(?P<e>[^』\n]{1,200})』|„(?P<f>[^“\n]{1,200})“"
+    r"|(?<![\w’'])['‘](?P<g>[^'’\n]{1,200})['’](?![\w’'])")
+_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1")
+_LINE_MARKER = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-*+•][ \t]+|\d{1,3}[.)][ \t]+"
+                          r"|[-*_]{3,}[ \t]*$)", re.MULTILINE)
+_TABLE = re.compile(r"\|(?:\s*:?-{3,}:?\s*\|)*")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+_FIRST_WORD = re.compile(r"[\W_]*([^\W\d_]+(?:\s+course)?)(?P<after>[^\w\s]?)", re.UNICODE)
+_COMBINING = re.compile(r"[\u0300-\u036f]")
+
+MAX_QUOTE = 200
+
+
+def fold(text: str) -> str:
+    """Case-folded, accents removed: the form facts are matched in."""
+    text = text.casefold()
+    if text.isascii():
+        return text
+    return _COMBINING.sub("", unicodedata.normalize("NFD", text))
+
+
+def links(text: str) -> list[tuple[str, int, int]]:
+    """URLs and e-mail addresses: (normalised, start, end)."""
+    found = []
+    for m in _URL.finditer(text):
+        raw = m.group(0).rstrip(".,;:!?)*_")
+        url = raw.lower() if "/" not in raw.split("//", 1)[-1] else _normal_url(raw)
+        found.append((url.rstrip("/"), m.start(), m.start() + len(raw)))
+    for m in _EMAIL.finditer(text):
+        if not any(s <= m.start() < e for _, s, e in found):
+            found.append((m.group(0).lower(), m.start(), m.end()))
+    return found
+
+
+def _normal_url(url: str) -> str:
+    _, sep, rest = url.partition("://")
+    if not sep:
+        rest = url
+    host, slash, path = rest.partition("/")
+    host = host.lower().removeprefix("www.")
+    return f"{host}{slash}{path}"
+
+
+def quotes(text: str) -> list[tuple[str, str, int, int]]:
+    """Quoted strings: (normalised content, content as written, start, end)."""
+    found = []
+    for m in _QUOTES.finditer(text):
+        inner = next(g for g in m.groups() if g is not None)
+        key = " ".join(fold(inner).split()).strip(".,;:!? ")
+        if key:
+            found.append((key, inner.strip(), m.start(), m.end()))
+    return found
+
+
+def unmark(text: str) -> str:
+    """Markdown formatting removed: emphasis, headings, list markers, quotes, rules,
+    table pipes; lines kept."""
+    text = _LINE_MARKER.sub("", text)
+    if "*" in text or "_" in text or "~" in text:
+        text = _EMPHASIS.sub(r"\2", text)
+    if "|" in text:
+        text = _TABLE.sub(" ", text)
+    return text
+
+
+def marker_spans(text: str) -> list[tuple[int, int]]:
+    """Where the list markers, heading marks and block quotes are (list numbers are not
+    numbers of the answer)."""
+    return [(m.start(), m.end()) for m in _LINE_MARKER.finditer(text)]
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def drop_courtesy(text: str) -> str:
+    """Without a leading filler ("Sure!") and trailing courtesy sentences."""
+    text = LEADING_FILLER.sub("", text, count=1)
+    parts = sentences(text)
+    while len(parts) > 1 and len(parts[-1]) < 160 and COURTESY.search(parts[-1]):
+        parts.pop()
+    return " ".join(parts)
+
+
+def polarity(text: str) -> str | None:
+    """`yes` or `no` when the answer opens with one (in a few languages), else None."""
+    stripped = text.lstrip(" \t\n*_#>-\"'“")
+    for word in CJK_NO:
+        if stripped.startswith(word) and stripped[len(word):len(word) + 1] in "，,。.！!、":
+            return "no"
+    for word in CJK_YES:
+        if stripped.startswith(word) and stripped[len(word):len(word) + 1] in "，,。.！!、":
+            return "yes"
+    m = _FIRST_WORD.match(stripped)
+    if not m:
+        return None
+    word = fold(m.group(1))
+    after = stripped[m.end(1):m.end(1) + 1]
+    end = not after or not after.isalnum()
+    if word in YES and end:
+        return "yes"
+    if word in NO and end and (after in ",.!;:—–-" or not after or len(stripped) <= 3):
+        return "no"
+    if (word in SOFT_YES or word == "of course") and after in ",.!;:—–-" and after:
+        return "yes"
+    return None
+
+
+def refused(text: str) -> bool:
+    """Whether a (cleaned) answer is a refusal rather than an answer."""
+    head = text[:300]
+    m = REFUSALS.search(head)
+    if m is None:
+        return False
+    rest = text[m.end():]
+    hedge = HEDGES.search(rest)
+    return not (hedge and len(rest) - hedge.end() > 40)
