@@ -41,8 +41,11 @@ long answers that mention different names differ in facts even when neither is w
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -62,12 +65,21 @@ from proxy.comparison.quantity import Quantity, quantities
 from proxy.comparison.similarity import text_divergence
 from proxy.comparison.snippet import Snippet, snippets, token_change
 
-_TOKEN = re.compile(r"[^\W_](?:[\w'’.-]*[^\W_])?")
-_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d+")
+# A capitalised word (or one in a script without case), after a French elision.
+_CANDIDATE = re.compile(r"\b(?:[ldjmnstc]['’]|qu['’])?[^\W\d_a-z][\w'’.-]*")
+_DIGIT = re.compile(r"\d")
+_GROUPED = re.compile(r"(?<=\d)[\u00a0\u202f\u2009](?=\d{3}\b)")
+_ID_CHARS = re.compile(r"[\w.-]+")
+_NEGATOR = re.compile(  # NEGATIONS, grouped by first letter (measurably faster)
+    r"\b(?:n(?:ot?|ever|one|othing|obody|owhere|either|or|icht|ie|iemals|unca|ingun[oa]?"
+    r"|enhuma?|on)|without|cannot|kein\w*|ohne|jamais|pas|sans|aucune?|sin|sem)\b"
+    r"|\b\w+n't\b")
+_WORD = re.compile(r"[^\W\d_](?:[\w'’-]*\w)?|\d+")
 _CLAUSE_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d+|[.,;:!?()]")
 _HEADLESS = frozenset({"nothing", "nobody", "nowhere", "rien", "nada", "nichts"})
 _ELISION = re.compile(r"^(?:[ldjmnstc]|qu)['’](?=\w)", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"['’]s?$")
+_POSSESSIVES = re.compile(r"['’]s?\b")
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*]+\*\*:?\s*$|__[^_]+__:?\s*$)")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _CJK_CONTENT = re.compile(r"[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff]|[\uac00-\ud7af]{2}")
@@ -97,20 +109,38 @@ class Facts:
     """What `extract` found in one answer."""
 
     facts: list[Fact] = field(default_factory=list)
-    words: frozenset[str] = frozenset()
-    flat: str = ""  # folded text, whitespace removed: where present-anywhere looks
+    text: str = ""  # the prose with quantities and code in canonical form
     negated: Counter[str] = field(default_factory=Counter)
-    positive: Counter[str] = field(default_factory=Counter)
     negations: int = 0
+    folded: str = ""  # the prose, folded: where negations are counted
+    counts: Counter[str] | None = None  # its words, counted when a negation needs them
     polarity: str | None = None
     refusal: bool = False
     clean: str = ""  # the text the similarity measure sees
-    bare: str = ""  # clean, without negation words
     cjk: str = ""
+
+    _words: frozenset[str] | None = None
+    _flat: str | None = None
 
     @property
     def empty(self) -> bool:
         return not self.facts and self.polarity is None
+
+    @property
+    def words(self) -> frozenset[str]:
+        """The folded words of the answer (built when a name needs looking up)."""
+        if self._words is None:
+            folded = prose.fold(self.text)
+            self._words = frozenset(_WORD.findall(_POSSESSIVES.sub("", folded)))
+        return self._words
+
+    @property
+    def flat(self) -> str:
+        """The folded answer without whitespace: where quotes, code and links are
+        looked up."""
+        if self._flat is None:
+            self._flat = "".join(prose.fold(self.text).split())
+        return self._flat
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +218,13 @@ def extract(text: str) -> Facts:
 
 
 def _prepare(text: str) -> str:
-    if not text.isascii():
-        text = re.sub(r"(?<=\d)[\u00a0\u202f\u2009](?=\d{3}\b)", "", text)
-        import unicodedata
-
+    """NFKC (full-width digits, ligatures), thousands grouped by non-breaking spaces
+    joined, typographic apostrophes plain."""
+    if text.isascii():
+        return text
+    if "\u00a0" in text or "\u202f" in text or "\u2009" in text:
+        text = _GROUPED.sub("", text)
+    if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     return text.replace("’", "'")
 
@@ -236,36 +269,61 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _names(text: str) -> list[Fact]:
-    out = []
-    for line in text.split("\n"):
-        heading = bool(_HEADING.match(line))
-        previous = 0
-        for m in _TOKEN.finditer(line):
-            token = _ELISION.sub("", m.group(0)).rstrip(".-'")
-            gap = line[previous:m.start()]
-            start = previous == 0 or heading or any(c in gap for c in ".!?:;(\"“«")
-            previous = m.end()
-            if not token:
-                continue
-            has_digit = any(c.isdigit() for c in token)
-            if has_digit and any(c.isalpha() for c in token):
-                out.append(Fact("name", prose.fold(token), token))
-            elif token[0].isupper() and not has_digit and _is_name(
-                    token, start, line[m.end():m.end() + 12]):
-                out.append(Fact("name", _name_key(token), _POSSESSIVE.sub("", token)))
+def _identifiers(text: str) -> list[Fact]:
+    """Tokens mixing letters and digits (`H100`, `utf-8`, `gpt-4o`, `3D`): numbers are
+    blanked out before, so a digit left in the text belongs to one."""
+    out, end = [], 0
+    for m in _DIGIT.finditer(text):
+        if m.start() < end:
+            continue
+        start = m.start()
+        while start and (text[start - 1].isalnum() or text[start - 1] in "_.-"):
+            start -= 1
+        token_match = _ID_CHARS.match(text, start)
+        end = token_match.end() if token_match else m.end()
+        token = text[start:end].strip(".-")
+        if any(c.isalpha() for c in token):
+            out.append(Fact("name", prose.fold(token), token))
     return out
+
+
+def _names(text: str) -> list[Fact]:
+    out = _identifiers(text)
+    headings: dict[int, bool] = {}
+    for m in _CANDIDATE.finditer(text):
+        raw = m.group(0)
+        token = (_ELISION.sub("", raw) if "'" in raw else raw).rstrip(".-'")
+        if not token or not token[0].isupper() or (not token.isalpha()
+                                                     and _DIGIT.search(token)):
+            continue
+        line = text.rfind("\n", 0, m.start()) + 1
+        if line not in headings:
+            headings[line] = bool(_HEADING.match(text, line))
+        start = headings[line] or _sentence_start(text, m.start(), line)
+        if _is_name(token, start, text[m.end():m.end() + 12]):
+            bare = _POSSESSIVE.sub("", token) if "'" in token else token
+            out.append(Fact("name", prose.fold(bare), bare))
+    return out
+
+
+def _sentence_start(text: str, at: int, line: int) -> bool:
+    """Whether the word at `at` opens a sentence, a line, a parenthesis or a quote."""
+    i = at - 1
+    while i >= line and text[i] in " \t*_#>[`":
+        i -= 1
+    return i < line or text[i] in ".!?:;(\"“«'"
 
 
 def _is_name(token: str, sentence_start: bool, following: str = "") -> bool:
     if token == "I" or token.startswith(("I'", "I’")):
         return False
+    if not sentence_start:
+        return True
     word = token.lower()
     if word in YES or word in NO or word in SOFT_YES:
         return False
-    if not sentence_start:
-        return True
-    word = _POSSESSIVE.sub("", word)
+    if "'" in word:
+        word = _POSSESSIVE.sub("", word)
     if _IMPERATIVE_OBJECT.match(following):
         return False  # "Store the password", "Add a user": a verb, not a name
     return not (word in COMMON_STARTERS or word.rstrip("'") in COMMON_STARTERS
@@ -277,20 +335,20 @@ def _name_key(token: str) -> str:
 
 
 def _clean(result: Facts, text: str) -> None:
-    folded = prose.fold(text)
-    result.flat = _SPACES.sub("", folded)
-    result.words = frozenset(_name_key(w) for w in _WORD.findall(folded))
-    result.polarity = prose.polarity(prose.unmark(text))
-    clean = prose.drop_courtesy(prose.unmark(text))
-    if _CJK.search(clean):
+    result.text = text
+    unmarked = prose.unmark(text)
+    result.polarity = prose.polarity(unmarked)
+    clean = prose.drop_courtesy(unmarked)
+    if not clean.isascii() and _CJK.search(clean):
         cjk_chars = len(_CJK.findall(clean))
         if cjk_chars * 3 >= len(clean.replace(" ", "")):
             result.cjk = clean
             clean = _CJK_FUNCTION.sub(r" \1 ", clean)
     result.clean = " ".join(clean.split())
-    result.refusal = prose.refused(prose.fold(result.clean))
+    result.refusal = prose.refused(prose.fold(result.clean[:400]))
 
 
+@functools.lru_cache(maxsize=4096)
 def _stem(word: str) -> str:
     word = _POSSESSIVE.sub("", word)
     if len(word) > 4 and word.endswith("ies"):
@@ -309,28 +367,38 @@ def _negator(word: str) -> bool:
 
 
 def _negations(result: Facts, text: str) -> None:
-    words = [prose.fold(w) for w in _CLAUSE_WORD.findall(text)]
-    if result.polarity and words and words[0] in NO:
-        words = words[1:]  # the leading "No," is the yes/no fact, not a negation
-    negated_at: set[int] = set()
-    bare: list[str] = []
-    for i, word in enumerate(words):
-        if not _negator(word) or (i + 1 < len(words) and (word, words[i + 1]) in NOT_NEGATING):
-            bare.append(word)
+    """Count the negations and the word each negates (the next word of the clause that
+    is not an article or auxiliary: "does not include" -> include)."""
+    folded = prose.fold(text)
+    result.folded = folded
+    first = True
+    for m in _NEGATOR.finditer(folded):
+        word = m.group(0)
+        if first and result.polarity == "no" and not folded[:m.start()].strip(" *_#>\"'"):
+            first = False
+            continue  # the leading "No," is the yes/no fact, not a negation
+        first = False
+        after = list(itertools.islice(_CLAUSE_WORD.finditer(folded, m.end()), 6))
+        if after and (word, after[0].group(0)) in NOT_NEGATING:
             continue
         result.negations += 1
-        for j in range(i + 1, min(i + 6, len(words)) if word not in _HEADLESS else 0):
-            if not words[j][0].isalnum():
+        if word in _HEADLESS:
+            continue
+        for w in after:
+            head = w.group(0)
+            if not head[0].isalnum():
                 break  # the clause ended
-            if words[j] not in NEGATION_GAP and not _negator(words[j]):
-                result.negated[_stem(words[j])] += 1
-                negated_at.add(j)
+            if head not in NEGATION_GAP and not _negator(head):
+                result.negated[_stem(head)] += 1
                 break
-    for i, word in enumerate(words):
-        if (i not in negated_at and not _negator(word) and word not in NEGATION_GAP
-                and word[0].isalnum()):
-            result.positive[_stem(word)] += 1
-    result.bare = " ".join(w for w in bare if w[0].isalnum())
+
+
+def _positive(facts: Facts, head: str) -> int:
+    """How often `head` occurs un-negated."""
+    if facts.counts is None:
+        facts.counts = Counter(_WORD.findall(facts.folded))
+    total = sum(n for w, n in facts.counts.items() if _stem(w) == head)
+    return total - facts.negated[head]
 
 
 def _present(fact: Fact, other: Facts) -> bool:
@@ -406,13 +474,17 @@ def _flips(a: Facts, b: Facts) -> list[str]:
     if a.polarity and b.polarity and a.polarity != b.polarity:
         flips.append(f"{a.polarity} → {b.polarity}")
     for head in sorted(set(a.negated) | set(b.negated)):
-        na, nb, pa, pb = a.negated[head], b.negated[head], a.positive[head], b.positive[head]
+        na, nb = a.negated[head], b.negated[head]
+        if na == nb:
+            continue
+        pa, pb = _positive(a, head), _positive(b, head)
         if na > nb and pb > pa:
             flips.append(f"not {head} → {head}")
         elif nb > na and pa > pb:
             flips.append(f"{head} → not {head}")
     if not flips and a.negations != b.negations:
-        divergence, _ = text_divergence(a.bare, b.bare, max_chars=2000)
+        divergence, _ = text_divergence(_NEGATOR.sub(" ", a.folded),
+                                        _NEGATOR.sub(" ", b.folded), max_chars=2000)
         if divergence <= 0.1:
             flips.append("negation: " + ("removed" if a.negations > b.negations else "added"))
     if a.cjk or b.cjk:

@@ -134,7 +134,7 @@ WEEKDAYS = {
     **dict.fromkeys(("sunday", "dimanche", "domingo", "sonntag"), "sun"),
 }
 RELATIVE_DAYS = {"today": "today", "tomorrow": "tomorrow", "yesterday": "yesterday",
-                 "tonight": "today", "aujourd'hui": "today", "demain": "tomorrow",
+                 "tonight": "today", "aujourd": "today", "demain": "tomorrow",
                  "hoy": "today", "mañana": "tomorrow", "ayer": "yesterday",
                  "heute": "today", "morgen": "tomorrow", "gestern": "yesterday"}
 
@@ -209,6 +209,11 @@ REFUSALS = re.compile(
     r"ihnen )?(?:dabei |damit )?nicht helfen|non posso aiutar|não posso ajudar)"
     r"|抱歉|无法(?:提供|协助|帮助)|不能(?:提供|协助|帮助)|申し訳|お手伝いできません",
     re.IGNORECASE)
+# One of these is in every text REFUSALS matches: a cheap test before the expression.
+REFUSAL_HINTS = ("sorry", "afraid", "apologi", "can't", "cannot", "won't", "will not",
+                 "unable", "not able", "not allowed", "not permitted", "decline", "refuse",
+                 "as an ai", "against", "siento", "puedo", "peux", "désolé", "desole", "leid",
+                 "nicht helfen", "posso", "抱歉", "无法", "不能", "申し訳", "できません")
 HEDGES = re.compile(r"\b(?:but|however|that said|although|here(?:'s| is| are))\b", re.I)
 
 COURTESY = re.compile(

@@ -25,6 +25,7 @@ from proxy.comparison.lexicon import (
     HEDGES,
     LEADING_FILLER,
     NO,
+    REFUSAL_HINTS,
     REFUSALS,
     SOFT_YES,
     YES,
@@ -36,6 +37,7 @@ _QUOTES = re.compile(
     r"\"(?P<a>[^\"\n]{1,200})\"|“(?P<b>[^”\n]{1,200})”|«\s?(?P<c>[^»\n]{1,200}?)\s?»"
     r"|「(?P<d>[^」\n]{1,200})」|『(?P<e>[^』\n]{1,200})』|„(?P<f>[^“\n]{1,200})“"
     r"|(?<![\w’'])['‘](?P<g>[^'’\n]{1,200})['’](?![\w’'])")
+_QUOTE_CHARS = re.compile(r"[\"“«「『„'‘]")
 _EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1")
 _LINE_MARKER = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-*+•][ \t]+|\d{1,3}[.)][ \t]+"
                           r"|[-*_]{3,}[ \t]*$)", re.MULTILINE)
@@ -57,12 +59,14 @@ def fold(text: str) -> str:
 
 def links(text: str) -> list[tuple[str, int, int]]:
     """URLs and e-mail addresses: (normalised, start, end)."""
-    found = []
+    found: list[tuple[str, int, int]] = []
+    if "://" not in text and "www." not in text and "@" not in text:
+        return found
     for m in _URL.finditer(text):
         raw = m.group(0).rstrip(".,;:!?)*_")
         url = raw.lower() if "/" not in raw.split("//", 1)[-1] else _normal_url(raw)
         found.append((url.rstrip("/"), m.start(), m.start() + len(raw)))
-    for m in _EMAIL.finditer(text):
+    for m in _EMAIL.finditer(text) if "@" in text else ():
         if not any(s <= m.start() < e for _, s, e in found):
             found.append((m.group(0).lower(), m.start(), m.end()))
     return found
@@ -79,7 +83,9 @@ def _normal_url(url: str) -> str:
 
 def quotes(text: str) -> list[tuple[str, str, int, int]]:
     """Quoted strings: (normalised content, content as written, start, end)."""
-    found = []
+    found: list[tuple[str, str, int, int]] = []
+    if not _QUOTE_CHARS.search(text):
+        return found
     for m in _QUOTES.finditer(text):
         inner = next(g for g in m.groups() if g is not None)
         key = " ".join(fold(inner).split()).strip(".,;:!? ")
@@ -110,12 +116,15 @@ def sentences(text: str) -> list[str]:
 
 
 def drop_courtesy(text: str) -> str:
-    """Without a leading filler ("Sure!") and trailing courtesy sentences."""
+    """Without a leading filler ("Sure!") and trailing courtesy sentences (looked for in
+    the last 400 characters)."""
     text = LEADING_FILLER.sub("", text, count=1)
-    parts = sentences(text)
-    while len(parts) > 1 and len(parts[-1]) < 160 and COURTESY.search(parts[-1]):
+    head, tail = text[:-400], text[-400:]
+    parts = sentences(tail)
+    while (len(parts) > 1 or head.strip()) and parts and len(parts[-1]) < 160 and (
+            COURTESY.search(parts[-1])):
         parts.pop()
-    return " ".join(parts)
+    return head + " " + " ".join(parts)
 
 
 def polarity(text: str) -> str | None:
@@ -145,6 +154,8 @@ def polarity(text: str) -> str | None:
 def refused(text: str) -> bool:
     """Whether a (cleaned) answer is a refusal rather than an answer."""
     head = text[:300]
+    if not any(hint in head for hint in REFUSAL_HINTS):
+        return False
     m = REFUSALS.search(head)
     if m is None:
         return False

@@ -24,7 +24,9 @@ counts something (not in `one of`, `the one`, `no one`).
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from proxy.comparison.lexicon import (
@@ -59,79 +61,114 @@ def _alternation(words: list[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
-_UNIT_WORDS = _alternation([*UNITS, "per cent", "degrees celsius", "degrees fahrenheit",
-                            "degrees c", "degrees f", "° c", "° f"])
-_CURRENCY_AFTER = _alternation([*CURRENCY_WORDS, *CENTS, "€", "£", "$", "¥", "₹"])
 _CURRENCY_BEFORE = (_alternation([s for s in CURRENCY_SYMBOLS if not s.isalpha()])
                     + r"|\b(?:" + _alternation(
                         [w for w in (*CURRENCY_WORDS, "chf") if len(w) == 3]) + r")\b")
-_MONTH = _alternation(list(MONTHS))
 _NUMBER_WORD = _alternation([*NUMBER_WORDS, *SCALE_WORDS])
 
 _AMPM = r"(?:a\.m\.|p\.m\.|am|pm)"
+_DIGITS = re.compile(r"\d+")
+_PUNCTUATION = ".,;:!?()[]{}\"'*_`/–—0123456789"
+# Every pattern below is matched at a known position (a digit run or a word found by the
+# two scans in `quantities`), never searched for: a 1 KB answer takes about 0.1 ms.
+_PREFIX = re.compile(rf"(?:{_CURRENCY_BEFORE})\s?(?:[-−+])?$|(?<![\w.,])[-−+]$",
+                     re.IGNORECASE)
 _NUMBER = re.compile(
-    rf"(?P<pre>(?:{_CURRENCY_BEFORE})\s?)?"
-    r"(?<![A-Za-z0-9_.])(?<![A-Za-z]-)"
-    r"(?P<sign>(?<![\w.,])[-−+])?"
-    r"(?P<num>\d+(?:\.\d+){2,}|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+,\d{1,2}(?![\d,])|\d+(?:\.\d+)?"
-    r"|\.\d+)"
-    r"(?P<ord>st|nd|rd|th)?"
-    r"(?:\s?(?P<mult>thousand|million|billion|trillion|bn|mn|tn|k|m|b)(?![A-Za-z0-9]))?"
-    rf"(?:\s?-?(?P<unit>{_UNIT_WORDS})(?![A-Za-z0-9]))?"
-    rf"(?:\s?(?P<post>{_CURRENCY_AFTER})(?![A-Za-z0-9]))?"
-    r"(?![A-Za-z0-9])",
-    re.IGNORECASE)
+    r"(?P<num>\d+(?:\.\d+){2,}|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+,\d{1,2}(?![\d,])|\d+(?:\.\d+)?)"
+    r"(?P<ord>st|nd|rd|th)?", re.IGNORECASE)
 _WORD_NUMBER = re.compile(
-    rf"\b(?P<a>an?\s+(?=(?:hundred|thousand|million|billion|dozen)\b))?"
-    rf"(?P<words>(?:{_NUMBER_WORD})(?:(?:\s+and\s+|[\s-]+)(?:{_NUMBER_WORD}))*)\b"
-    rf"(?:\s?-?(?P<unit>{_UNIT_WORDS})(?![A-Za-z0-9]))?"
-    rf"(?:\s(?P<post>{_CURRENCY_AFTER})(?![A-Za-z0-9]))?",
+    rf"(?P<words>(?:{_NUMBER_WORD})(?:(?:\s+and\s+|[\s-]+)(?:{_NUMBER_WORD}))*)\b",
     re.IGNORECASE)
-_HALF = re.compile(rf"\bhalf\s+(?:an?\s+)?(?P<unit>{_UNIT_WORDS})(?![A-Za-z0-9])",
-                   re.IGNORECASE)
+# The word (or sign) after a number: a multiplier, a unit or a currency, looked up in
+# the lexicon's tables rather than matched by a long alternation.
+_TAIL = re.compile(
+    r"(?P<space>\s?-?)(?P<word>[^\W\d_]+(?:/[a-z]+)?|%|°\s?[cCfF]\b|[℃℉×€£$¥₹])")
+_ATTACHED_LETTER = re.compile(r"[A-Za-z0-9]")
+_MARKED = re.compile(r"[$€£¥₹₩₽₺₪+−-]|[A-Z]{3}\s?$")  # a currency or sign may precede
+_HALF = re.compile(r"half\s+(?:an?\s+)?", re.IGNORECASE)
 _ISO_DATE = re.compile(r"(?<![\d-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\d-])")
 _DOTTED_DATE = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4})(?![\d.])")
 _SLASH_DATE = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{2,4})(?![\d/])")
-_NAMED_DATE = re.compile(
-    rf"(?:\b(?P<d1>\d{{1,2}})(?:st|nd|rd|th|er)?\.?\s+(?:of\s+|de\s+)?)?"
-    rf"\b(?P<month>{_MONTH})\b\.?"
-    rf"(?:\s+(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?(?![\d:]))?"
-    rf"(?:,?\s+(?:de\s+)?(?P<year>\d{{4}})(?!\d))?",
+_DAY_BEFORE = re.compile(r"(?<!\d)(?P<d1>\d{1,2})(?:st|nd|rd|th|er)?\.?\s+(?:of\s+|de\s+)?$",
+                         re.IGNORECASE)
+_MONTH_AFTER = re.compile(
+    r"(?P<month>[^\W\d_]+)\.?"
+    r"(?:\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?(?![\d:]))?"
+    r"(?:,?\s+(?:de\s+)?(?P<year>\d{4})(?!\d))?",
     re.IGNORECASE)
 _TIME = re.compile(
     rf"(?<![\d:.])(?P<h>\d{{1,2}})(?:[:h](?P<m>\d{{2}})(?::(?P<s>\d{{2}}))?)?"
     rf"(?:\s?(?P<ampm>{_AMPM})(?![A-Za-z])|\s?(?P<uhr>uhr)\b)?(?![\d:])",
     re.IGNORECASE)
-_DAY_WORDS = re.compile(
-    r"\b(?:" + _alternation([*WEEKDAYS, *RELATIVE_DAYS, "noon", "midnight"]) + r")\b",
-    re.IGNORECASE)
 _NOT_COUNTING_ONE = re.compile(r"(?:the|this|that|which|each|any|every|no|only|another|"
                                r"some)\s+$", re.IGNORECASE)
 _ONE_FOLLOWERS = re.compile(r"\s*(?:of|another|'s|or more|by one)\b", re.IGNORECASE)
+_TRIGGERS = frozenset([*MONTHS, *WEEKDAYS, *RELATIVE_DAYS, *NUMBER_WORDS, *SCALE_WORDS,
+                       "noon", "midnight", "half"])
+
+
+@functools.lru_cache(maxsize=512)
+def _trigger(words: tuple[str, ...]) -> re.Pattern[str]:
+    """An expression for the trigger words one text contains (few, and often the same
+    few: cached)."""
+    return re.compile(r"\b(?:" + _alternation(list(words)) + r")\b", re.IGNORECASE)
 
 
 def quantities(text: str) -> list[Quantity]:
-    """Every date, time and number in `text`, left to right, spans not overlapping."""
+    """Every date, time and number in `text`, left to right, spans not overlapping:
+    words first (month names, weekdays, number words), then digit runs."""
     found: list[Quantity] = []
-    taken: list[tuple[int, int]] = []
-
-    def free(start: int, end: int) -> bool:
-        return all(end <= s or start >= e for s, e in taken)
-
-    def keep(item: Quantity | None) -> None:
-        if item is not None and free(item.start, item.end):
+    taken = bytearray(len(text) + 1)
+    triggers = _TRIGGERS.intersection([w.strip(_PUNCTUATION) for w in text.lower().replace(
+        "-", " ").split()])
+    for m in _trigger(tuple(sorted(triggers))).finditer(text) if triggers else ():
+        if taken[m.start()]:
+            continue
+        item = _at_word(text, m)
+        if item is not None and not any(taken[item.start:item.end]):
             found.append(item)
-            taken.append((item.start, item.end))
-
-    for finder in (_dates, _times, _day_words, _numbers, _word_numbers, _halves):
-        for item in finder(text):
-            keep(item)
+            taken[item.start:item.end] = b"\x01" * (item.end - item.start)
+    for m in _DIGITS.finditer(text):
+        if taken[m.start()]:
+            continue
+        item = _at_digits(text, m.start(), m.end())
+        if item is not None and not any(taken[item.start:item.end]):
+            found.append(item)
+            taken[item.start:item.end] = b"\x01" * (item.end - item.start)
     found.sort(key=lambda q: q.start)
     return found
 
 
-def _when(key: str, match: re.Match[str]) -> Quantity:
-    return Quantity("when", key, match.group(0).strip(), match.start(), match.end())
+def _at_word(text: str, m: re.Match[str]) -> Quantity | None:
+    word = m.group(0).lower()
+    if word in MONTHS:
+        return _named_date(text, m.start())
+    if word in WEEKDAYS:
+        return _when("weekday:" + WEEKDAYS[word], m)
+    if word in RELATIVE_DAYS:
+        return _when("day:" + RELATIVE_DAYS[word], m)
+    if word in ("noon", "midnight"):
+        return _when("12:00" if word == "noon" else "00:00", m)
+    if word in NUMBER_WORDS or word in SCALE_WORDS:
+        return _word_number(text, m.start())
+    if word == "half":
+        return _half(text, m.start())
+    return None
+
+
+def _at_digits(text: str, start: int, end: int) -> Quantity | None:
+    following = text[end:end + 4].lstrip(" ")[:1].lower()
+    for pattern, builder, signs in _DIGIT_FORMS:
+        if following and following in signs:
+            m = pattern.match(text, start)
+            item = builder(m) if m is not None else None
+            if item is not None:
+                return item
+    return _number(text, start)
+
+
+def _when(key: str, m: re.Match[str]) -> Quantity:
+    return Quantity("when", key, m.group(0).strip(), m.start(), m.end())
 
 
 def _date_key(year: str | None, month: int, day: str | None) -> str:
@@ -141,26 +178,40 @@ def _date_key(year: str | None, month: int, day: str | None) -> str:
     return "-".join(parts)
 
 
-def _dates(text: str) -> list[Quantity]:
-    out = []
-    for m in _ISO_DATE.finditer(text):
-        if 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(3)) <= 31:
-            out.append(_when(_date_key(m.group(1), int(m.group(2)), m.group(3)), m))
-    for m in _DOTTED_DATE.finditer(text):
-        if 1 <= int(m.group(2)) <= 12:
-            out.append(_when(_date_key(m.group(3), int(m.group(2)), m.group(1)), m))
-    for m in _SLASH_DATE.finditer(text):
-        key = "/".join(str(int(part)) for part in m.groups())
-        out.append(_when(key, m))
-    for m in _NAMED_DATE.finditer(text):
-        month_word = m.group("month")
-        day, year = m.group("d1") or m.group("d2"), m.group("year")
-        if not (day or year) and not _standalone_month(month_word):
-            continue
-        if day and not 1 <= int(day) <= 31:
-            continue
-        out.append(_when(_date_key(year, MONTHS[month_word.lower()], day), m))
-    return out
+def _iso(m: re.Match[str]) -> Quantity | None:
+    if 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(3)) <= 31:
+        return _when(_date_key(m.group(1), int(m.group(2)), m.group(3)), m)
+    return None
+
+
+def _dotted(m: re.Match[str]) -> Quantity | None:
+    if 1 <= int(m.group(2)) <= 12:
+        return _when(_date_key(m.group(3), int(m.group(2)), m.group(1)), m)
+    return None
+
+
+def _slashed(m: re.Match[str]) -> Quantity:
+    return _when("/".join(str(int(part)) for part in m.groups()), m)
+
+
+def _named_date(text: str, start: int) -> Quantity | None:
+    """A date around a month name: `March 5, 2025`, `5 March 2025`, `5th of March`,
+    `March 2025`, or a month alone when it is written as a name."""
+    d1, month_at = None, start
+    before = _DAY_BEFORE.search(text, max(0, start - 12), start)
+    if before is not None:
+        d1, start = before.group("d1"), before.start()
+    m = _MONTH_AFTER.match(text, month_at)
+    if m is None or m.group("month").lower() not in MONTHS:
+        return None
+    month_word = m.group("month")
+    day, year = d1 or m.group("d2"), m.group("year")
+    if not (day or year) and not _standalone_month(month_word):
+        return None
+    if day and not 1 <= int(day) <= 31:
+        return None
+    key = _date_key(year, MONTHS[month_word.lower()], day)
+    return Quantity("when", key, text[start:m.end()].strip(), start, m.end())
 
 
 def _standalone_month(word: str) -> bool:
@@ -170,38 +221,21 @@ def _standalone_month(word: str) -> bool:
             and word.lower() not in ("may", "march", "mars", "mai"))
 
 
-def _times(text: str) -> list[Quantity]:
-    out = []
-    for m in _TIME.finditer(text):
-        if m.group("m") is None and m.group("ampm") is None and m.group("uhr") is None:
-            continue
-        hour, minute = int(m.group("h")), int(m.group("m") or 0)
-        ampm = (m.group("ampm") or "").lower().replace(".", "")
-        if ampm and not 1 <= hour <= 12:
-            continue
-        if ampm == "pm" and hour != 12:
-            hour += 12
-        elif ampm == "am" and hour == 12:
-            hour = 0
-        if hour > 24 or minute > 59:
-            continue
-        seconds = int(m.group("s") or 0)
-        key = f"{hour:02d}:{minute:02d}" + (f":{seconds:02d}" if seconds else "")
-        out.append(_when(key, m))
-    return out
-
-
-def _day_words(text: str) -> list[Quantity]:
-    out = []
-    for m in _DAY_WORDS.finditer(text):
-        word = m.group(0).lower()
-        if word in WEEKDAYS:
-            out.append(_when("weekday:" + WEEKDAYS[word], m))
-        elif word in RELATIVE_DAYS:
-            out.append(_when("day:" + RELATIVE_DAYS[word], m))
-        else:
-            out.append(_when("12:00" if word == "noon" else "00:00", m))
-    return out
+def _time(m: re.Match[str]) -> Quantity | None:
+    if m.group("m") is None and m.group("ampm") is None and m.group("uhr") is None:
+        return None
+    hour, minute = int(m.group("h")), int(m.group("m") or 0)
+    ampm = (m.group("ampm") or "").lower().replace(".", "")
+    if ampm and not 1 <= hour <= 12:
+        return None
+    if ampm == "pm" and hour != 12:
+        hour += 12
+    elif ampm == "am" and hour == 12:
+        hour = 0
+    if hour > 24 or minute > 59:
+        return None
+    seconds = int(m.group("s") or 0)
+    return _when(f"{hour:02d}:{minute:02d}" + (f":{seconds:02d}" if seconds else ""), m)
 
 
 def _parse_digits(raw: str) -> tuple[float | None, str]:
@@ -213,32 +247,89 @@ def _parse_digits(raw: str) -> tuple[float | None, str]:
     return float(raw.replace(",", "")), ""
 
 
-def _numbers(text: str) -> list[Quantity]:
-    out = []
-    for m in _NUMBER.finditer(text):
-        value, version = _parse_digits(m.group("num"))
-        if value is None:
-            out.append(Quantity("number", "v" + version, m.group(0).strip(), m.start(),
-                                m.end(), unit="version"))
-            continue
-        if m.group("sign") in ("-", "−"):
-            value = -value
-        currency = _currency(m.group("pre"), m.group("post"))
-        mult = (m.group("mult") or "").lower()
-        unit_word = (m.group("unit") or "").lower()
-        if mult in ("m", "b") and not currency:
-            # 5m is five metres and 5 B five bytes, unless money: $5m is five million.
-            unit_word, mult = unit_word or mult, ""
-        if m.group("mult") == "M" or m.group("mult") == "B":
-            unit_word, mult = (m.group("unit") or "").lower(), m.group("mult").lower()
-        value *= MULTIPLIERS.get(mult, 1.0)
-        unit = "#" if m.group("ord") else currency
-        if m.group("post") and m.group("post").lower() in CENTS:
-            value, unit = value / 100, "usd"
-        if unit_word and not currency:
-            unit, value = _unit(unit_word, value)
-        out.append(_number(m, value, unit))
-    return out
+def _number(text: str, start: int) -> Quantity | None:
+    if start and (text[start - 1].isascii() and (text[start - 1].isalnum()
+                                                 or text[start - 1] in "_.")):
+        return None
+    if start > 1 and text[start - 1] == "-" and text[start - 2].isascii() and text[
+            start - 2].isalpha():
+        return None  # GPT-4, utf-8: part of a name
+    m = _NUMBER.match(text, start)
+    if m is None:
+        return None
+    before = text[max(0, start - 6):start]
+    prefix = (_PREFIX.search(text, max(0, start - 6), start)
+              if before and _MARKED.search(before) else None)
+    begin = prefix.start() if prefix is not None else start
+    pre = prefix.group(0).strip(" -−+") if prefix is not None else ""
+    negative = prefix is not None and prefix.group(0).rstrip().endswith(("-", "−"))
+    value, version = _parse_digits(m.group("num"))
+    if value is None:
+        return Quantity("number", "v" + version, text[begin:m.end()], begin, m.end(),
+                        unit="version")
+    if negative:
+        value = -value
+    tail = _tail(text, m.end(), money=bool(pre))
+    if tail is None:
+        return None
+    end, mult, unit_word, post = tail
+    currency = _currency(pre or None, post or None)
+    value *= mult
+    unit = "#" if m.group("ord") else currency
+    if post and post.lower() in CENTS:
+        value, unit = value / 100, "usd"
+    if unit_word and not currency:
+        unit, value = _unit(unit_word, value)
+    return _quantity(text[begin:end].strip(), begin, end, value, unit)
+
+
+def _tail(text: str, at: int, money: bool) -> tuple[int, float, str, str] | None:
+    """(end, multiplier, unit, currency) of what follows a number, or None when a
+    letter is glued to it that is none of these (`4o`, `3D`: part of a name)."""
+    mult, unit, post = 1.0, "", ""
+    for _ in range(3):
+        m = _TAIL.match(text, at)
+        if m is None:
+            break
+        raw, word = m.group("word"), m.group("word").lower()
+        glued = not m.group("space")
+        after = m.end()
+        if after < len(text) and _ATTACHED_LETTER.match(text, after) and raw not in "%×":
+            break  # the word goes on: "5 mins" is taken whole, "4oz" too
+        if mult == 1.0 and not unit and not post and word in MULTIPLIERS and (
+                word not in ("m", "b") or money or raw in ("M", "B")) and (
+                len(word) > 2 or glued or money):
+            mult, at = MULTIPLIERS[word], after
+        elif (not unit and not post and word in UNITS) or word in ("per", "degree", "degrees",
+                                                                  "°"):
+            found = _unit_words(text, m)
+            if found is None:
+                break
+            unit, at = found
+        elif not post and (word in CURRENCY_WORDS or word in CENTS or raw in "€£$¥₹"):
+            post, at = raw, after
+        else:
+            break
+    if at < len(text) and _ATTACHED_LETTER.match(text, at) and text[at - 1].isdigit():
+        return None
+    return at, mult, unit, post
+
+
+_TWO_WORD_UNIT = re.compile(r"(?P<first>per|degrees?|°)\s*(?P<second>cent|celsius|"
+                            r"fahrenheit|c|f)\b", re.IGNORECASE)
+
+
+def _unit_words(text: str, m: re.Match[str]) -> tuple[str, int] | None:
+    word = m.group("word").lower().replace(" ", "")
+    two = _TWO_WORD_UNIT.match(text, m.start("word"))
+    if two is not None:
+        second = two.group("second").lower()
+        return ("%" if second == "cent" else "°" + second[0]), two.end()
+    if word in ("per",):
+        return None
+    if word in ("degree", "degrees", "°"):
+        return "deg", m.end()
+    return word, m.end()
 
 
 def _currency(pre: str | None, post: str | None) -> str:
@@ -252,20 +343,15 @@ def _currency(pre: str | None, post: str | None) -> str:
 
 
 def _unit(word: str, value: float) -> tuple[str, float]:
-    word = " ".join(word.replace("°", "° ").split())
-    if word in ("per cent",):
-        word = "%"
-    elif word.startswith("degrees ") or word.startswith("° "):
-        word = "°" + word.split()[-1][0]
-    canonical, factor = UNITS.get(word, UNITS.get(word.replace(" ", ""), (word, 1.0)))
+    canonical, factor = UNITS.get(word, (word, 1.0))
     return canonical, value * factor
 
 
-def _number(m: re.Match[str], value: float, unit: str) -> Quantity:
+def _quantity(surface: str, start: int, end: int, value: float, unit: str) -> Quantity:
     rounded = round(value, 9)
     text = f"{rounded:.9g}" if abs(rounded) < 1e15 else repr(rounded)
-    return Quantity("number", f"{unit}|{text}", m.group(0).strip(), m.start(), m.end(),
-                    value=rounded, unit=unit)
+    return Quantity("number", f"{unit}|{text}", surface, start, end, value=rounded,
+                    unit=unit)
 
 
 def _word_value(words: str) -> float | None:
@@ -287,28 +373,45 @@ def _word_value(words: str) -> float | None:
     return total + current if seen else None
 
 
-def _word_numbers(text: str) -> list[Quantity]:
-    out = []
-    for m in _WORD_NUMBER.finditer(text):
-        words = m.group("words")
-        if words.lower() == "one" and (_NOT_COUNTING_ONE.search(text, 0, m.start())
-                                       or _ONE_FOLLOWERS.match(text, m.end("words"))):
-            continue
-        if words.lower() in SCALE_WORDS and not m.group("a"):
-            continue  # "thousands of", "hundred" alone: not a count
-        value = _word_value(words)
-        if value is None:
-            continue
-        unit = _currency(None, m.group("post"))
-        if m.group("unit") and not unit:
-            unit, value = _unit(m.group("unit").lower(), value)
-        out.append(_number(m, value, unit))
-    return out
+def _word_number(text: str, start: int) -> Quantity | None:
+    begin = start
+    for article in ("a ", "an "):
+        if text[max(0, start - len(article)):start].lower() == article:
+            begin = start - len(article)
+    m = _WORD_NUMBER.match(text, start)
+    if m is None:
+        return None
+    words = m.group("words").lower()
+    if words == "one" and (_NOT_COUNTING_ONE.search(text, max(0, start - 10), start)
+                           or _ONE_FOLLOWERS.match(text, m.end())):
+        return None
+    if words in SCALE_WORDS and begin == start:
+        return None  # "thousands of", "hundred" alone: not a count
+    value = _word_value(words)
+    if value is None:
+        return None
+    tail = _tail(text, m.end(), money=False)
+    end, mult, unit_word, post = tail if tail is not None else (m.end(), 1.0, "", "")
+    unit = _currency(None, post or None)
+    value *= mult
+    if unit_word and not unit:
+        unit, value = _unit(unit_word, value)
+    return _quantity(text[begin:end].strip(), begin, end, value, unit)
 
 
-def _halves(text: str) -> list[Quantity]:
-    out = []
-    for m in _HALF.finditer(text):
-        unit, value = _unit(m.group("unit").lower(), 0.5)
-        out.append(_number(m, value, unit))
-    return out
+def _half(text: str, start: int) -> Quantity | None:
+    m = _HALF.match(text, start)
+    if m is None:
+        return None
+    tail = _tail(text, m.end() - 1, money=False)
+    if tail is None or not tail[2]:
+        return None
+    unit, value = _unit(tail[2], 0.5)
+    return _quantity(text[start:tail[0]].strip(), start, tail[0], value, unit)
+
+
+_Builder = Callable[[re.Match[str]], Quantity | None]
+# Each form with the characters that can follow its first digit run.
+_DIGIT_FORMS: tuple[tuple[re.Pattern[str], _Builder, str], ...] = (
+    (_ISO_DATE, _iso, "-"), (_DOTTED_DATE, _dotted, "."), (_SLASH_DATE, _slashed, "/"),
+    (_TIME, _time, ":hapu"))
