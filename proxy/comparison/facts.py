@@ -47,7 +47,6 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from proxy.comparison import prose
@@ -68,6 +67,7 @@ from proxy.comparison.snippet import Snippet, snippets, token_change
 # A capitalised word (or one in a script without case), after a French elision.
 _CANDIDATE = re.compile(r"\b(?:[ldjmnstc]['’]|qu['’])?[^\W\d_a-z][\w'’.-]*")
 _DIGIT = re.compile(r"\d")
+_CODE_MARK = "\x01"  # where a code span was, until its tokens go into the clean text
 _GROUPED = re.compile(r"(?<=\d)[\u00a0\u202f\u2009](?=\d{3}\b)")
 _ID_CHARS = re.compile(r"[\w.-]+")
 _NEGATOR = re.compile(  # NEGATIONS, grouped by first letter (measurably faster)
@@ -80,7 +80,6 @@ _HEADLESS = frozenset({"nothing", "nobody", "nowhere", "rien", "nada", "nichts"}
 _ELISION = re.compile(r"^(?:[ldjmnstc]|qu)['’](?=\w)", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"['’]s?$")
 _POSSESSIVES = re.compile(r"['’]s?\b")
-_HEADING = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*]+\*\*:?\s*$|__[^_]+__:?\s*$)")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _CJK_CONTENT = re.compile(r"[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff]|[\uac00-\ud7af]{2}")
 _CJK_FUNCTION = re.compile(r"([的是了在和与及或也都就还而但呢吗吧啊着过把被让给对从向为这那个些])")
@@ -188,20 +187,30 @@ def _pair(left: Fact, right: Fact) -> str:
 
 
 def extract(text: str) -> Facts:
-    """The facts of one prose answer."""
+    """The facts of one prose answer. Code comes out first (its tokens are facts of
+    their own), then markdown, then links, quotes and quantities, then names in what
+    is left."""
     text = _prepare(text)
     facts: list[Fact] = []
+    codes: list[str] = []
+    found_code = snippets(text)
+    if found_code:
+        parts, position = [], 0
+        for snippet in found_code:
+            facts.append(_code_fact(snippet, text))
+            codes.append(" " + snippet.key + " ")
+            parts += [text[position:snippet.start], _CODE_MARK]
+            position = snippet.end
+        parts.append(text[position:])
+        text = "".join(parts)
+    text = prose.unmark(text)
     pieces: list[tuple[int, int, str]] = []  # spans replaced in the clean text
-    for snippet in snippets(text):
-        facts.append(_code_fact(snippet, text))
-        pieces.append((snippet.start, snippet.end, " " + " ".join(snippet.tokens) + " "))
-    spans = [(s, e) for s, e, _ in pieces]
     for key, start, end in prose.links(text):
-        if _free(spans, start, end):
-            facts.append(Fact("link", key, text[start:end]))
-            pieces.append((start, end, " " + key + " "))
-            spans.append((start, end))
-    rest = _blank(text, spans + prose.marker_spans(text))
+        facts.append(Fact("link", key, text[start:end]))
+        pieces.append((start, end, " " + key + " "))
+    rest = _blank(text, [(s, e) for s, e, _ in pieces])
+    if codes:
+        rest = rest.replace(_CODE_MARK, " ")
     for key, surface, _, _ in prose.quotes(rest):
         facts.append(Fact("quote", key, surface))
     found = quantities(rest)
@@ -209,12 +218,22 @@ def extract(text: str) -> Facts:
         facts.append(_quantity_fact(q))
         pieces.append((q.start, q.end, " " + q.key + " "))
     rest = _blank(rest, [(q.start, q.end) for q in found])
-    marked = prose.unmark(rest)
-    facts += _names(marked)
+    facts += _names(rest)
     result = Facts(facts=facts)
-    _clean(result, _replace(text, pieces))
-    _negations(result, marked)
+    clean = _replace(text, pieces)
+    if codes:
+        clean = _restore(clean, codes)
+    _clean(result, clean)
+    _negations(result, rest)
     return result
+
+
+def _restore(text: str, codes: list[str]) -> str:
+    parts = text.split(_CODE_MARK)
+    out = [parts[0]]
+    for code, part in zip(codes, parts[1:], strict=False):
+        out += [code, part]
+    return "".join(out)
 
 
 def _prepare(text: str) -> str:
@@ -229,17 +248,17 @@ def _prepare(text: str) -> str:
     return text.replace("’", "'")
 
 
-def _free(spans: Iterable[tuple[int, int]], start: int, end: int) -> bool:
-    return all(end <= s or start >= e for s, e in spans)
-
-
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:
     if not spans:
         return text
-    chars = list(text)
-    for start, end in spans:
-        chars[start:end] = " " * (end - start)
-    return "".join(chars)
+    out, position = [], 0
+    for start, end in sorted(spans):
+        if start < position:
+            continue
+        out += [text[position:start], " " * (end - start)]
+        position = end
+    out.append(text[position:])
+    return "".join(out)
 
 
 def _replace(text: str, pieces: list[tuple[int, int, str]]) -> str:
@@ -289,7 +308,6 @@ def _identifiers(text: str) -> list[Fact]:
 
 def _names(text: str) -> list[Fact]:
     out = _identifiers(text)
-    headings: dict[int, bool] = {}
     for m in _CANDIDATE.finditer(text):
         raw = m.group(0)
         token = (_ELISION.sub("", raw) if "'" in raw else raw).rstrip(".-'")
@@ -297,9 +315,7 @@ def _names(text: str) -> list[Fact]:
                                                      and _DIGIT.search(token)):
             continue
         line = text.rfind("\n", 0, m.start()) + 1
-        if line not in headings:
-            headings[line] = bool(_HEADING.match(text, line))
-        start = headings[line] or _sentence_start(text, m.start(), line)
+        start = _sentence_start(text, m.start(), line)
         if _is_name(token, start, text[m.end():m.end() + 12]):
             bare = _POSSESSIVE.sub("", token) if "'" in token else token
             out.append(Fact("name", prose.fold(bare), bare))
@@ -336,9 +352,8 @@ def _name_key(token: str) -> str:
 
 def _clean(result: Facts, text: str) -> None:
     result.text = text
-    unmarked = prose.unmark(text)
-    result.polarity = prose.polarity(unmarked)
-    clean = prose.drop_courtesy(unmarked)
+    result.polarity = prose.polarity(text)
+    clean = prose.drop_courtesy(text)
     if not clean.isascii() and _CJK.search(clean):
         cjk_chars = len(_CJK.findall(clean))
         if cjk_chars * 3 >= len(clean.replace(" ", "")):

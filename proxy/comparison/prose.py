@@ -38,7 +38,7 @@ _QUOTES = re.compile(
     r"|「(?P<d>[^」\n]{1,200})」|『(?P<e>[^』\n]{1,200})』|„(?P<f>[^“\n]{1,200})“"
     r"|(?<![\w’'])['‘](?P<g>[^'’\n]{1,200})['’](?![\w’'])")
 _QUOTE_CHARS = re.compile(r"[\"“«「『„'‘]")
-_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(?<![\w*])(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
 _LINE_MARKER = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-*+•][ \t]+|\d{1,3}[.)][ \t]+"
                           r"|[-*_]{3,}[ \t]*$)", re.MULTILINE)
 _TABLE = re.compile(r"\|(?:\s*:?-{3,}:?\s*\|)*")
@@ -103,12 +103,6 @@ def unmark(text: str) -> str:
     if "|" in text:
         text = _TABLE.sub(" ", text)
     return text
-
-
-def marker_spans(text: str) -> list[tuple[int, int]]:
-    """Where the list markers, heading marks and block quotes are (list numbers are not
-    numbers of the answer)."""
-    return [(m.start(), m.end()) for m in _LINE_MARKER.finditer(text)]
 
 
 def sentences(text: str) -> list[str]:
