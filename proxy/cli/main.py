@@ -11,9 +11,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from proxy.cli import demo, flags, ramp, report, serve
+from proxy.cli import compare, demo, flags, ramp, report, serve
 
-COMMAND_MODULES = [serve, flags, report, ramp, demo]
+COMMAND_MODULES = [serve, flags, report, ramp, compare, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -296,3 +296,18 @@ def compare(legacy: Answer, candidate: Answer, policy: RoutePolicy | None = None
     label, score, reason, evidence = run.decide(identical)
     return Comparison(label, score, run.parts, tuple(run.reasons),
                       run.cut or legacy.truncated or candidate.truncated, reason, evidence)
+
+
+def same_answer(a: Answer, b: Answer, *, threshold: float,
+                policy: RoutePolicy | None = None) -> bool:
+    """Whether two answers agree, by the same rules as `compare`: no changed, missing
+    or added fact, JSON value or key, tool call, finish class, refusal or emptiness,
+    and a similarity of at least `threshold` (0..1) between their texts. The
+    orchestrator's merge groups model answers with this, so two answers that differ on
+    one fact never count as agreeing."""
+    result = compare(a, b, policy)
+    if result.reason == "identical":
+        return True
+    if result.reason != "text_edit":
+        return False
+    return max(result.parts.values(), default=0.0) <= 1.0 - threshold
