@@ -255,8 +255,8 @@ class _Run:
                            for e in f.evidence)
         if decisive and chosen is not None:
             return "major", 1.0, chosen.reason, evidence
-        if self.both_refuse:
-            return "equivalent", score, "refusal", evidence  # a refusal's wording is moot
+        if self.both_refuse:  # two refusals: what each says while refusing is moot
+            return "equivalent", score, "refusal", ()
         label = label_for(score, False, self.policy.thresholds)
         if self.facts_agree and label == "major":
             label = "minor"  # shared facts, none contradicted: not a major change

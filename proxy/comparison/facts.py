@@ -93,7 +93,7 @@ _IMPERATIVE_OBJECT = re.compile(
 TEXT_KINDS = ("name", "quote", "code", "link")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built by the hundred per answer: no frozen-init cost
 class Fact:
     kind: str  # number, when, name, quote, code, link
     key: str
@@ -276,7 +276,8 @@ def _code_fact(snippet: Snippet, text: str) -> Fact:
     surface = text[snippet.start:snippet.end].strip("`~ \n")
     if snippet.block:
         surface = surface.split("\n", 1)[-1].strip()
-    return Fact("code", snippet.key, _short(surface), tokens=snippet.tokens)
+    return Fact("code", snippet.key, _short(surface), unit="block" if snippet.block else "",
+                tokens=snippet.tokens)
 
 
 def _quantity_fact(q: Quantity) -> Fact:
@@ -314,20 +315,19 @@ def _names(text: str) -> list[Fact]:
         if not token or not token[0].isupper() or (not token.isalpha()
                                                      and _DIGIT.search(token)):
             continue
-        line = text.rfind("\n", 0, m.start()) + 1
-        start = _sentence_start(text, m.start(), line)
+        start = _sentence_start(text, m.start())
         if _is_name(token, start, text[m.end():m.end() + 12]):
             bare = _POSSESSIVE.sub("", token) if "'" in token else token
             out.append(Fact("name", prose.fold(bare), bare))
     return out
 
 
-def _sentence_start(text: str, at: int, line: int) -> bool:
+def _sentence_start(text: str, at: int) -> bool:
     """Whether the word at `at` opens a sentence, a line, a parenthesis or a quote."""
     i = at - 1
-    while i >= line and text[i] in " \t*_#>[`":
+    while i >= 0 and text[i] in " \t*_#>[`":
         i -= 1
-    return i < line or text[i] in ".!?:;(\"“«'"
+    return i < 0 or text[i] in ".!?:;(\"“«'\n"
 
 
 def _is_name(token: str, sentence_start: bool, following: str = "") -> bool:
@@ -336,14 +336,13 @@ def _is_name(token: str, sentence_start: bool, following: str = "") -> bool:
     if not sentence_start:
         return True
     word = token.lower()
-    if word in YES or word in NO or word in SOFT_YES:
-        return False
     if "'" in word:
         word = _POSSESSIVE.sub("", word)
-    if _IMPERATIVE_OBJECT.match(following):
-        return False  # "Store the password", "Add a user": a verb, not a name
-    return not (word in COMMON_STARTERS or word.rstrip("'") in COMMON_STARTERS
-                or (len(word) > 4 and word.endswith(STARTER_SUFFIXES)))
+    if (word in COMMON_STARTERS or word in YES or word in NO or word in SOFT_YES
+            or (len(word) > 4 and word.endswith(STARTER_SUFFIXES))):
+        return False
+    # "Store the password", "Add a user": a verb with its object, not a name.
+    return not _IMPERATIVE_OBJECT.match(following)
 
 
 def _name_key(token: str) -> str:
@@ -360,7 +359,7 @@ def _clean(result: Facts, text: str) -> None:
             result.cjk = clean
             clean = _CJK_FUNCTION.sub(r" \1 ", clean)
     result.clean = " ".join(clean.split())
-    result.refusal = prose.refused(prose.fold(result.clean[:400]))
+    result.refusal = prose.refused(prose.fold(result.clean[:700]))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -426,14 +425,21 @@ def _present(fact: Fact, other: Facts) -> bool:
 
 def _unmatched(mine: list[Fact], theirs: list[Fact], other: Facts,
                tolerance: float) -> list[Fact]:
-    """Facts of `mine` the other answer lacks: names, quotes, code and links as a set
-    (present anywhere counts), numbers and dates as a multiset (a value said twice on
-    one side and once on the other is a difference: "24 hours ... 24 hours" vs
-    "12 hours ... 24 hours")."""
+    """Facts of `mine` the other answer lacks: names, quotes, code spans and links as a
+    set (present anywhere counts), numbers, dates and code blocks as a multiset (a value
+    said twice on one side and once on the other is a difference: "24 hours ... 24
+    hours" vs "12 hours ... 24 hours")."""
     keys = {f.key for f in theirs}
-    pool = [f for f in theirs if f.kind in ("number", "when")]
+    pool = [f for f in theirs if f.kind in ("number", "when") or f.unit == "block"]
     out, seen = [], set()
     for fact in mine:
+        if fact.unit == "block":  # code blocks: a multiset too, matched only as code
+            twin = next((t for t in pool if t.key == fact.key), None)
+            if twin is not None:
+                pool.remove(twin)
+            else:
+                out.append(fact)
+            continue
         if fact.kind in ("number", "when"):
             match = next((t for t in pool if t.key == fact.key), None) or next(
                 (t for t in pool if _same_value(fact, t, tolerance)), None)

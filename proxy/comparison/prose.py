@@ -146,7 +146,9 @@ def polarity(text: str) -> str | None:
 
 
 def refused(text: str) -> bool:
-    """Whether a (cleaned) answer is a refusal rather than an answer."""
+    """Whether a (cleaned, folded) answer is a refusal rather than an answer: a refusal
+    phrase in its first 300 characters, and not much after it (a disclaimer followed by
+    an answer is an answer)."""
     head = text[:300]
     if not any(hint in head for hint in REFUSAL_HINTS):
         return False
@@ -154,5 +156,7 @@ def refused(text: str) -> bool:
     if m is None:
         return False
     rest = text[m.end():]
+    if len(rest) > 300:
+        return False
     hedge = HEDGES.search(rest)
     return not (hedge and len(rest) - hedge.end() > 40)

@@ -43,7 +43,7 @@ from proxy.comparison.lexicon import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built by the hundred per answer: no frozen-init cost
 class Quantity:
     """A value found in the text. `kind` is `number` (with `unit`, possibly a currency
     code or empty) or `when` (dates, times, weekdays: `key` says which)."""

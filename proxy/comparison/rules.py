@@ -145,8 +145,8 @@ def prose(a: str, b: str, *, max_chars: int, case_sensitive: bool = False,
     cut = len(a) > max_chars or len(b) > max_chars
     left, right = extract(a[:max_chars]), extract(b[:max_chars])
     if facts:
-        diff = compare_facts(left, right, tolerance=tolerance, a_cut=a_cut or cut,
-                             b_cut=b_cut or cut)
+        # Cut at `max_chars`, both sides are compared on their beginnings as they are.
+        diff = compare_facts(left, right, tolerance=tolerance, a_cut=a_cut, b_cut=b_cut)
     else:
         diff = FactDiff()
     x, y = left.clean, right.clean
@@ -159,6 +159,8 @@ def prose(a: str, b: str, *, max_chars: int, case_sensitive: bool = False,
 
 def prose_findings(result: ProseResult) -> list[Finding]:
     found = []
+    if result.a.refusal and result.b.refusal:
+        return found  # two refusals: what each mentions while refusing is moot
     if result.a.refusal != result.b.refusal:
         side = "orchestrator" if result.b.refusal else "legacy"
         found.append(Finding("refusal", "text", (f"{side} refuses",)))

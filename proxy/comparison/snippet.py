@@ -41,7 +41,7 @@ _HASH_COMMENT = re.compile(r"(?:^|(?<=\s))#(?![!\[{])[^\n]*")
 _SLASH_COMMENT = re.compile(r"(?:^|(?<=\s))//[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built by the hundred per answer: no frozen-init cost
 class Snippet:
     """One code block or span: its tokens, and where it was in the answer."""
 
