@@ -112,7 +112,7 @@ class Facts:
     negated: Counter[str] = field(default_factory=Counter)
     negations: int = 0
     folded: str = ""  # the prose, folded: where negations are counted
-    counts: Counter[str] | None = None  # its words, counted when a negation needs them
+    counts: Counter[str] | None = None  # its word stems, counted when a negation needs them
     polarity: str | None = None
     refusal: bool = False
     clean: str = ""  # the text the similarity measure sees
@@ -410,9 +410,10 @@ def _negations(result: Facts, text: str) -> None:
 def _positive(facts: Facts, head: str) -> int:
     """How often `head` occurs un-negated."""
     if facts.counts is None:
-        facts.counts = Counter(_WORD.findall(facts.folded))
-    total = sum(n for w, n in facts.counts.items() if _stem(w) == head)
-    return total - facts.negated[head]
+        facts.counts = Counter()
+        for word, count in Counter(_WORD.findall(facts.folded)).items():
+            facts.counts[_stem(word)] += count
+    return facts.counts[head] - facts.negated[head]
 
 
 def _present(fact: Fact, other: Facts) -> bool:

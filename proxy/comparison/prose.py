@@ -147,9 +147,9 @@ def polarity(text: str) -> str | None:
 
 def refused(text: str) -> bool:
     """Whether a (cleaned, folded) answer is a refusal rather than an answer: a refusal
-    phrase in its first 300 characters, and not much after it (a disclaimer followed by
+    phrase in its first 200 characters, and not much after it (a disclaimer followed by
     an answer is an answer)."""
-    head = text[:300]
+    head = text[:200]
     if not any(hint in head for hint in REFUSAL_HINTS):
         return False
     m = REFUSALS.search(head)
