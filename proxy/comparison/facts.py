@@ -1,4 +1,4 @@
-"""The facts of a prose answer, and whether two answers state the same ones.
+"""The facts of a prose answer: what a text cannot change without changing what it says.
 
 Layer: pure core. A fact is a token an answer cannot change without changing what it
 says, however small the edit:
@@ -14,36 +14,13 @@ says, however small the edit:
 - negations (not, no, never, n't, none, without, and common French, Spanish, German
   forms) with the word they negate, and a leading yes/no.
 
-Comparing: names, quotes, code and links count as present on the other side when they
-appear anywhere in its text (case and accents ignored), so reordering ("The capital is
-Paris" / "Paris is the capital") or a name written in lower case is not a change.
-Numbers and dates match by value, unit and currency (a number without a unit matches
-the same number with one; a year matches a date in that year; a date matches a more
-precise date it contains), within the route's relative `number_tolerance`.
-
-- Facts on both sides that the other lacks: a **changed fact** (`Paris → Lyon`).
-- A negation that flips a statement the other answer makes (the negated word appears
-  un-negated on the other side: "includes API access" / "does not include API
-  access"), or a negation that is the only difference between two otherwise equal
-  texts: a changed fact. So is yes against no.
-- Facts on one side only: the other answer is a subset or superset (`fact_added`,
-  `fact_missing`): not a contradiction, but not the same answer either.
-- Chinese, Japanese and Korean have no capitals: there, a replaced run of ideographs,
-  katakana or hangul that appears nowhere in the other answer is a changed fact (a
-  reordering is not), next to the numbers.
-
-Known limits: common nouns, verbs and adjectives are not facts ("eggs" vs "butter",
-"deleted" vs "archived" are graded by similarity only); unit conversions across systems
-and paraphrased negations ("not free" / "costs money") are not understood; in German,
-where every noun is capitalised, a paraphrase with other nouns counts as changed facts;
-long answers that mention different names differ in facts even when neither is wrong.
+Comparing two answers' facts is `proxy.comparison.agreement`.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import math
 import re
 import unicodedata
 from collections import Counter
@@ -61,8 +38,7 @@ from proxy.comparison.lexicon import (
     YES,
 )
 from proxy.comparison.quantity import Quantity, quantities
-from proxy.comparison.similarity import text_divergence
-from proxy.comparison.snippet import Snippet, snippets, token_change
+from proxy.comparison.snippet import Snippet, snippets
 
 # A capitalised word (or one in a script without case), after a French elision.
 _CANDIDATE = re.compile(r"\b(?:[ldjmnstc]['’]|qu['’])?[^\W\d_a-z][\w'’.-]*")
@@ -81,10 +57,7 @@ _ELISION = re.compile(r"^(?:[ldjmnstc]|qu)['’](?=\w)", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"['’]s?$")
 _POSSESSIVES = re.compile(r"['’]s?\b")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
-_CJK_CONTENT = re.compile(r"[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff]|[\uac00-\ud7af]{2}")
 _CJK_FUNCTION = re.compile(r"([的是了在和与及或也都就还而但呢吗吧啊着过把被让给对从向为这那个些])")
-_CJK_STRIP = re.compile(r"[的是了在和与及或也都就还而但呢吗吧啊着过把被让给对从向为这那个些"
-                        r"\u3040-\u309f\s\W]")
 _SPACES = re.compile(r"\s+")
 _IMPERATIVE_OBJECT = re.compile(
     r"\s+(?:the|a|an|your|my|our|their|its|this|that|these|those|it|them|all|any|each|"
@@ -125,6 +98,18 @@ class Facts:
     def empty(self) -> bool:
         return not self.facts and self.polarity is None
 
+    def positive(self, head: str) -> int:
+        """How often the stem `head` occurs un-negated."""
+        if self.counts is None:
+            self.counts = Counter()
+            for word, count in Counter(_WORD.findall(self.folded)).items():
+                self.counts[_stem(word)] += count
+        return self.counts[head] - self.negated[head]
+
+    def unnegated(self) -> str:
+        """The folded prose without its negation words."""
+        return _NEGATOR.sub(" ", self.folded)
+
     @property
     def words(self) -> frozenset[str]:
         """The folded words of the answer (built when a name needs looking up)."""
@@ -140,50 +125,6 @@ class Facts:
         if self._flat is None:
             self._flat = "".join(prose.fold(self.text).split())
         return self._flat
-
-
-@dataclass(frozen=True, slots=True)
-class FactDiff:
-    """Facts only in the legacy answer (`missing`), only in the other (`added`), and
-    flipped statements (negation, yes/no, replaced CJK runs)."""
-
-    missing: tuple[Fact, ...] = ()
-    added: tuple[Fact, ...] = ()
-    flips: tuple[str, ...] = ()
-    common: bool = False  # the answers share at least one fact (or the same yes/no)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.flips) or (bool(self.missing) and bool(self.added))
-
-    @property
-    def same(self) -> bool:
-        return not (self.flips or self.missing or self.added)
-
-    def evidence(self) -> list[str]:
-        """Flips, then changed facts paired by kind (`Paris → Lyon`), then the rest."""
-        out = list(self.flips)
-        missing, added = list(self.missing), list(self.added)
-        for kind in ("number", "when", "code", "name", "quote", "link"):
-            lefts = [f for f in missing if f.kind == kind]
-            rights = [f for f in added if f.kind == kind]
-            for left, right in zip(lefts, rights, strict=False):
-                out.append(_pair(left, right))
-                missing.remove(left)
-                added.remove(right)
-        if self.changed:
-            for left, right in zip(missing, added, strict=False):
-                out.append(f"{left.surface} → {right.surface}")
-            missing, added = missing[len(added):], added[len(missing):]
-        out += [f"missing: {f.surface}" for f in missing]
-        out += [f"added: {f.surface}" for f in added]
-        return out
-
-
-def _pair(left: Fact, right: Fact) -> str:
-    if left.kind == "code" and left.tokens and right.tokens:
-        return token_change(left.tokens, right.tokens)
-    return f"{left.surface} → {right.surface}"
 
 
 def extract(text: str) -> Facts:
@@ -407,123 +348,3 @@ def _negations(result: Facts, text: str) -> None:
                 break
 
 
-def _positive(facts: Facts, head: str) -> int:
-    """How often `head` occurs un-negated."""
-    if facts.counts is None:
-        facts.counts = Counter()
-        for word, count in Counter(_WORD.findall(facts.folded)).items():
-            facts.counts[_stem(word)] += count
-    return facts.counts[head] - facts.negated[head]
-
-
-def _present(fact: Fact, other: Facts) -> bool:
-    if fact.kind == "name":
-        return fact.key in other.words
-    if fact.kind in ("quote", "link", "code"):
-        return fact.key.replace(" ", "") in other.flat
-    return False
-
-
-def _unmatched(mine: list[Fact], theirs: list[Fact], other: Facts,
-               tolerance: float) -> list[Fact]:
-    """Facts of `mine` the other answer lacks: names, quotes, code spans and links as a
-    set (present anywhere counts), numbers, dates and code blocks as a multiset (a value
-    said twice on one side and once on the other is a difference: "24 hours ... 24
-    hours" vs "12 hours ... 24 hours")."""
-    keys = {f.key for f in theirs}
-    pool = [f for f in theirs if f.kind in ("number", "when") or f.unit == "block"]
-    out, seen = [], set()
-    for fact in mine:
-        if fact.unit == "block":  # code blocks: a multiset too, matched only as code
-            twin = next((t for t in pool if t.key == fact.key), None)
-            if twin is not None:
-                pool.remove(twin)
-            else:
-                out.append(fact)
-            continue
-        if fact.kind in ("number", "when"):
-            match = next((t for t in pool if t.key == fact.key), None) or next(
-                (t for t in pool if _same_value(fact, t, tolerance)), None)
-            if match is not None:
-                pool.remove(match)
-            else:
-                out.append(fact)
-            continue
-        if fact.key in keys or fact.key in seen or _present(fact, other):
-            continue
-        seen.add(fact.key)
-        out.append(fact)
-    return out
-
-
-def _same_value(a: Fact, b: Fact, tolerance: float) -> bool:
-    if a.kind == "when" and b.kind == "when":
-        return _date_within(a.key, b.key) or _date_within(b.key, a.key)
-    if a.kind != b.kind:
-        year, date = (a, b) if a.kind == "number" else (b, a)
-        return (not year.unit and year.value.is_integer() and 1000 <= year.value < 3000
-                and date.key.startswith(f"{int(year.value)}-"))
-    if a.unit and b.unit and a.unit != b.unit:
-        return False
-    if a.unit == "version" or b.unit == "version":
-        return False
-    return math.isclose(a.value, b.value, rel_tol=max(tolerance, 1e-9), abs_tol=1e-12)
-
-
-def _date_within(coarse: str, fine: str) -> bool:
-    """`2025-03` contains `2025-03-05`; `--03-05` matches `2025-03-05`."""
-    if fine.startswith(coarse + "-"):
-        return True
-    return coarse.startswith("--") and fine.endswith(coarse[1:]) and len(fine) > len(coarse)
-
-
-def compare_facts(a: Facts, b: Facts, *, tolerance: float = 0.0,
-                  a_cut: bool = False, b_cut: bool = False) -> FactDiff:
-    """How the facts of `b` differ from those of `a`. A side that was cut (`a_cut`,
-    `b_cut`: the capture or the stream stopped early) is not blamed for facts it may
-    have stated after the cut."""
-    missing = [] if b_cut else _unmatched(a.facts, b.facts, b, tolerance)
-    added = [] if a_cut else _unmatched(b.facts, a.facts, a, tolerance)
-    flips = _flips(a, b)
-    shared = _unmatched(a.facts, b.facts, b, tolerance)
-    common = len(shared) < len(a.facts) or (a.polarity is not None
-                                             and a.polarity == b.polarity)
-    return FactDiff(tuple(missing), tuple(added), tuple(flips), common)
-
-
-def _flips(a: Facts, b: Facts) -> list[str]:
-    flips = []
-    if a.polarity and b.polarity and a.polarity != b.polarity:
-        flips.append(f"{a.polarity} → {b.polarity}")
-    for head in sorted(set(a.negated) | set(b.negated)):
-        na, nb = a.negated[head], b.negated[head]
-        if na == nb:
-            continue
-        pa, pb = _positive(a, head), _positive(b, head)
-        if na > nb and pb > pa:
-            flips.append(f"not {head} → {head}")
-        elif nb > na and pa > pb:
-            flips.append(f"{head} → not {head}")
-    if not flips and a.negations != b.negations:
-        divergence, _ = text_divergence(_NEGATOR.sub(" ", a.folded),
-                                        _NEGATOR.sub(" ", b.folded), max_chars=2000)
-        if divergence <= 0.1:
-            flips.append("negation: " + ("removed" if a.negations > b.negations else "added"))
-    if a.cjk or b.cjk:
-        flips += _cjk_changes(a, b)
-    return flips
-
-
-def _cjk_changes(a: Facts, b: Facts) -> list[str]:
-    from rapidfuzz.distance import Levenshtein
-
-    left, right = _CJK_STRIP.sub("", a.cjk or a.clean), _CJK_STRIP.sub("", b.cjk or b.clean)
-    changes = []
-    for op in Levenshtein.opcodes(left[:2000], right[:2000]):
-        if op.tag != "replace":
-            continue
-        old, new = left[op.src_start:op.src_end], right[op.dest_start:op.dest_end]
-        if (_CJK_CONTENT.search(old) and _CJK_CONTENT.search(new)
-                and old not in right and new not in left):
-            changes.append(f"{old} → {new}")
-    return changes[:5]

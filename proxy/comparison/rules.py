@@ -26,8 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from proxy.comparison.agreement import FactDiff, compare_facts
 from proxy.comparison.answer import Answer, ToolCall
-from proxy.comparison.facts import FactDiff, Facts, compare_facts, extract
+from proxy.comparison.facts import Facts, extract
 from proxy.comparison.finding import Finding, Reason, show
 from proxy.comparison.jsondiff import JsonDiff, ProseJudge, ProseVerdict
 from proxy.comparison.prose import fold
@@ -158,7 +159,7 @@ def prose(a: str, b: str, *, max_chars: int, case_sensitive: bool = False,
 
 
 def prose_findings(result: ProseResult) -> list[Finding]:
-    found = []
+    found: list[Finding] = []
     if result.a.refusal and result.b.refusal:
         return found  # two refusals: what each mentions while refusing is moot
     if result.a.refusal != result.b.refusal:

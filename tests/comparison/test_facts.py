@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.comparison.facts import compare_facts, extract
+from proxy.comparison.agreement import compare_facts
+from proxy.comparison.facts import extract
 from proxy.comparison.prose import polarity, refused
 from proxy.comparison.snippet import snippets, token_change, tokens
 
