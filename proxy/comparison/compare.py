@@ -1,14 +1,16 @@
-"""Comparing two answers: a divergence score in [0, 1], its parts, and a label.
+"""Comparing two answers: what changed (a reason and its evidence), how much (a score in
+[0, 1] and its parts), and the label.
 
 Layer: pure core. Comparators (each gives a divergence in [0, 1]):
 
-- `text`: rapidfuzz similarity of the answer texts (`proxy.comparison.similarity`);
+- `text`: rapidfuzz similarity of the answer texts after markdown, courtesy sentences
+  and number formats are taken out (`proxy.comparison.rules.prose`);
 - `json`: instead of `text` when both answers are JSON: field-level structural diff
   (`proxy.comparison.jsondiff`), key order ignored, `content_ignore_keys` skipped;
   for a route whose wire format is unknown, the whole bodies are diffed this way;
 - `tool_calls`: 1 when the number of calls or the multiset of names differs, else the
-  mean structural divergence of the canonical arguments (calls are paired after
-  sorting, so the order of parallel calls does not matter);
+  mean structural divergence of the arguments (calls paired by name, equal arguments
+  first, so the order of parallel calls does not matter);
 - `finish_reason`: 0 or 1 on the normalised reasons (`end_turn` == `stop`);
 - `envelope`: structural diff of the rest of the two bodies (same wire format only,
   never for streams), with the policy's `ignore_keys` (ids, created, fingerprints,
@@ -16,16 +18,24 @@ Layer: pure core. Comparators (each gives a divergence in [0, 1]):
 - `embedding`: 1 - mean cosine similarity;
 - `error`: either answer is an error (0 when both are the same error).
 
-score = max(weight x divergence) over the comparators that apply; the label comes from
-the route's thresholds (`proxy.comparison.policy`), `identical` meaning the canonical
-answers are equal (so reordered JSON keys or different ids alone are identical).
+The label, in this order (`decide`): `identical` when the canonical answers are equal
+(reordered JSON keys, `2.5`/`2.50` or different ids alone are identical); `major` with
+score 1.0 when a decisive rule fires on a comparator whose weight is above 0 (a changed
+fact, JSON value or key, tool call, finish class, format, an empty answer, a refusal,
+an error: `proxy.comparison.rules`); else the route's thresholds on
+score = max(weight x divergence), raised to at least `minor` when facts were added or
+left out, capped at `minor` when both answers share facts and none contradicts, and
+`equivalent` for two refusals. The reason is the first decisive finding in
+`proxy.comparison.finding.REASONS` order, else what the score measured (`text_edit`,
+`embedding_changed`, `envelope_changed`).
 
 Cost: bounded by `Limits` (text cut at `max_text_chars`, JSON walk cut at
 `max_json_nodes`, embeddings at 200 000 floats, JSON answers over 1 MiB compared as
 text); past a limit the comparison is marked `truncated` rather than taking longer.
-Measured on a loaded 2-core box: a 1 KB text answer 0.1 ms, a small JSON answer
-0.03 ms, a 5 000-node JSON answer 4 ms, the bounds (10 000 characters / nodes) about
-5-10 ms. Extracting the answers (one `orjson.loads` of each body) comes on top.
+Prose costs most (its facts are extracted on both sides): about 0.7-1 ms for a pair of
+1 KB answers and 6-15 ms at the 10 000-character bound on a loaded 2-core box
+(`python bench/divergence.py`); a small JSON answer about 0.05 ms, a 5 000-node JSON
+answer 4 ms. Extracting the answers (one `orjson.loads` of each body) comes on top.
 """
 
 from __future__ import annotations
