@@ -35,7 +35,9 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import Levenshtein
 
-from proxy.comparison.facts import Fact, Facts
+from proxy.comparison.facts import Fact, Facts, stem
+from proxy.comparison.lexicon import ANTONYMS, FUNCTION_WORDS, NEGATING_PREFIXES
+from proxy.comparison.prose import fold
 from proxy.comparison.similarity import text_divergence
 from proxy.comparison.snippet import token_change
 
@@ -92,8 +94,27 @@ def _present(fact: Fact, other: Facts) -> bool:
     if fact.kind == "name":
         return fact.key in other.words
     if fact.kind in ("quote", "link", "code"):
-        return fact.key.replace(" ", "") in other.flat
+        return _contains(other.flat, fold(fact.key).replace(" ", ""))
     return False
+
+
+def _contains(flat: str, key: str) -> bool:
+    """`key` occurs in `flat` as a whole: not as the start of a longer token
+    (`pip install request` is not in `pip install requests`)."""
+    start = flat.find(key)
+    while start != -1:
+        end = start + len(key)
+        before = flat[start - 1] if start else " "
+        after = flat[end] if end < len(flat) else " "
+        if not (_word_char(key[:1]) and _word_char(before)) and not (
+                _word_char(key[-1:]) and _word_char(after)):
+            return True
+        start = flat.find(key, start + 1)
+    return False
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char in "-_"
 
 
 def _unmatched(mine: list[Fact], theirs: list[Fact], other: Facts,
@@ -196,3 +217,62 @@ def _cjk_changes(a: Facts, b: Facts) -> list[str]:
                 and old not in right and new not in left):
             changes.append(f"{old} → {new}")
     return changes[:5]
+
+
+def _content(facts: Facts) -> frozenset[str]:
+    """The stems of an answer's content words: contractions opened ("isn't" -> is, not),
+    function words and numbers left out."""
+    out = set()
+    for word in facts.words:
+        if word.endswith("n't"):
+            word = _CONTRACTIONS.get(word, word[:-3])
+        if word in FUNCTION_WORDS or word[:1].isdigit() or len(word) < 2:
+            continue
+        out.add(stem(word))
+    return frozenset(out)
+
+
+_CONTRACTIONS = {"can't": "can", "won't": "will", "shan't": "shall"}
+_ANTONYMS = {(stem(fold(a)), stem(fold(b))) for a, b in ANTONYMS}
+_ANTONYMS |= {(b, a) for a, b in _ANTONYMS}
+_POLAR = frozenset(a for a, _ in _ANTONYMS)
+_WORDS = re.compile(r"[^\W\d_][\w'-]*")
+
+
+def wording(a: Facts, b: Facts) -> tuple[list[str], bool]:
+    """For two answers that read alike: the statements turned around by a word (an
+    antonym, "closed" / "open", or a negating prefix, "available" / "unavailable"), and
+    whether content words were replaced (not only moved, reformatted or dropped
+    function words): "eggs" / "butter" is not the same answer, though no fact rule
+    sees it."""
+    if a.cjk or b.cjk:
+        return [], False  # no word boundaries to count: the CJK rule covers it
+    left, right = _content(a), _content(b)
+    only_a, only_b = left - right, right - left
+    flips = [f"{x} → {y}" for x in sorted(only_a) for y in sorted(only_b)
+             if (x, y) in _ANTONYMS or _negates(x, y) or _negates(y, x)]
+    return flips[:5], bool(only_a and only_b)
+
+
+def _negates(word: str, other: str) -> bool:
+    return any(other == prefix + word for prefix in NEGATING_PREFIXES) and len(word) > 3
+
+
+def swaps(a: Facts, b: Facts) -> list[str]:
+    """Values that changed places in otherwise aligned texts ("the lower bound is 5 and
+    the upper 10" / "... 10 and ... 5", "Alice paid Bob" / "Bob paid Alice")."""
+    found = []
+    for order_a, order_b in (
+            ([f.key for f in a.facts if f.kind in ("number", "when", "name")],
+             [f.key for f in b.facts if f.kind in ("number", "when", "name")]),
+            (_polar(a), _polar(b))):
+        if order_a != order_b and sorted(order_a) == sorted(order_b):
+            first = next(i for i, (x, y) in enumerate(zip(order_a, order_b, strict=True))
+                         if x != y)
+            found.append(f"swapped: {order_a[first]} ↔ {order_b[first]}")
+    return found
+
+
+def _polar(facts: Facts) -> list[str]:
+    """The answer's words that have an antonym, in order."""
+    return [w for w in (stem(word) for word in _WORDS.findall(facts.folded)) if w in _POLAR]

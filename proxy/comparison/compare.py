@@ -151,6 +151,7 @@ class _Run:
         self.findings: list[Finding] = []
         self.facts_agree = False
         self.both_refuse = False
+        self.reworded = False
         self.cut = False
         self.judge = prose_judge(max_chars=limits.max_text_chars,
                                  case_sensitive=policy.case_sensitive,
@@ -224,6 +225,7 @@ class _Run:
         self.findings += found
         self.facts_agree = result.facts_agree
         self.both_refuse = result.a.refusal and result.b.refusal
+        self.reworded = result.reworded
         if a.is_json != b.is_json and has_content(a) and has_content(b):
             side = "legacy" if a.is_json else "orchestrator"
             self.add(Finding("format_changed", "text", (f"only the {side} answer is JSON",)))
@@ -268,6 +270,8 @@ class _Run:
         if self.both_refuse:  # two refusals: what each says while refusing is moot
             return "equivalent", score, "refusal", ()
         label = label_for(score, False, self.policy.thresholds)
+        if self.reworded and label == "equivalent":
+            label = "minor"  # content words replaced: not the same answer in other form
         if self.facts_agree and label == "major":
             label = "minor"  # shared facts, none contradicted: not a major change
         if chosen is not None:

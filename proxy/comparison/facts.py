@@ -103,7 +103,7 @@ class Facts:
         if self.counts is None:
             self.counts = Counter()
             for word, count in Counter(_WORD.findall(self.folded)).items():
-                self.counts[_stem(word)] += count
+                self.counts[stem(word)] += count
         return self.counts[head] - self.negated[head]
 
     def unnegated(self) -> str:
@@ -149,6 +149,11 @@ def extract(text: str) -> Facts:
     for key, start, end in prose.links(text):
         facts.append(Fact("link", key, text[start:end]))
         pieces.append((start, end, " " + key + " "))
+    taken = [(s, e) for s, e, _ in pieces]
+    for kind, key, start, end in prose.paths(text):
+        if all(end <= s or start >= e for s, e in taken):
+            facts.append(Fact(kind, key, text[start:end]))
+            pieces.append((start, end, " " + key + " "))
     rest = _blank(text, [(s, e) for s, e, _ in pieces])
     if codes:
         rest = rest.replace(_CODE_MARK, " ")
@@ -304,7 +309,8 @@ def _clean(result: Facts, text: str) -> None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
+    """A crude stem: possessive, plural, -ed and -ing endings and a final e dropped."""
     word = _POSSESSIVE.sub("", word)
     if len(word) > 4 and word.endswith("ies"):
         word = word[:-3] + "y"
@@ -344,7 +350,7 @@ def _negations(result: Facts, text: str) -> None:
             if not head[0].isalnum():
                 break  # the clause ended
             if head not in NEGATION_GAP and not _negator(head):
-                result.negated[_stem(head)] += 1
+                result.negated[stem(head)] += 1
                 break
 
 

@@ -153,6 +153,33 @@ NEGATION_GAP = _words(
     "those there you we they i he she one get got le la les un une de du des el los las "
     "der die das ein eine einen es est sont ist sind")
 
+# Words whose swap turns a statement around ("closed" / "open"), and prefixes that
+# negate the word they precede ("available" / "unavailable").
+ANTONYMS: tuple[tuple[str, str], ...] = tuple(
+    (pair.split("/")[0], pair.split("/")[1]) for pair in sorted(_words(
+        "open/closed increase/decrease increased/decreased rise/fall rose/fell before/after "
+        "above/below true/false enabled/disabled enable/disable allow/deny allowed/forbidden "
+        "accept/reject accepted/rejected minimum/maximum min/max ascending/descending "
+        "higher/lower more/less larger/smaller bigger/smaller faster/slower earlier/later "
+        "first/last north/south east/west positive/negative success/failure "
+        "succeeded/failed pass/fail passed/failed include/exclude included/excluded "
+        "inside/outside always/never required/optional mandatory/optional public/private "
+        "online/offline win/lose won/lost buy/sell gain/loss profit/loss cheap/expensive "
+        "early/late inclusive/exclusive synchronous/asynchronous sync/async upper/lower "
+        "uppercase/lowercase increment/decrement encrypt/decrypt compress/decompress "
+        "visible/hidden better/worse best/worst highest/lowest likely/unlikely "
+        "ordered/unordered ouvert/fermé vrai/faux abierto/cerrado offen/geschlossen")))
+NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "non", "non-", "dis")
+FUNCTION_WORDS = _words(
+    "a an the and or but so nor yet for of to in on at by with from as into onto upon "
+    "about over under than then that this these those there here it its it's is are was "
+    "were be been being am do does did have has had having will would shall should can "
+    "could may might must not no i me my we us our you your he him his she her they them "
+    "their which who whom whose what when where why how if also just very really quite "
+    "too only even still already such some any each every all both either other another "
+    "one ones le la les un une de du des et ou en au aux el los las y o del der die das "
+    "und oder ein eine einen ist sind es")
+
 YES = _words("yes yeah yep yup oui sí si ja sim да")
 NO = _words("no nope nah non nein não нет")
 SOFT_YES = _words("sure certainly absolutely definitely indeed correct exactly")
@@ -223,5 +250,7 @@ COURTESY = re.compile(
     r"(?:to help|if)|just ask|would you like (?:me|more)|want me to|shall i",
     re.IGNORECASE)
 LEADING_FILLER = re.compile(
-    r"^\s*(?:sure|certainly|of course|absolutely|great question|good question|happy to help|"
-    r"okay|ok|alright|glad you asked)\s*[!.,:—–-]+\s*", re.IGNORECASE)
+    r"^\s*(?:(?:sure|certainly|of course|absolutely|great question|good question|happy to help|"
+    r"okay|ok|alright|glad you asked|thanks for (?:asking|your question|the question)"
+    r"|thank you for (?:asking|your question)|i'd be (?:happy|glad) to help"
+    r"|(?:that's|what) a (?:great|good) question)\s*[!.,:—–-]+\s*)+", re.IGNORECASE)

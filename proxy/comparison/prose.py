@@ -32,6 +32,13 @@ from proxy.comparison.lexicon import (
 )
 
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\"'`\]\[]+", re.IGNORECASE)
+_PATH = re.compile(
+    r"(?<![\w/.:-])(?:~|\.{1,2})?/(?:[\w.@+-]+/)*[\w.@+-]*[A-Za-z][\w.@+-]*/?"  # /etc/hosts
+    r"|\b[A-Za-z]:\\[^\s\"'<>|]+"  # C:\\Windows
+    r"|(?<![\w.-])[\w-]+\.(?:json|ya?ml|toml|conf|cfg|ini|txt|md|py|js|ts|tsx|jsx|go|rs"
+    r"|java|rb|php|sh|env|lock|xml|html|css|sql|log|csv|tf|gradle|properties|cpp|hpp|cs"
+    r"|swift|kt)\b"  # file names
+    r"|(?<![\w-])--?[A-Za-z][\w-]*(?:=[^\s,;)]+)?")  # --force, -rf
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _QUOTES = re.compile(
     r"\"(?P<a>[^\"\n]{1,200})\"|“(?P<b>[^”\n]{1,200})”|«\s?(?P<c>[^»\n]{1,200}?)\s?»"
@@ -69,6 +76,20 @@ def links(text: str) -> list[tuple[str, int, int]]:
     for m in _EMAIL.finditer(text) if "@" in text else ():
         if not any(s <= m.start() < e for _, s, e in found):
             found.append((m.group(0).lower(), m.start(), m.end()))
+    return found
+
+
+def paths(text: str) -> list[tuple[str, str, int, int]]:
+    """File paths, file names and command-line flags in prose: (kind, key, start, end).
+    `/etc/nginx/nginx.conf`, `C:\\Users`, `package.json`, `--force`, `-rf` name what to
+    touch; a different one is a different instruction."""
+    found = []
+    if "/" in text or "\\" in text or "." in text or "-" in text:
+        for m in _PATH.finditer(text):
+            raw = m.group(0).rstrip(".,;:!?)")
+            kind = "code" if raw.startswith("-") else "link"
+            found.append((kind, raw.lower() if kind == "link" else raw, m.start(),
+                          m.start() + len(raw)))
     return found
 
 

@@ -24,9 +24,11 @@ score); these functions say *what* differs, as `Finding`s with a reason and evid
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from proxy.comparison.agreement import FactDiff, compare_facts
+from rapidfuzz import fuzz
+
+from proxy.comparison.agreement import FactDiff, compare_facts, swaps, wording
 from proxy.comparison.answer import Answer, ToolCall
 from proxy.comparison.facts import Facts, extract
 from proxy.comparison.finding import Finding, Reason, show
@@ -35,6 +37,7 @@ from proxy.comparison.prose import fold
 from proxy.comparison.similarity import text_divergence
 
 _STOP_LIKE = frozenset({"stop", "tool_calls"})
+ALIKE = 0.3  # text divergence under which two answers read alike
 _JSON_REASONS: dict[str, Reason] = {"missing": "json_key_missing", "added": "json_key_added",
                                     "value": "json_value_changed"}
 
@@ -131,6 +134,7 @@ class ProseResult:
     diff: FactDiff
     a: Facts
     b: Facts
+    reworded: bool = False  # content words replaced: at least minor
 
     @property
     def facts_agree(self) -> bool:
@@ -155,7 +159,17 @@ def prose(a: str, b: str, *, max_chars: int, case_sensitive: bool = False,
         x, y = fold(x), fold(y)
     divergence, text_cut = text_divergence(x, y, max_chars=max_chars,
                                            case_sensitive=case_sensitive)
-    return ProseResult(divergence, cut or text_cut, diff, left, right)
+    reworded = False
+    if facts and divergence <= ALIKE and not diff.changed:
+        # Texts that read alike: a word that turns the statement around, values that
+        # changed places, or replaced content words (what the score cannot see).
+        flips, reworded = wording(left, right)
+        moved = swaps(left, right) if divergence <= 0.1 else []
+        if moved and fuzz.ratio(x, y) >= 90:  # aligned texts, not reordered sentences
+            flips += moved
+        if flips:
+            diff = replace(diff, flips=diff.flips + tuple(flips))
+    return ProseResult(divergence, cut or text_cut, diff, left, right, reworded)
 
 
 def prose_findings(result: ProseResult) -> list[Finding]:
