@@ -32,13 +32,12 @@ from proxy.comparison.lexicon import (
 )
 
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\"'`\]\[]+", re.IGNORECASE)
-_PATH = re.compile(
-    r"(?<![\w/.:-])(?:~|\.{1,2})?/(?:[\w.@+-]+/)*[\w.@+-]*[A-Za-z][\w.@+-]*/?"  # /etc/hosts
-    r"|\b[A-Za-z]:\\[^\s\"'<>|]+"  # C:\\Windows
-    r"|(?<![\w.-])[\w-]+\.(?:json|ya?ml|toml|conf|cfg|ini|txt|md|py|js|ts|tsx|jsx|go|rs"
-    r"|java|rb|php|sh|env|lock|xml|html|css|sql|log|csv|tf|gradle|properties|cpp|hpp|cs"
-    r"|swift|kt)\b"  # file names
-    r"|(?<![\w-])--?[A-Za-z][\w-]*(?:=[^\s,;)]+)?")  # --force, -rf
+_UNIX_PATH = re.compile(r"(?<![\w/.:-])(?:~|\.{1,2})?/(?:[\w.@+-]+/)*[\w.@+-]*[A-Za-z][\w.@+-]*/?")
+_WINDOWS_PATH = re.compile(r"\b[A-Za-z]:\\[^\s\"'<>|]+")
+_FILE_SUFFIX = re.compile(
+    r"\.(?:json|ya?ml|toml|conf|cfg|ini|txt|md|py|js|ts|tsx|jsx|go|rs|java|rb|php|sh|env"
+    r"|lock|xml|html|css|sql|log|csv|tf|gradle|properties|cpp|hpp|cs|swift|kt)\b")
+_FLAG = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*(?:=[^\s,;)]+)?")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _QUOTES = re.compile(
     r"\"(?P<a>[^\"\n]{1,200})\"|“(?P<b>[^”\n]{1,200})”|«\s?(?P<c>[^»\n]{1,200}?)\s?»"
@@ -83,14 +82,25 @@ def paths(text: str) -> list[tuple[str, str, int, int]]:
     """File paths, file names and command-line flags in prose: (kind, key, start, end).
     `/etc/nginx/nginx.conf`, `C:\\Users`, `package.json`, `--force`, `-rf` name what to
     touch; a different one is a different instruction."""
-    found = []
-    if "/" in text or "\\" in text or "." in text or "-" in text:
-        for m in _PATH.finditer(text):
-            raw = m.group(0).rstrip(".,;:!?)")
-            kind = "code" if raw.startswith("-") else "link"
-            found.append((kind, raw.lower() if kind == "link" else raw, m.start(),
-                          m.start() + len(raw)))
+    found: list[tuple[str, str, int, int]] = []
+    if "/" in text:
+        found += [_path(m.group(0), m.start()) for m in _UNIX_PATH.finditer(text)]
+    if ":\\" in text:
+        found += [_path(m.group(0), m.start()) for m in _WINDOWS_PATH.finditer(text)]
+    for m in _FILE_SUFFIX.finditer(text) if "." in text else ():
+        start = m.start()
+        while start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+            start -= 1
+        if start < m.start() and (not start or text[start - 1] not in "./"):
+            found.append(_path(text[start:m.end()], start))
+    if "-" in text:
+        found += [("code", m.group(0), m.start(), m.end()) for m in _FLAG.finditer(text)]
     return found
+
+
+def _path(raw: str, start: int) -> tuple[str, str, int, int]:
+    raw = raw.rstrip(".,;:!?)")
+    return "link", raw.lower(), start, start + len(raw)
 
 
 def _normal_url(url: str) -> str:
