@@ -219,11 +219,11 @@ def _cjk_changes(a: Facts, b: Facts) -> list[str]:
     return changes[:5]
 
 
-def _content(facts: Facts) -> frozenset[str]:
-    """The stems of an answer's content words: contractions opened ("isn't" -> is, not),
-    function words and numbers left out."""
+def _content(words: frozenset[str]) -> frozenset[str]:
+    """The stems of content words: contractions opened ("isn't" -> is, not), function
+    words and numbers left out."""
     out = set()
-    for word in facts.words:
+    for word in words:
         if word.endswith("n't"):
             word = _CONTRACTIONS.get(word, word[:-3])
         if word in FUNCTION_WORDS or word[:1].isdigit() or len(word) < 2:
@@ -236,6 +236,9 @@ _CONTRACTIONS = {"can't": "can", "won't": "will", "shan't": "shall"}
 _ANTONYMS = {(stem(fold(a)), stem(fold(b))) for a, b in ANTONYMS}
 _ANTONYMS |= {(b, a) for a, b in _ANTONYMS}
 _POLAR = frozenset(a for a, _ in _ANTONYMS)
+_OPPOSITES: dict[str, set[str]] = {}
+for _a, _b in _ANTONYMS:
+    _OPPOSITES.setdefault(_a, set()).add(_b)
 _WORDS = re.compile(r"[^\W\d_][\w'-]*")
 
 
@@ -247,15 +250,21 @@ def wording(a: Facts, b: Facts) -> tuple[list[str], bool]:
     sees it."""
     if a.cjk or b.cjk:
         return [], False  # no word boundaries to count: the CJK rule covers it
-    left, right = _content(a), _content(b)
+    left, right = _content(a.words - b.words), _content(b.words - a.words)
     only_a, only_b = left - right, right - left
-    flips = [f"{x} → {y}" for x in sorted(only_a) for y in sorted(only_b)
-             if (x, y) in _ANTONYMS or _negates(x, y) or _negates(y, x)]
+    flips = [f"{x} → {y}" for x in sorted(only_a) for y in sorted(_OPPOSITES.get(x, ()))
+             if y in only_b]
+    flips += [f"{x} → {y}" for x, y in _prefixed(only_a, only_b)]
+    flips += [f"{y} → {x}" for x, y in _prefixed(only_b, only_a)]
     return flips[:5], bool(only_a and only_b)
 
 
-def _negates(word: str, other: str) -> bool:
-    return any(other == prefix + word for prefix in NEGATING_PREFIXES) and len(word) > 3
+def _prefixed(words: frozenset[str], others: frozenset[str]) -> list[tuple[str, str]]:
+    """(word, its negation) pairs: "available" in `words`, "unavailable" in `others`."""
+    return [(other[len(prefix):], other) for other in sorted(others)
+            for prefix in NEGATING_PREFIXES
+            if other.startswith(prefix) and len(other) - len(prefix) > 3
+            and other[len(prefix):] in words]
 
 
 def swaps(a: Facts, b: Facts) -> list[str]:
