@@ -82,6 +82,7 @@ class Facts:
 
     facts: list[Fact] = field(default_factory=list)
     text: str = ""  # the prose with quantities and code in canonical form
+    lookup: str | None = None  # where the other answer's facts are looked up (or text)
     negated: Counter[str] = field(default_factory=Counter)
     negations: int = 0
     folded: str = ""  # the prose, folded: where negations are counted
@@ -114,7 +115,7 @@ class Facts:
     def words(self) -> frozenset[str]:
         """The folded words of the answer (built when a name needs looking up)."""
         if self._words is None:
-            folded = prose.fold(self.text)
+            folded = prose.fold(self.lookup or self.text)
             self._words = frozenset(_WORD.findall(_POSSESSIVES.sub("", folded)))
         return self._words
 
@@ -123,14 +124,15 @@ class Facts:
         """The folded answer without whitespace: where quotes, code and links are
         looked up."""
         if self._flat is None:
-            self._flat = "".join(prose.fold(self.text).split())
+            self._flat = "".join(prose.fold(self.lookup or self.text).split())
         return self._flat
 
 
-def extract(text: str) -> Facts:
+def extract(text: str, context: str | None = None) -> Facts:
     """The facts of one prose answer. Code comes out first (its tokens are facts of
     their own), then markdown, then links, quotes and quantities, then names in what
-    is left."""
+    is left. `context`: the whole answer when `text` is only part of it (names, quotes
+    and code of the other answer are looked up in all of it)."""
     text = _prepare(text)
     facts: list[Fact] = []
     codes: list[str] = []
@@ -171,6 +173,8 @@ def extract(text: str) -> Facts:
         clean = _restore(clean, codes)
     _clean(result, clean)
     _negations(result, rest)
+    if context is not None:
+        result.lookup = _prepare(context)
     return result
 
 

@@ -23,6 +23,7 @@ score); these functions say *what* differs, as `Finding`s with a reason and evid
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -33,7 +34,7 @@ from proxy.comparison.answer import Answer, ToolCall
 from proxy.comparison.facts import Facts, extract
 from proxy.comparison.finding import Finding, Reason, show
 from proxy.comparison.jsondiff import JsonDiff, ProseJudge, ProseVerdict
-from proxy.comparison.prose import fold
+from proxy.comparison.prose import fold, unmark
 from proxy.comparison.similarity import text_divergence
 
 _STOP_LIKE = frozenset({"stop", "tool_calls"})
@@ -146,15 +147,21 @@ class ProseResult:
 def prose(a: str, b: str, *, max_chars: int, case_sensitive: bool = False,
           tolerance: float = 0.0, facts: bool = True, a_cut: bool = False,
           b_cut: bool = False) -> ProseResult:
-    """Facts and similarity of two prose texts (each cut at `max_chars`)."""
+    """Facts and similarity of two prose texts (each cut at `max_chars`). Paragraphs
+    both answers contain word for word state the same facts on both sides: only the
+    others are searched for facts (an edited long answer costs what its edit costs)."""
     cut = len(a) > max_chars or len(b) > max_chars
-    left, right = extract(a[:max_chars]), extract(b[:max_chars])
+    a, b = a[:max_chars], b[:max_chars]
+    part_a, part_b, shared = _differing(a, b)
+    left, right = extract(part_a), extract(part_b)
+    if shared:  # names, quotes and code are looked up in all of the other answer
+        left.lookup, right.lookup = shared + "\n\n" + left.text, shared + "\n\n" + right.text
     if facts:
         # Cut at `max_chars`, both sides are compared on their beginnings as they are.
         diff = compare_facts(left, right, tolerance=tolerance, a_cut=a_cut, b_cut=b_cut)
     else:
         diff = FactDiff()
-    x, y = left.clean, right.clean
+    x, y = shared + " " + left.clean, shared + " " + right.clean
     if not case_sensitive:
         x, y = fold(x), fold(y)
     divergence, text_cut = text_divergence(x, y, max_chars=max_chars,
@@ -170,6 +177,30 @@ def prose(a: str, b: str, *, max_chars: int, case_sensitive: bool = False,
         if flips:
             diff = replace(diff, flips=diff.flips + tuple(flips))
     return ProseResult(divergence, cut or text_cut, diff, left, right, reworded)
+
+
+def _differing(a: str, b: str) -> tuple[str, str, str]:
+    """(the paragraphs of `a` that `b` lacks, those of `b` that `a` lacks, the shared
+    ones), each joined; the shared part is empty when the texts share no paragraph."""
+    paragraphs_a, paragraphs_b = a.split("\n\n"), b.split("\n\n")
+    if min(len(paragraphs_a), len(paragraphs_b)) < 2:
+        return a, b, ""
+    shared = Counter(paragraphs_a) & Counter(paragraphs_b)
+    if not shared:
+        return a, b, ""
+    common = "\n\n".join(unmark(p) for p in paragraphs_a if p in shared)
+    return _without(paragraphs_a, shared), _without(paragraphs_b, shared), common
+
+
+def _without(paragraphs: list[str], shared: Counter[str]) -> str:
+    left = Counter(shared)
+    kept = []
+    for paragraph in paragraphs:
+        if left[paragraph]:
+            left[paragraph] -= 1
+        else:
+            kept.append(paragraph)
+    return "\n\n".join(kept)
 
 
 def prose_findings(result: ProseResult) -> list[Finding]:
