@@ -140,3 +140,44 @@ def test_noise_floor_resamples_get_the_same_rules() -> None:
 def test_same_answer(a: str, b: str, agree: bool) -> None:
     assert same_answer(build_answer(None, text=a), build_answer(None, text=b),
                        threshold=0.5) is agree
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("The museum is closed on Mondays.", "The museum is open on Mondays."),
+    ("Prices increased by 3% last year.", "Prices decreased by 3% last year."),
+    ("Take the pill before meals.", "Take the pill after meals."),
+    ("The endpoint is available in all regions.", "The endpoint is unavailable in all regions."),
+    ("Set the flag to true to enable caching.", "Set the flag to false to enable caching."),
+    ("The lower bound is 5 and the upper bound is 10.",
+     "The lower bound is 10 and the upper bound is 5."),
+    ("Python lists are ordered; sets are unordered.", "Python lists are unordered; sets are ordered."),
+    ("Use the --force flag to overwrite.", "Use the --force-with-lease flag to overwrite."),
+    ("Run `pip install requests`.", "Run `pip install request`."),
+    ("Edit /etc/nginx/nginx.conf and reload.", "Edit /etc/nginx/sites-enabled/default and reload."),
+])
+def test_one_word_that_turns_the_answer_around_is_major(a: str, b: str) -> None:
+    result = compare(text(a), text(b))
+    assert (result.label, result.reason) == ("major", "fact_changed"), result
+
+
+@pytest.mark.parametrize(("a", "b", "label"), [
+    ("Mix flour, sugar and eggs.", "Mix flour, sugar and butter.", "minor"),
+    ("Restart the service to apply it.", "Reboot the service to apply it.", "minor"),
+    ("Paris is the capital of France.", "The capital of France is Paris.", "equivalent"),
+    ("The service is not available yet.", "The service isn't available yet.", "equivalent"),
+    ("Thanks for asking! The answer is 7.", "The answer is 7.", "equivalent"),
+])
+def test_replaced_words_are_at_least_minor_moved_ones_are_not(a: str, b: str,
+                                                              label: str) -> None:
+    assert compare(text(a), text(b)).label == label
+
+
+def test_shared_paragraphs_do_not_hide_or_invent_a_change() -> None:
+    intro = "Here is how to rotate the key.\n\nOpen the console and choose Keys."
+    a = text(intro + "\n\nKeep the old key for 24 hours.\n\nDocker and Helm both work.")
+    b = text(intro + "\n\nKeep the old key for 12 hours.\n\nDocker and Helm both work.")
+    changed = compare(a, b)
+    assert (changed.label, changed.evidence) == ("major", ("24 hours → 12 hours",))
+    mentioned = text("Use Docker.\n\nDocker runs it.\n\nIt takes 5 minutes.")
+    elsewhere = text("Use Docker.\n\nIt runs there.\n\nIt takes 5 minutes.")
+    assert compare(mentioned, elsewhere).reason != "fact_changed"
