@@ -227,7 +227,7 @@ REFUSALS = re.compile(
     r"won't|not able)\b"
     r"|^(?:sorry|i apologi[sz]e)\b[^.!?\n]{0,30}\b(?:i|we) (?:can(?:'|no)t|won't|will not|"
     r"am unable|'m unable|am not able|'m not able)\b"
-    r"|\b(?:i|we) (?:can(?:'|no)t|won't|will not|(?:am|'m|are) (?:unable|not able|not "
+    r"|\b(?:i|we)(?: can(?:'|no)t| won't| will not|(?:'m| am| are) (?:unable|not able|not "
     r"allowed|not permitted) to) (?:help|assist|provide|comply|fulfil|fulfill|do that|do this|"
     r"answer|share|support|create|generate|write|engage|continue|discuss)\b"
     r"|\bi must (?:decline|refuse)\b|\bas an ai\b|\bagainst (?:my|our) (?:guidelines|policies|"
