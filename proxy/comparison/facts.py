@@ -52,6 +52,8 @@ _NEGATOR = re.compile(  # NEGATIONS, grouped by first letter (measurably faster)
     r"|\b\w+n't\b")
 _WORD = re.compile(r"[^\W\d_](?:[\w'’-]*\w)?|\d+")
 _CLAUSE_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d+|[.,;:!?()]")
+_CLAUSE_OPENERS = frozenset({"if", "when", "unless", "because", "and", "or", "but", "so",
+                             "while", "although", "whether", "than", "si", "wenn", "und"})
 _HEADLESS = frozenset({"nothing", "nobody", "nowhere", "rien", "nada", "nichts"})
 _ELISION = re.compile(r"^(?:[ldjmnstc]|qu)['’](?=\w)", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"['’]s?$")
@@ -286,8 +288,8 @@ def _is_name(token: str, sentence_start: bool, following: str = "") -> bool:
     if not sentence_start:
         return True
     word = token.lower()
-    if "'" in word:
-        word = _POSSESSIVE.sub("", word)
+    if "'" in word:  # "You'll", "It's", "Paris's"
+        word = word.split("'")[0]
     if (word in COMMON_STARTERS or word in YES or word in NO or word in SOFT_YES
             or (len(word) > 4 and word.endswith(STARTER_SUFFIXES))):
         return False
@@ -336,6 +338,7 @@ def _negations(result: Facts, text: str) -> None:
     is not an article or auxiliary: "does not include" -> include)."""
     folded = prose.fold(text)
     result.folded = folded
+    aligned = len(folded) == len(text)  # positions in `folded` are positions in `text`
     first = True
     for m in _NEGATOR.finditer(folded):
         word = m.group(0)
@@ -343,6 +346,8 @@ def _negations(result: Facts, text: str) -> None:
             first = False
             continue  # the leading "No," is the yes/no fact, not a negation
         first = False
+        if aligned and text[m.start()].isupper() and not _sentence_start(text, m.start()):
+            continue  # "returns None": a name (Python's None), not a negation
         after = list(itertools.islice(_CLAUSE_WORD.finditer(folded, m.end()), 6))
         if after and (word, after[0].group(0)) in NOT_NEGATING:
             continue
@@ -351,7 +356,7 @@ def _negations(result: Facts, text: str) -> None:
             continue
         for w in after:
             head = w.group(0)
-            if not head[0].isalnum():
+            if not head[0].isalnum() or head in _CLAUSE_OPENERS:
                 break  # the clause ended
             if head not in NEGATION_GAP and not _negator(head):
                 result.negated[stem(head)] += 1

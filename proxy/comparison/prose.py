@@ -50,6 +50,10 @@ _LINE_MARKER = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-*+•][ \t]+|\d{1,3
 _TABLE = re.compile(r"\|(?:\s*:?-{3,}:?\s*\|)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 _FIRST_WORD = re.compile(r"[\W_]*([^\W\d_]+(?:\s+course)?)(?P<after>[^\w\s]?)", re.UNICODE)
+_ANSWER_LEAD = re.compile(r"^(?:in short|short answer|the short answer is|tl;dr|answer)\b"
+                          r"\s*[:,—–-]?\s*", re.IGNORECASE)
+_HEADING_LINE = re.compile(r"^[ \t]{0,3}(?:#{1,6}[ \t]+.*|\*\*[^*\n]+\*\*:?[ \t]*)$",
+                           re.MULTILINE)
 _COMBINING = re.compile(r"[\u0300-\u036f]")
 
 MAX_QUOTE = 200
@@ -127,13 +131,21 @@ def quotes(text: str) -> list[tuple[str, str, int, int]]:
 
 def unmark(text: str) -> str:
     """Markdown formatting removed: emphasis, headings, list markers, quotes, rules,
-    table pipes; lines kept."""
+    table pipes; lines kept. Heading lines are lower-cased (but for acronyms): their
+    Title Case is typography, not names."""
+    if "#" in text or "**" in text:
+        text = _HEADING_LINE.sub(_quiet, text)
     text = _LINE_MARKER.sub("", text)
     if "*" in text or "_" in text or "~" in text:
         text = _EMPHASIS.sub(r"\2", text)
     if "|" in text:
         text = _TABLE.sub(" ", text)
     return text
+
+
+def _quiet(m: re.Match[str]) -> str:
+    return " ".join(w if w.isupper() and len(w) > 1 else w.lower()
+                    for w in m.group(0).split(" "))
 
 
 def sentences(text: str) -> list[str]:
@@ -154,7 +166,7 @@ def drop_courtesy(text: str) -> str:
 
 def polarity(text: str) -> str | None:
     """`yes` or `no` when the answer opens with one (in a few languages), else None."""
-    stripped = text.lstrip(" \t\n*_#>-\"'“")
+    stripped = _ANSWER_LEAD.sub("", text.lstrip(" \t\n*_#>-\"'“"), count=1)
     for word in CJK_NO:
         if stripped.startswith(word) and stripped[len(word):len(word) + 1] in "，,。.！!、":
             return "no"

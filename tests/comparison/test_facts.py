@@ -145,3 +145,18 @@ def test_any_text_is_handled(text: str) -> None:
     assert diff(text, text).same
     other = diff(text, text.upper() + " 42")  # never raises, whatever the script
     assert all(len(item) < 1000 for item in other.evidence())
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("The function returns None if the key is missing.",
+     "If the key is missing, the function returns None."),
+    ("## Installation Steps\nRun the installer.", "## How to Install\nRun the installer."),
+    ("You'll need Node 18 or newer.", "You will need Node 18 or newer."),
+])
+def test_no_contradiction_from_typography(a: str, b: str) -> None:
+    assert not diff(a, b).changed, diff(a, b).evidence()
+
+
+def test_a_yes_after_a_lead_in_is_a_yes() -> None:
+    assert polarity("In short: yes.") == "yes"
+    assert polarity("Answers vary.") is None
