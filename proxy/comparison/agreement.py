@@ -175,11 +175,11 @@ def compare_facts(a: Facts, b: Facts, *, tolerance: float = 0.0,
     """How the facts of `b` differ from those of `a`. A side that was cut (`a_cut`,
     `b_cut`: the capture or the stream stopped early) is not blamed for facts it may
     have stated after the cut."""
-    missing = [] if b_cut else _unmatched(a.facts, b.facts, b, tolerance)
+    lacking = _unmatched(a.facts, b.facts, b, tolerance)
+    missing = [] if b_cut else lacking
     added = [] if a_cut else _unmatched(b.facts, a.facts, a, tolerance)
     flips = _flips(a, b)
-    shared = _unmatched(a.facts, b.facts, b, tolerance)
-    common = len(shared) < len(a.facts) or (a.polarity is not None
+    common = len(lacking) < len(a.facts) or (a.polarity is not None
                                              and a.polarity == b.polarity)
     return FactDiff(tuple(missing), tuple(added), tuple(flips), common)
 
@@ -193,10 +193,11 @@ def _flips(a: Facts, b: Facts) -> list[str]:
         if na == nb:
             continue
         pa, pb = a.positive(head), b.positive(head)
+        word = a.heads.get(head) or b.heads.get(head) or head
         if na > nb and pb > pa:
-            flips.append(f"not {head} → {head}")
+            flips.append(f"not {word} → {word}")
         elif nb > na and pa > pb:
-            flips.append(f"{head} → not {head}")
+            flips.append(f"{word} → not {word}")
     if not flips and a.negations != b.negations:
         divergence, _ = text_divergence(a.unnegated(), b.unnegated(), max_chars=2000)
         if divergence <= 0.1:

@@ -86,6 +86,7 @@ class Facts:
     text: str = ""  # the prose with quantities and code in canonical form
     lookup: str | None = None  # where the other answer's facts are looked up (or text)
     negated: Counter[str] = field(default_factory=Counter)
+    heads: dict[str, str] = field(default_factory=dict)  # a negated stem, as written
     negations: int = 0
     folded: str = ""  # the prose, folded: where negations are counted
     counts: Counter[str] | None = None  # its word stems, counted when a negation needs them
@@ -359,7 +360,9 @@ def _negations(result: Facts, text: str) -> None:
             if not head[0].isalnum() or head in _CLAUSE_OPENERS:
                 break  # the clause ended
             if head not in NEGATION_GAP and not _negator(head):
-                result.negated[stem(head)] += 1
+                root = stem(head)
+                result.negated[root] += 1
+                result.heads.setdefault(root, head)
                 break
 
 
