@@ -249,6 +249,10 @@ COURTESY = re.compile(
     r"^cheers|hope you|^enjoy|have a (?:great|nice|good)|don't hesitate|i(?:'m| am) here "
     r"(?:to help|if)|just ask|would you like (?:me|more)|want me to|shall i",
     re.IGNORECASE)
+# One of these is in every sentence COURTESY matches (lower case): a cheap test first.
+COURTESY_HINTS = ("let me", "hope", "feel free", "happy", "question", "anything else",
+                  "glad", "luck", "cheers", "enjoy", "have a ", "hesitate", "here to",
+                  "here if", "just ask", "would you like", "want me", "shall i")
 LEADING_FILLER = re.compile(
     r"^\s*(?:(?:sure|certainly|of course|absolutely|great question|good question|happy to help|"
     r"okay|ok|alright|glad you asked|thanks for (?:asking|your question|the question)"

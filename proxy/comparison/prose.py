@@ -22,6 +22,7 @@ from proxy.comparison.lexicon import (
     CJK_NO,
     CJK_YES,
     COURTESY,
+    COURTESY_HINTS,
     HEDGES,
     LEADING_FILLER,
     NO,
@@ -32,19 +33,26 @@ from proxy.comparison.lexicon import (
 )
 
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\"'`\]\[]+", re.IGNORECASE)
-_UNIX_PATH = re.compile(r"(?<![\w/.:-])(?:~|\.{1,2})?/(?:[\w.@+-]+/)*[\w.@+-]*[A-Za-z][\w.@+-]*/?")
+# Patterns that open with a literal character, so the engine skips to it; what may come
+# before it is checked by hand (a lookbehind first would be tried at every position).
+_UNIX_PATH = re.compile(r"/(?:[\w.@+-]+/)*[\w.@+-]*[A-Za-z][\w.@+-]*/?")
 _WINDOWS_PATH = re.compile(r"\b[A-Za-z]:\\[^\s\"'<>|]+")
 _FILE_SUFFIX = re.compile(
     r"\.(?:json|ya?ml|toml|conf|cfg|ini|txt|md|py|js|ts|tsx|jsx|go|rs|java|rb|php|sh|env"
     r"|lock|xml|html|css|sql|log|csv|tf|gradle|properties|cpp|hpp|cs|swift|kt)\b")
-_FLAG = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*(?:=[^\s,;)]+)?")
+_FLAG = re.compile(r"--?[A-Za-z][\w-]*(?:=[^\s,;)]+)?")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_QUOTES = re.compile(
-    r"\"(?P<a>[^\"\n]{1,200})\"|“(?P<b>[^”\n]{1,200})”|«\s?(?P<c>[^»\n]{1,200}?)\s?»"
-    r"|「(?P<d>[^」\n]{1,200})」|『(?P<e>[^』\n]{1,200})』|„(?P<f>[^“\n]{1,200})“"
-    r"|(?<![\w’'])['‘](?P<g>[^'’\n]{1,200})['’](?![\w’'])")
-_QUOTE_CHARS = re.compile(r"[\"“«「『„'‘]")
-_EMPHASIS = re.compile(r"(?<![\w*])(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_QUOTES = (  # (opening character, expression): each run only when its character occurs
+    ('"', re.compile(r'"(?P<q>[^"\n]{1,200})"')),
+    ("“", re.compile(r"“(?P<q>[^”\n]{1,200})”")),
+    ("«", re.compile(r"«\s?(?P<q>[^»\n]{1,200}?)\s?»")),
+    ("「", re.compile(r"「(?P<q>[^」\n]{1,200})」")),
+    ("『", re.compile(r"『(?P<q>[^』\n]{1,200})』")),
+    ("„", re.compile(r"„(?P<q>[^“\n]{1,200})“")),
+    ("'", re.compile(r"['‘](?P<q>[^'’\n]{1,200})['’](?![\w’'])")),
+    ("‘", re.compile(r"['‘](?P<q>[^'’\n]{1,200})['’](?![\w’'])")),
+)
+_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|~~)(?=\S)([^\n]{1,300}?)(?<=\S)\1(?![\w*])")
 _LINE_MARKER = re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-*+•][ \t]+|\d{1,3}[.)][ \t]+"
                           r"|[-*_]{3,}[ \t]*$)", re.MULTILINE)
 _TABLE = re.compile(r"\|(?:\s*:?-{3,}:?\s*\|)*")
@@ -88,7 +96,12 @@ def paths(text: str) -> list[tuple[str, str, int, int]]:
     touch; a different one is a different instruction."""
     found: list[tuple[str, str, int, int]] = []
     if "/" in text:
-        found += [_path(m.group(0), m.start()) for m in _UNIX_PATH.finditer(text)]
+        for m in _UNIX_PATH.finditer(text):
+            start = m.start()
+            while start and text[start - 1] in "~.":
+                start -= 1
+            if not start or not (text[start - 1].isalnum() or text[start - 1] in "_/.:-"):
+                found.append(_path(text[start:m.end()], start))
     if ":\\" in text:
         found += [_path(m.group(0), m.start()) for m in _WINDOWS_PATH.finditer(text)]
     for m in _FILE_SUFFIX.finditer(text) if "." in text else ():
@@ -98,7 +111,9 @@ def paths(text: str) -> list[tuple[str, str, int, int]]:
         if start < m.start() and (not start or text[start - 1] not in "./"):
             found.append(_path(text[start:m.end()], start))
     if "-" in text:
-        found += [("code", m.group(0), m.start(), m.end()) for m in _FLAG.finditer(text)]
+        found += [("code", m.group(0), m.start(), m.end()) for m in _FLAG.finditer(text)
+                  if not m.start() or not (text[m.start() - 1].isalnum()
+                                           or text[m.start() - 1] in "_-")]
     return found
 
 
@@ -119,13 +134,20 @@ def _normal_url(url: str) -> str:
 def quotes(text: str) -> list[tuple[str, str, int, int]]:
     """Quoted strings: (normalised content, content as written, start, end)."""
     found: list[tuple[str, str, int, int]] = []
-    if not _QUOTE_CHARS.search(text):
-        return found
-    for m in _QUOTES.finditer(text):
-        inner = next(g for g in m.groups() if g is not None)
-        key = " ".join(fold(inner).split()).strip(".,;:!? ")
-        if key:
-            found.append((key, inner.strip(), m.start(), m.end()))
+    seen: set[int] = set()
+    for char, pattern in _QUOTES:
+        if char not in text:
+            continue
+        for m in pattern.finditer(text):
+            if m.start() in seen or (char in "'‘" and m.start() and (
+                    text[m.start() - 1].isalnum() or text[m.start() - 1] in "_’'")):
+                continue  # an apostrophe ("don't"), not an opening quote
+            seen.add(m.start())
+            inner = m.group("q")
+            key = " ".join(fold(inner).split()).strip(".,;:!? ")
+            if key:
+                found.append((key, inner.strip(), m.start(), m.end()))
+    found.sort(key=lambda q: q[2])
     return found
 
 
@@ -137,10 +159,19 @@ def unmark(text: str) -> str:
         text = _HEADING_LINE.sub(_quiet, text)
     text = _LINE_MARKER.sub("", text)
     if "*" in text or "_" in text or "~" in text:
-        text = _EMPHASIS.sub(r"\2", text)
+        text = _EMPHASIS.sub(_unemphasise, text)
     if "|" in text:
         text = _TABLE.sub(" ", text)
     return text
+
+
+def _unemphasise(m: re.Match[str]) -> str:
+    """The emphasised text without its markers; an underscore inside a word
+    (`snake_case`) is not emphasis."""
+    start = m.start()
+    if start and (m.string[start - 1].isalnum() or m.string[start - 1] in "_*"):
+        return m.group(0)
+    return m.group(2)
 
 
 def _quiet(m: re.Match[str]) -> str:
@@ -156,6 +187,9 @@ def drop_courtesy(text: str) -> str:
     """Without a leading filler ("Sure!") and trailing courtesy sentences (looked for in
     the last 400 characters)."""
     text = LEADING_FILLER.sub("", text, count=1)
+    tail = text[-400:].lower()
+    if not any(hint in tail for hint in COURTESY_HINTS):
+        return text
     head, tail = text[:-400], text[-400:]
     parts = sentences(tail)
     while (len(parts) > 1 or head.strip()) and parts and len(parts[-1]) < 160 and (
