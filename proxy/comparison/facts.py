@@ -132,14 +132,16 @@ class Facts:
 
 
 _EDGES = "\"'“”‘’«»()[]{}<>.,;:!?*_`#|/\\~"
-_INNER = str.maketrans({"/": " ", "—": " ", "–": " ", "(": " ", ")": " ", ",": " "})
 
 
 def _split_words(folded: str) -> list[str]:
     """The words of a folded text, split on whitespace with punctuation trimmed (faster
     than an expression); a dotted or hyphenated word counts whole and in parts."""
     out = []
-    for word in folded.translate(_INNER).split():
+    for char in "/—–(),":  # str.replace: much faster than str.translate here
+        if char in folded:
+            folded = folded.replace(char, " ")
+    for word in folded.split():
         word = word.strip(_EDGES)
         if word:
             out.append(word)
