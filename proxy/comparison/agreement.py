@@ -64,24 +64,26 @@ class FactDiff:
     def same(self) -> bool:
         return not (self.flips or self.missing or self.added)
 
-    def evidence(self) -> list[str]:
-        """Flips, then changed facts paired by kind (`Paris → Lyon`), then the rest."""
-        out = list(self.flips)
+    def evidence(self, limit: int = 10) -> list[str]:
+        """Flips, then changed facts paired by kind (`Paris → Lyon`), then the rest; at
+        most `limit` items."""
+        out = list(self.flips[:limit])
         missing, added = list(self.missing), list(self.added)
         for kind in ("number", "when", "code", "name", "quote", "link"):
             lefts = [f for f in missing if f.kind == kind]
             rights = [f for f in added if f.kind == kind]
             for left, right in zip(lefts, rights, strict=False):
-                out.append(_pair(left, right))
+                if len(out) < limit:
+                    out.append(_pair(left, right))
                 missing.remove(left)
                 added.remove(right)
         if self.changed:
             for left, right in zip(missing, added, strict=False):
                 out.append(f"{left.surface} → {right.surface}")
             missing, added = missing[len(added):], added[len(missing):]
-        out += [f"missing: {f.surface}" for f in missing]
-        out += [f"added: {f.surface}" for f in added]
-        return out
+        out += [f"missing: {f.surface}" for f in missing[:limit]]
+        out += [f"added: {f.surface}" for f in added[:limit]]
+        return out[:limit]
 
 
 def _pair(left: Fact, right: Fact) -> str:

@@ -89,7 +89,8 @@ class Facts:
     heads: dict[str, str] = field(default_factory=dict)  # a negated stem, as written
     negations: int = 0
     folded: str = ""  # the prose, folded: where negations are counted
-    counts: Counter[str] | None = None  # its word stems, counted when a negation needs them
+    # Its words counted, by their first two letters (built when a negation needs them).
+    counts: dict[str, list[tuple[str, int]]] | None = None
     polarity: str | None = None
     refusal: bool = False
     clean: str = ""  # the text the similarity measure sees
@@ -105,9 +106,11 @@ class Facts:
     def positive(self, head: str) -> int:
         """How often the stem `head` occurs un-negated."""
         if self.counts is None:
-            self.counts = Counter(_split_words(self.folded))
-        total = sum(count for word, count in self.counts.items()
-                    if word[:2] == head[:2] and stem(word) == head)
+            self.counts = {}
+            for word, count in Counter(_split_words(self.folded)).items():
+                self.counts.setdefault(word[:2], []).append((word, count))
+        total = sum(count for word, count in self.counts.get(head[:2], ())
+                    if stem(word) == head)
         return total - self.negated[head]
 
     def unnegated(self) -> str:
