@@ -14,10 +14,11 @@ Typical use, once both answers are complete:
     result.label, result.reason          # bounded: safe for metrics and spans
     result.evidence                      # answer content: only with content capture
 
-Module map: `answer`, `stream`, `extract` (answers from bodies), `compare` (score,
-label, the decision), `rules` (what makes a difference decisive), `facts`, `quantity`,
-`snippet`, `prose`, `lexicon` (prose facts), `jsondiff` (structure), `similarity`,
-`finding` (reasons and evidence), `policy`, `noise` (the noise floor).
+Module map: `answer`, `stream`, `extract` (answers from bodies); `compare` (score,
+label, the decision); `rules` (what makes a difference decisive); `facts`, `quantity`,
+`snippet`, `prose`, `lexicon` (a prose answer's facts); `agreement` (two answers'
+facts compared); `jsondiff` (structure); `similarity`; `finding` (reasons and
+evidence); `policy`; `noise` (the noise floor).
 """
 
 from __future__ import annotations
