@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Iterator, Sequence
 
-from proxy.cli import demo, flags, logformat, ramp, report, serve
+from proxy.cli import compare, demo, flags, logformat, ramp, report, serve
 
-COMMAND_MODULES = [serve, flags, report, ramp, demo]
+COMMAND_MODULES = [serve, flags, report, ramp, compare, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,14 @@ Typical use, once both answers are complete:
     candidate = extract_answer(api, rendered_orchestrator_body, content_type=...)
     result = compare(legacy, candidate, policy.for_route(route_prefix),
                      Limits.from_section(config.comparison))
+    result.label, result.reason          # bounded: safe for metrics and spans
+    result.evidence                      # answer content: only with content capture
+
+Module map: `answer`, `stream`, `extract` (answers from bodies); `compare` (score,
+label, the decision); `rules` (what makes a difference decisive); `facts`, `quantity`,
+`snippet`, `prose`, `lexicon` (a prose answer's facts); `agreement` (two answers'
+facts compared); `jsondiff` (structure); `similarity`; `finding` (reasons and
+evidence); `policy`; `noise` (the noise floor).
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ from proxy.comparison.compare import (
     Limits,
     compare,
     label_for,
+    same_answer,
 )
-from proxy.comparison.extract import extract_answer
+from proxy.comparison.extract import SHAPES, answer_from_document, extract_answer
+from proxy.comparison.finding import REASONS, Reason
 from proxy.comparison.noise import Excess, Proportion, excess_divergence, in_noise_sample
 from proxy.comparison.policy import DivergencePolicy, RoutePolicy, load_policy, parse_policy
 from proxy.comparison.stream import StreamAnswer, answer_from_stream
@@ -33,6 +43,8 @@ from proxy.comparison.stream import StreamAnswer, answer_from_stream
 __all__ = [
     "DIVERGENT",
     "LABELS",
+    "REASONS",
+    "SHAPES",
     "Answer",
     "Comparison",
     "DivergencePolicy",
@@ -40,9 +52,11 @@ __all__ = [
     "Label",
     "Limits",
     "Proportion",
+    "Reason",
     "RoutePolicy",
     "StreamAnswer",
     "ToolCall",
+    "answer_from_document",
     "answer_from_stream",
     "compare",
     "excess_divergence",
@@ -52,4 +66,5 @@ __all__ = [
     "load_policy",
     "normalise_finish",
     "parse_policy",
+    "same_answer",
 ]

@@ -3,8 +3,9 @@
 Layer: pure core. An LLM does not answer the same request the same way twice, so some
 divergence between legacy and orchestrator is only legacy's own randomness. For a share
 of compared requests (`comparison.noise_sample_percent`) the proxy calls legacy a second
-time and compares the two legacy answers with the same policy: the share of those
-resample pairs labelled minor or major, per route, is the noise floor.
+time and compares the two legacy answers with the same policy and the same `compare()`
+(fact rules included: a resample that changes a number is `major` there too): the share
+of those resample pairs labelled minor or major, per route, is the noise floor.
 
 Divergence against noise (the number a ramp decision should look at):
 

@@ -8,6 +8,16 @@ overrides keyed by route prefix; an override replaces the fields it names, excep
 the longest override prefix on a path-segment boundary (`/openai` covers `/openai` and
 `/openai/v1`, not `/openai2`).
 
+Fact rules (`proxy.comparison.rules`) can overrule the thresholds: a changed fact, JSON
+value or key, tool call, finish class, an empty answer or a refusal makes the label
+`major`, provided the comparator it belongs to has a weight above 0. Their keys:
+`number_tolerance` (relative, default 0: `0.02` lets 0.91 and 0.92 be the same number,
+in JSON answers, tool-call arguments and prose), `json_sets` (paths of JSON arrays whose
+order does not matter: `$.tags`, `$.items[*].labels`, `[*]` for any index, for JSON
+answers and tool-call arguments alike), `prose_facts` (default true; false grades prose
+by similarity only, for routes whose answers are meant to vary, such as creative
+writing).
+
 Score = the largest weighted comparator divergence (the worst part of the answer
 decides, and the parts are reported so the reason is visible); label = `identical` when
 the canonical answers are equal, else `equivalent` up to `thresholds.equivalent`,
@@ -16,11 +26,12 @@ the canonical answers are equal, else `equivalent` up to `thresholds.equivalent`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from proxy.config.base import Section
 from proxy.config.load import ConfigError, format_validation_error, read_json_file
@@ -61,6 +72,17 @@ DEFAULT_IGNORE_KEYS = ("id", "created", "created_at", "completed_at", "system_fi
                        "logprobs", "object")
 
 
+_SET_PATH = re.compile(r"\$(?:\.[^.\[\]]+|\[\*\])*")
+
+
+def _set_paths(paths: frozenset[str] | None) -> frozenset[str] | None:
+    for path in paths or ():
+        if not _SET_PATH.fullmatch(path):
+            raise ValueError(f"{path!r} is not a path from the answer's root such as $.tags "
+                             "or $.items[*].labels ([*] for any index, no other wildcards)")
+    return paths
+
+
 class RoutePolicy(Section):
     """The resolved policy of one route."""
 
@@ -69,8 +91,13 @@ class RoutePolicy(Section):
     content_ignore_keys: frozenset[str] = frozenset()
     missing_equals_empty: bool = True
     case_sensitive: bool = False
+    number_tolerance: float = Field(default=0.0, ge=0, lt=1)
+    json_sets: frozenset[str] = frozenset()
+    prose_facts: bool = True
     weights: Weights = Weights()
     thresholds: Thresholds = Thresholds()
+
+    _sets = field_validator("json_sets")(_set_paths)
 
 
 class RouteOverride(Section):
@@ -79,8 +106,13 @@ class RouteOverride(Section):
     content_ignore_keys: frozenset[str] | None = None
     missing_equals_empty: bool | None = None
     case_sensitive: bool | None = None
+    number_tolerance: float | None = Field(default=None, ge=0, lt=1)
+    json_sets: frozenset[str] | None = None
+    prose_facts: bool | None = None
     weights: dict[str, float] = Field(default_factory=dict)
     thresholds: Thresholds | None = None
+
+    _sets = field_validator("json_sets")(_set_paths)
 
     @model_validator(mode="after")
     def _known_comparators(self) -> RouteOverride:

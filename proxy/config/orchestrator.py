@@ -54,8 +54,8 @@ class SelectionSettings(Section):
 class MergeSettings(Section):
     """How answers are grouped and weighed (`proxy.orchestrator.merge`).
 
-    `similarity_threshold`: two prose answers whose normalised texts are at least this
-    similar (rapidfuzz token-sort ratio, 0..1) count as the same answer.
+    `similarity_threshold`: two prose answers that state the same facts (the comparison's
+    rules) and whose texts are at least this similar (0..1) count as the same answer.
     `collision_rate`: how likely a wrong answer coincides with another model's wrong
     answer; the smaller, the more agreement between models counts.
     """

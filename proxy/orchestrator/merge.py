@@ -6,9 +6,12 @@ Layer: pure core.
 Equivalence. Tool-call answers are equal when the calls (name and canonical JSON
 arguments, ids ignored) are; structured answers when their canonical JSON is (sorted
 keys, 1.0 == 1); prose when the normalised texts (case-folded, whitespace collapsed,
-trailing punctuation dropped) are equal or at least `similarity_threshold` similar
-(rapidfuzz token-sort ratio). Votes are clustered in a fixed order (by model name), so
-the result does not depend on the order answers arrived in.
+trailing punctuation dropped) are equal, or when the comparison (`proxy.comparison.
+same_answer`, the rules that label divergence) finds the same facts and at least
+`similarity_threshold` similarity. One comparator decides both, so two answers that
+differ on one number, name, date or negation never share a group however alike they
+read. Votes are clustered in a fixed order (by model name), so the result does not
+depend on the order answers arrived in.
 
 Confidence. Each model is a voter that is right with probability r (its reliability,
 clamped to [0.01, 0.99]); a wrong answer coincides with another given answer with
@@ -34,8 +37,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from rapidfuzz import fuzz
 
+from proxy.comparison import same_answer
+from proxy.comparison.answer import build_answer
 from proxy.orchestrator.content import Content
 
 _MIN_R, _MAX_R = 0.01, 0.99
@@ -125,7 +129,7 @@ def _cluster(votes: Sequence[Vote], threshold: float) -> list[list[Vote]]:
     keys: list[str] = []
     for vote in votes:
         key = answer_key(vote.content)
-        index = _match(key, keys, threshold)
+        index = _match(key, vote.content, keys, clusters, threshold)
         if index is None:
             clusters.append([vote])
             keys.append(key)
@@ -134,18 +138,21 @@ def _cluster(votes: Sequence[Vote], threshold: float) -> list[list[Vote]]:
     return clusters
 
 
-def _match(key: str, keys: Sequence[str], threshold: float) -> int | None:
+def _match(key: str, content: Content, keys: Sequence[str], clusters: Sequence[list[Vote]],
+           threshold: float) -> int | None:
+    """The group this answer joins: the same key, else the first group whose first
+    answer the comparison finds the same (facts and all)."""
     if key in keys:
         return keys.index(key)
     if not key.startswith("text:") or threshold >= 1.0:
         return None
-    best, best_score = None, -1.0
+    mine = build_answer(None, text=content.text)
     for index, other in enumerate(keys):
-        if other.startswith("text:"):
-            score = fuzz.token_sort_ratio(key[5:], other[5:])
-            if score >= threshold * 100 and score > best_score:
-                best, best_score = index, score
-    return best
+        if other.startswith("text:") and same_answer(
+                mine, build_answer(None, text=clusters[index][0].content.text),
+                threshold=threshold):
+            return index
+    return None
 
 
 def _representative(cluster: Sequence[Vote]) -> Vote:

@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from proxy.apis import Api
 from proxy.comparison import Comparison, compare, extract_answer, load_policy
-from proxy.usage.meter import Api
 from tests.comparison import pairs
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "policies" / "divergence.json")
@@ -35,8 +35,9 @@ CASES = [
      {"identical"}),
     ("JSON in a code fence", "openai_chat", pairs.chat(JSON_A),
      pairs.chat("```json\n" + JSON_A_REORDERED + "\n```"), {"identical"}),
+    # A changed JSON value is a changed answer however many fields stayed the same.
     ("changed value", "openai_chat", pairs.chat(JSON_A), pairs.chat(JSON_A_CHANGED),
-     {"minor"}),
+     {"major"}),
     ("changed only value", "openai_chat", pairs.chat('{"answer": 42}'), pairs.chat(JSON_B),
      {"major"}),
     ("different tool call", "openai_chat",
@@ -56,7 +57,7 @@ CASES = [
      pairs.chat(None, tools=[("get_weather", {"city": "Paris", "unit": "c"})],
                 finish="tool_calls"),
      pairs.chat(None, tools=[("get_weather", {"city": "Paris", "unit": "f"})],
-                finish="tool_calls"), {"minor"}),
+                finish="tool_calls"), {"major"}),
     ("paraphrase, reordered", "openai_chat", pairs.chat("The capital of France is Paris."),
      pairs.chat("Paris is the capital of France."), {"equivalent"}),
     ("paraphrase", "openai_chat",
@@ -68,8 +69,9 @@ CASES = [
     ("unrelated answer", "openai_chat",
      pairs.chat("Use git rebase -i to squash the last three commits."),
      pairs.chat("Bananas are rich in potassium and easy to digest."), {"major"}),
+    # Stopping and running out of tokens are different finish classes.
     ("answer cut by length", "openai_chat", pairs.chat("Paris is the capital of France."),
-     pairs.chat("Paris is the capital of France.", finish="length"), {"equivalent", "minor"}),
+     pairs.chat("Paris is the capital of France.", finish="length"), {"major"}),
     ("anthropic identical, different ids", "anthropic_messages",
      pairs.anthropic("Bonjour", ident="msg_1"), pairs.anthropic("Bonjour", ident="msg_2"),
      {"identical"}),

@@ -66,6 +66,12 @@ def test_override_keeps_unnamed_weights_and_replaces_lists() -> None:
     ({"routes": {"x": {}}}, "must start with /"),
     ({"default": {"thresholds": {"equivalent": 0.6, "minor": 0.5}}}, "must not exceed"),
     ({"defaults": {}}, "unknown key"),
+    ({"default": {"number_tolerance": 1.5}}, r"default\.number_tolerance: .*less than 1"),
+    ({"default": {"number_tolerance": -0.1}}, r"default\.number_tolerance"),
+    ({"routes": {"/x": {"json_sets": ["tags"]}}},
+     r"routes\./x\.json_sets: 'tags' is not a path from the answer's root"),
+    ({"routes": {"/x": {"json_sets": ["$.items[0]"]}}}, r"routes\./x\.json_sets"),
+    ({"default": {"prose_facts": "sometimes"}}, r"default\.prose_facts"),
 ])
 def test_invalid_policies_name_the_problem(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -90,3 +96,22 @@ def test_thresholds(score: float, identical: bool, label: str) -> None:
 def test_route_policy_defaults_match_the_shipped_file() -> None:
     shipped = load_policy(ROOT / "policies" / "divergence.json").default
     assert shipped == RoutePolicy(description=shipped.description)
+
+
+def test_fact_rule_keys_resolve_per_route() -> None:
+    policy = parse_policy({
+        "default": {"number_tolerance": 0.01},
+        "routes": {"/extract": {"json_sets": ["$.tags", "$.items[*].labels"],
+                                "prose_facts": False}},
+    })
+    extract = policy.for_route("/extract/v1")
+    assert extract.number_tolerance == 0.01
+    assert extract.json_sets == frozenset({"$.tags", "$.items[*].labels"})
+    assert extract.prose_facts is False
+    assert policy.for_route("/other").prose_facts is True
+
+
+def test_shipped_policy_documents_the_fact_rule_keys() -> None:
+    description = load_policy(ROOT / "policies" / "divergence.json").description
+    for key in ("number_tolerance", "json_sets", "prose_facts", "major"):
+        assert key in description

@@ -59,6 +59,27 @@ def test_similar_prose_is_one_answer() -> None:
     assert len(strict.groups) == 2
 
 
+@pytest.mark.parametrize(("a", "b"), [
+    ("The meeting is at 3 PM on Tuesday.", "The meeting is at 4 PM on Tuesday."),
+    ("Ottawa is the capital of Canada.", "Toronto is the capital of Canada."),
+    ("The free tier includes webhooks.", "The free tier does not include webhooks."),
+    ("Yes, it is thread-safe.", "No, it is thread-safe."),
+    ("The plan costs $49 per month.", "The plan costs €49 per month."),
+])
+def test_answers_that_differ_on_one_fact_never_agree(a: str, b: str) -> None:
+    # However low the similarity bar, a changed fact splits the vote: the agreement
+    # comes from the comparison's fact rules, the same ones that label divergence.
+    result = merge([vote("a", a), vote("b", b)], similarity_threshold=0.3)
+    assert len(result.groups) == 2
+    assert result.winner is not None and len(result.winner.members) == 1
+
+
+def test_paraphrases_with_the_same_facts_agree() -> None:
+    result = merge([vote("a", "The meeting is at 3 PM on Tuesday."),
+                    vote("b", "On Tuesday the meeting is at 15:00.")], similarity_threshold=0.6)
+    assert len(result.groups) == 1
+
+
 def test_structured_answers_compare_as_canonical_json() -> None:
     a = Vote("a", text_content('{"b": 1.0, "a": [1, 2]}', structured=True), 0.7)
     b = Vote("b", data_content({"a": [1, 2], "b": 1}), 0.7)
