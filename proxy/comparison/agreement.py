@@ -16,6 +16,9 @@ precise date it contains), within the route's relative `number_tolerance`.
   texts: a changed fact. So is yes against no.
 - Facts on one side only: the other answer is a subset or superset (`fact_added`,
   `fact_missing`): not a contradiction, but not the same answer either.
+- Values (numbers, dates, names) that trade places in otherwise word-for-word identical
+  wording, or two content words that do ("from checking to savings" / "from savings
+  to checking"): a changed fact, since who does what to whom changed.
 - Chinese, Japanese and Korean have no capitals: there, a replaced run of ideographs,
   katakana or hangul that appears nowhere in the other answer is a changed fact (a
   reordering is not), next to the numbers.
@@ -270,19 +273,61 @@ def _prefixed(words: frozenset[str], others: frozenset[str]) -> list[tuple[str, 
             and other[len(prefix):] in words]
 
 
+_SWAPPABLE = ("number", "when", "name")
+
+
 def swaps(a: Facts, b: Facts) -> list[str]:
-    """Values that changed places in otherwise aligned texts ("the lower bound is 5 and
-    the upper 10" / "... 10 and ... 5", "Alice paid Bob" / "Bob paid Alice")."""
-    found = []
-    for order_a, order_b in (
-            ([f.key for f in a.facts if f.kind in ("number", "when", "name")],
-             [f.key for f in b.facts if f.kind in ("number", "when", "name")]),
-            (_polar(a), _polar(b))):
-        if order_a != order_b and sorted(order_a) == sorted(order_b):
-            first = next(i for i, (x, y) in enumerate(zip(order_a, order_b, strict=True))
-                         if x != y)
-            found.append(f"swapped: {order_a[first]} ↔ {order_b[first]}")
-    return found
+    """Values that changed places in otherwise identical wording ("the lower bound is 5
+    and the upper 10" / "... 10 and ... 5", "Alice paid Bob" / "Bob paid Alice"). The
+    wording around them must be the same word for word (the texts with their values
+    taken out are equal), so a reordered sentence that keeps who does what ("The capital
+    of France is Paris" / "Paris is the capital of France") is not a swap."""
+    left = [f for f in a.facts if f.kind in _SWAPPABLE]
+    right = [f for f in b.facts if f.kind in _SWAPPABLE]
+    keys_a, keys_b = [f.key for f in left], [f.key for f in right]
+    if keys_a != keys_b and sorted(keys_a) == sorted(keys_b) \
+            and _skeleton(a, left) == _skeleton(b, right):
+        first = next(i for i, (x, y) in enumerate(zip(keys_a, keys_b, strict=True))
+                     if x != y)
+        return [f"swapped: {left[first].surface} ↔ {right[first].surface}"]
+    return _transposed_words(a, b)
+
+
+def _transposed_words(a: Facts, b: Facts) -> list[str]:
+    """Two content words that traded places and nothing else moved ("from checking to
+    savings" / "from savings to checking"): common nouns are no facts of their own, but
+    exchanging two of them in the same sentence turns it around."""
+    words_a, words_b = _WORDS.findall(a.folded), _WORDS.findall(b.folded)
+    if len(words_a) != len(words_b):
+        return []
+    moved = [i for i, (x, y) in enumerate(zip(words_a, words_b, strict=True)) if x != y]
+    if len(moved) != 2:
+        return []
+    i, j = moved
+    if words_a[i] != words_b[j] or words_a[j] != words_b[i] or \
+            words_a[i] in FUNCTION_WORDS or words_a[j] in FUNCTION_WORDS:
+        return []
+    return [f"swapped: {words_a[i]} ↔ {words_a[j]}"]
+
+
+def _skeleton(facts: Facts, values: list[Fact]) -> str:
+    """The answer's wording with its values taken out, in order."""
+    text = fold(facts.clean)
+    for fact in values:
+        token = fold(fact.surface if fact.kind == "name" else fact.key)
+        text = text.replace(token, "\x00", 1)
+    return " ".join(text.split())
+
+
+def polar_swaps(a: Facts, b: Facts) -> list[str]:
+    """Words with an antonym that changed places ("open on weekdays, closed on
+    weekends" / "closed on weekdays, open on weekends"); the caller checks that the
+    texts are otherwise aligned."""
+    order_a, order_b = _polar(a), _polar(b)
+    if order_a == order_b or sorted(order_a) != sorted(order_b):
+        return []
+    first = next(i for i, (x, y) in enumerate(zip(order_a, order_b, strict=True)) if x != y)
+    return [f"swapped: {order_a[first]} ↔ {order_b[first]}"]
 
 
 def _polar(facts: Facts) -> list[str]:

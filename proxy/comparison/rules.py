@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz
 
-from proxy.comparison.agreement import FactDiff, compare_facts, swaps, wording
+from proxy.comparison.agreement import FactDiff, compare_facts, polar_swaps, swaps, wording
 from proxy.comparison.answer import Answer, ToolCall
 from proxy.comparison.facts import Facts, extract
 from proxy.comparison.finding import Finding, Reason, show
@@ -171,9 +171,11 @@ def prose(a: str, b: str, *, max_chars: int, case_sensitive: bool = False,
         # Texts that read alike: a word that turns the statement around, values that
         # changed places, or replaced content words (what the score cannot see).
         flips, reworded = wording(left, right)
-        moved = swaps(left, right) if divergence <= 0.1 else []
-        if moved and fuzz.ratio(x, y) >= 90:  # aligned texts, not reordered sentences
-            flips += moved
+        if divergence <= 0.1:
+            flips += swaps(left, right)
+            polar = polar_swaps(left, right)
+            if polar and fuzz.ratio(x, y) >= 90:  # aligned texts, not reordered sentences
+                flips += polar
         if flips:
             diff = replace(diff, flips=diff.flips + tuple(flips))
     return ProseResult(divergence, cut or text_cut, diff, left, right, reworded)
