@@ -32,7 +32,7 @@ class Buggy:
     def supports(self, api: object) -> bool:
         return True
 
-    async def call(self, call: TargetCall) -> Any:
+    async def call(self, call: TargetCall, deadline: Any = None) -> Any:
         raise ValueError("a bug in the pipeline")
 
 

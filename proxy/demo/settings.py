@@ -106,7 +106,7 @@ def config_document(ports: Ports, store: Store, tuning: Tuning) -> dict[str, Any
                   **({} if "@" in store.url else {"url": store.url})},
         "flags": {"replica_id": "demo", "config_reload_interval": 0},
         "shadow": {"budget_usd_per_hour": 100.0, "timeout_seconds": 20.0},
-        "divert": {"first_byte_timeout_seconds": 20.0},
+        "divert": {"fallback_after_seconds": 20.0},
         "pricing": {LEGACY_MODEL: {"input_per_1m": 0.15, "output_per_1m": 0.6,
                                    "cached_input_per_1m": 0.075}},
         "comparison": {"noise_sample_percent": tuning.noise_percent,

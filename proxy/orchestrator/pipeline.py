@@ -110,6 +110,7 @@ class Pipeline:
             data_type=request.data_type,
             trace_headers=request.trace_headers,
             capture_content=request.capture_content,
+            deadline=request.deadline,
         )
         return await self.engine.run(job, self._call)
 

@@ -23,7 +23,7 @@ class Answering:
     def supports(self, provider: str, path: str) -> bool:
         return True
 
-    async def call(self, call: TargetCall) -> TargetReply:
+    async def call(self, call: TargetCall, deadline: Any = None) -> TargetReply:
         async def parts() -> Any:
             yield b'{"choices": [{"message": {"content": "hi"}}]}'
 
@@ -35,6 +35,9 @@ class BrokenComparer:
         raise RuntimeError("comparator bug")
 
     def outcome(self, **kwargs: Any) -> None:
+        return None
+
+    def skipped(self, route: str, reason: str) -> None:
         return None
 
 
