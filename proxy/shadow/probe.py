@@ -99,13 +99,14 @@ class PressureProbe:
                                  if self._cpu_stat_path is not None else None)}
 
 
-def find_cpu_stat(proc_self_cgroup: str = "/proc/self/cgroup") -> str | None:
+def find_cpu_stat(proc_self_cgroup: str = "/proc/self/cgroup",
+                  root: str = "/sys/fs/cgroup") -> str | None:
     """The first `cpu.stat` of this process's cgroup that has throttling counters."""
     try:
         listing = Path(proc_self_cgroup).read_text()
     except OSError:
         return None
-    for candidate in cpu_stat_paths(listing):
+    for candidate in cpu_stat_paths(listing, root):
         try:
             if parse_cpu_stat(Path(candidate).read_text()) is not None:
                 return candidate
