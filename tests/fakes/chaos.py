@@ -21,6 +21,8 @@ else at random by `weights` (seeded):
     cut_unframed  non-streamed: no length at all, half the JSON, then close
     reset_mid     headers and part of the body, then a TCP reset
 
+`GET /__chaos/served` answers the count of requests served by mode (never a fault).
+
 Answers are the fake upstream's shapes (OpenAI chat, Anthropic messages, Responses) with
 the text `orchestrator: <prompt>`, so a client can tell them from legacy's
 `Answer to: <prompt>`.
@@ -137,6 +139,10 @@ class ChaosOrchestrator:
             if request is None:
                 return
             path, headers, body = request
+            if path == "/__chaos/served":
+                counts = orjson.dumps(dict(self.served))
+                await _send(writer, _head(200, "application/json", len(counts)) + counts)
+                return
             mode = self._mode(headers)
             self.served[mode] += 1
             await self._respond(mode, path, body, reader, writer)
