@@ -17,7 +17,8 @@ time; rounds alternate so machine noise hits every cell alike):
   shadows wait for one): legacy p50 with shadow off and with shadow 100 %, the legacy
   upstream answering at once and in 5 ms. Aim: +0.1 ms.
 - the event-loop lag each cell saw (the pressure probe's readings sampled from /statz),
-  which is what `shed_lag_ms` is compared against.
+  which is what `shed_lag_ms` is compared against, and a survey of the lag under steady
+  open-loop load below saturation (what normal traffic looks like to the shedder).
 
     python bench/shedding.py
     python bench/shedding.py --requests 4000 --concurrency 64 --rounds 3
@@ -147,14 +148,7 @@ def measured(proxy: Proxy, n: int, concurrency: int, legacy_ms: float = 0.0) -> 
     (from a thread: the sampling must not share the load generator's loop)."""
     lags: list[float] = []
     done = threading.Event()
-
-    def sample() -> None:
-        with httpx.Client(timeout=10) as client:
-            while not done.wait(0.25):
-                lags.append(client.get(f"http://127.0.0.1:{proxy.admin}/statz")
-                            .json()["pressure"]["lag_max_ms"])
-
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = threading.Thread(target=sample_lag, args=(proxy, lags, done), daemon=True)
     sampler.start()
     try:
         cell = asyncio.run(closed_loop(proxy.url, n, concurrency, legacy_ms))
@@ -181,6 +175,55 @@ def merge(cells: list[Cell]) -> Cell:
 def skipped(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
     b, a = before["shadow"]["skipped"], after["shadow"]["skipped"]
     return {k: v - b.get(k, 0) for k, v in a.items() if v - b.get(k, 0) and k != "sampled_out"}
+
+
+async def open_loop(url: str, n: int, rate: float) -> Cell:
+    """`n` requests arriving at `rate` per second, whatever the answers' pace."""
+    cell = Cell()
+    payload = json.dumps(CHAT).encode()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async def one(at: float) -> None:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            start = time.perf_counter()
+            async with session.post(url, data=payload,
+                                    headers={"content-type": "application/json"}) as r:
+                await r.read()
+            cell.latencies.append(time.perf_counter() - start)
+
+        begin = time.perf_counter()
+        await asyncio.gather(*(one(begin + i / rate) for i in range(n)))
+        cell.elapsed = time.perf_counter() - begin
+    return cell
+
+
+def sample_lag(proxy: Proxy, lags: list[float], done: threading.Event) -> None:
+    with httpx.Client(timeout=10) as client:
+        while not done.wait(0.25):
+            lags.append(client.get(f"http://127.0.0.1:{proxy.admin}/statz")
+                        .json()["pressure"]["lag_max_ms"])
+
+
+def lag_survey(proxy: Proxy, rates: list[float], seconds: float) -> None:
+    """The loop's lag under steady load below saturation, shadow 100 %, and the share
+    of shadows the default threshold sheds there: normal traffic should keep its
+    shadows."""
+    proxy.shadow(100)
+    print(f"\nevent-loop lag below saturation (open loop, shadow 100 %, {seconds:.0f} s per "
+          "rate; max lag per 1 s window, sampled every 0.25 s; shadows shed)")
+    print(f"{'rate':>10}{'lag p50':>10}{'lag p90':>10}{'lag max':>10}{'shed':>11}")
+    for rate in rates:
+        lags: list[float] = []
+        done = threading.Event()
+
+        sampler = threading.Thread(target=sample_lag, args=(proxy, lags, done), daemon=True)
+        sampler.start()
+        before = proxy.statz()["shadow"]["skipped"].get("overload", 0)
+        asyncio.run(open_loop(proxy.url, int(rate * seconds), rate))
+        shed = proxy.statz()["shadow"]["skipped"].get("overload", 0) - before
+        done.set()
+        sampler.join()
+        print(f"{rate:>8.0f}/s{statistics.median(lags):>8.2f}ms{pct(lags, 0.9):>8.2f}ms"
+              f"{max(lags):>8.2f}ms{100 * shed / (rate * seconds):>9.1f} %", flush=True)
 
 
 def saturation(args: argparse.Namespace, on: Proxy, off: Proxy) -> None:
@@ -267,6 +310,9 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=3000,
                         help="one-at-a-time requests per cell (split over the rounds)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 300.0, 600.0],
+                        help="open-loop rates of the lag survey (requests/s)")
+    parser.add_argument("--survey-seconds", type=float, default=5.0)
     args = parser.parse_args()
 
     redis = RedisServer().start()
@@ -287,6 +333,7 @@ def main() -> None:
                 if time.sleep(0.3) is None]
         print(f"idle event-loop lag (max over 1 s, 4 samples): "
               f"{', '.join(f'{x:.2f}' for x in idle)} ms")
+        lag_survey(proxies[0], args.rates, args.survey_seconds)
         saturation(args, proxies[0], proxies[1])
         one_at_a_time(args, proxies[2], orch_port)
     finally:
