@@ -129,13 +129,16 @@ async def closed_loop(url: str, n: int, concurrency: int, legacy_ms: float = 0.0
     left = iter(range(n))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
+        async def send() -> float:
+            start = time.perf_counter()
+            async with session.post(url, data=payload, headers=headers) as r:
+                await r.read()
+                assert r.status == 200, r.status
+            return time.perf_counter() - start
+
         async def client() -> None:
             for _ in left:
-                start = time.perf_counter()
-                async with session.post(url, data=payload, headers=headers) as r:
-                    await r.read()
-                    assert r.status == 200, r.status
-                cell.latencies.append(time.perf_counter() - start)
+                cell.latencies.append(await send())
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -230,6 +233,7 @@ def saturation(args: argparse.Namespace, on: Proxy, off: Proxy) -> None:
     cells: dict[str, list[Cell]] = {"shadow off": [], "shadow 100 %, shedding on": [],
                                     "shadow 100 %, shedding off": []}
     outcomes: dict[str, dict[str, int]] = {name: {} for name in cells}
+    onset: list[tuple[int, int]] = []
     per_round = args.requests // args.rounds
     plan = [("shadow off", on, 0), ("shadow 100 %, shedding on", on, 100),
             ("shadow 100 %, shedding off", off, 100)]
@@ -239,7 +243,15 @@ def saturation(args: argparse.Namespace, on: Proxy, off: Proxy) -> None:
     for _ in range(args.rounds):
         for name, proxy, percent in plan:
             proxy.shadow(percent)
+            # Into saturation first, unmeasured: the cell is the steady state (the way
+            # in, from idle, is the onset line below).
+            idle = proxy.statz()
+            asyncio.run(closed_loop(proxy.url, per_round // 2, args.concurrency))
             before = proxy.statz()
+            if name == "shadow 100 %, shedding on":
+                started = (before["shadow"]["completed"] - idle["shadow"]["completed"]
+                           + before["shadow"]["in_flight"])
+                onset.append((started, skipped(idle, before).get("overload", 0)))
             cells[name].append(measured(proxy, per_round, args.concurrency))
             after = proxy.statz()
             counts = outcomes[name]
@@ -262,6 +274,8 @@ def saturation(args: argparse.Namespace, on: Proxy, off: Proxy) -> None:
         print(f"{name:<28}{rps:>8.0f}{rps / base_rps:>7.2f}{p50:>7.2f}ms{p99:>7.2f}ms"
               f"{p99 / (pct(base.latencies, 0.99) * 1000):>10.2f}{lag50:>7.2f}ms"
               f"{lagmax:>7.2f}ms   {outcomes[name]}", flush=True)
+    print(f"onset (idle to saturation, shedding on, {per_round // 2} requests each time): "
+          + ", ".join(f"{ran} shadows ran and {shed} were shed" for ran, shed in onset))
 
 
 def one_at_a_time(args: argparse.Namespace, proxy: Proxy, orchestrator_port: int) -> None:
@@ -286,8 +300,9 @@ def one_at_a_time(args: argparse.Namespace, proxy: Proxy, orchestrator_port: int
             before = proxy.statz()
             on.append(measured(proxy, per_round, 1, legacy_ms))
             after = proxy.statz()
-            counts["launched"] = counts.get("launched", 0) + after["shadow"]["in_flight"]
-            for reason, count in skipped(before, after).items():
+            refused = skipped(before, after)
+            counts["launched"] = counts.get("launched", 0) + per_round - sum(refused.values())
+            for reason, count in refused.items():
                 counts[reason] = counts.get(reason, 0) + count
         proxy.shadow(0)
         a, b = merge(off), merge(on)

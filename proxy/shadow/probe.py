@@ -26,10 +26,11 @@ from proxy.shadow.shedding import CpuStat, Shedder, cpu_stat_paths, parse_cpu_st
 
 log = logging.getLogger("llm_shadow.shadow")
 
-# 20 probes a second: a burst is seen within 50 ms, and the probe itself costs about
-# 20 wake-ups a second (well under 0.1 % of a core).
-INTERVAL = 0.05
-WINDOW = 20  # probes kept for the peak shown in /statz (one second)
+# 40 probes a second: saturation trips the shedder (3 late probes of 5) within about
+# 0.1 s, so few shadows start after it began (each costs as much as a request); the probe
+# itself costs 40 wake-ups a second (about 0.1 % of a core).
+INTERVAL = 0.025
+WINDOW = 40  # probes kept for the peak shown in /statz (one second)
 
 
 class PressureProbe:
