@@ -203,12 +203,10 @@ class Diverter:
 
     def _cut(self, record: Exchange, reason: str) -> None:
         """A diverted stream the orchestrator failed after bytes went out: it cannot be
-        saved, so it is accounted for (trace, counter, /statz)."""
+        saved, so it is accounted for (trace, counter, /statz; the handler logs it)."""
         record.cut_reason = reason
         self.cuts[reason] += 1
         self.telemetry.count_divert_cut(reason, record.destination.prefix)
-        log.warning("diverted stream of %s cut after its first byte: %s",
-                    record.request_id, reason)
 
 
 async def _chain(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

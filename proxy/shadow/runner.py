@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from proxy.comparison import in_noise_sample
 from proxy.deadline import Deadline
 from proxy.decision import Decision, orchestrator_allowed
+from proxy.errors import ProxyError, UpstreamTimeout
 from proxy.exchange import Captured
 from proxy.flags.view import FlagView
 from proxy.headers import RawHeaders, upstream_request_headers
@@ -258,6 +259,8 @@ class ShadowRunner:
                 self.skip("timeout", route)
                 return None, failed.answer, "timeout"
             return None, failed.answer, failed.reason
+        except ProxyError as exc:  # the answer's body failed midway: the orchestrator's fault
+            return None, None, "timeout" if isinstance(exc, UpstreamTimeout) else "incomplete"
 
     async def _legacy_shadow(self, job: ShadowJob) -> None:
         """The shadow of a divert: the legacy call runs now, the orchestrator already

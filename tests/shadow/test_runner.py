@@ -200,3 +200,47 @@ def test_while_shedding_no_noise_resample_starts() -> None:
     assert runner.completed == 1
     assert runner.skipped["overload"] == 1
     assert replay.calls == 0
+
+
+class CutShort:
+    name = "stub"
+
+    def supports(self, api: object) -> bool:
+        return True
+
+    async def call(self, call: TargetCall, deadline: Any = None) -> TargetReply:
+        async def parts() -> Any:
+            yield b'{"choices": [{"mess'
+            raise UpstreamFailed("upstream orchestrator sent a malformed response")
+
+        return TargetReply(200, [(b"content-type", b"application/json")], parts())
+
+
+class OutcomeComparer(QuietComparer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: list[str] = []
+
+    def outcome(self, **kwargs: Any) -> None:
+        self.outcomes.append(kwargs["outcome"])
+
+
+def test_an_answer_cut_short_is_the_orchestrators_failure_not_a_job_error() -> None:
+    comparer = OutcomeComparer()
+
+    async def scenario() -> ShadowRunner:
+        runner = ShadowRunner(
+            target=CutShort(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
+            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        job = _job()
+        assert runner.launch(job)
+        job.legacy_finished(None)
+        while runner.tasks:
+            await asyncio.sleep(0.01)
+        return runner
+
+    runner = asyncio.run(scenario())
+    assert "error" not in runner.skipped
+    assert comparer.outcomes == ["failed"]
