@@ -21,7 +21,7 @@ time; rounds alternate so machine noise hits every cell alike):
   open-loop load below saturation (what normal traffic looks like to the shedder).
 
     python bench/shedding.py
-    python bench/shedding.py --requests 4000 --concurrency 64 --rounds 3
+    python bench/shedding.py --requests 4000 --concurrency 64 --rounds 2   # quicker
 """
 
 from __future__ import annotations
@@ -162,6 +162,14 @@ def measured(proxy: Proxy, n: int, concurrency: int, legacy_ms: float = 0.0) -> 
     return cell
 
 
+def settle(*proxies: Proxy) -> None:
+    """Every process idle: no shadow in flight, the recorder's queue drained."""
+    for proxy in proxies:
+        wait_for(lambda p=proxy: (lambda s: s["shadow"]["in_flight"] == 0
+                                  and s["recorder"]["queued"] == 0)(p.statz()),
+                 timeout=120, message="the proxy settled")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -240,9 +248,12 @@ def saturation(args: argparse.Namespace, on: Proxy, off: Proxy) -> None:
     for proxy in (on, off):  # warm-up: connections, lazy imports, JIT-free but cached
         proxy.shadow(100)
         asyncio.run(closed_loop(proxy.url, 500, args.concurrency))
-    for _ in range(args.rounds):
-        for name, proxy, percent in plan:
+    for round_ in range(args.rounds):
+        # The order alternates, so neither the machine's drift nor one cell's aftermath
+        # lands on the same cell every round; each cell starts with both processes idle.
+        for name, proxy, percent in (plan if round_ % 2 == 0 else plan[::-1]):
             proxy.shadow(percent)
+            settle(on, off)
             # Into saturation first, unmeasured: the cell is the steady state (the way
             # in, from idle, is the onset line below).
             idle = proxy.statz()
@@ -319,12 +330,12 @@ def one_at_a_time(args: argparse.Namespace, proxy: Proxy, orchestrator_port: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=6000,
+    parser.add_argument("--requests", type=int, default=9000,
                         help="saturation requests per cell (split over the rounds)")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--sequential", type=int, default=3000,
                         help="one-at-a-time requests per cell (split over the rounds)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 300.0, 600.0],
                         help="open-loop rates of the lag survey (requests/s)")
     parser.add_argument("--survey-seconds", type=float, default=5.0)
