@@ -24,7 +24,7 @@ class ShadowSection(Section):
     `bench/shedding.py` on a 2-core machine: an idle loop lags about 0.2 ms (1 ms peaks,
     the timer resolution; a rare 5 ms garbage collection), steady load below saturation
     keeps most probes under 5 ms but not all (5 ms shed part of the shadows at a third
-    of capacity on a busy machine), and a saturated process lags 25-45 ms."""
+    of capacity on a busy machine), and a saturated process lags 25-60 ms."""
 
     max_concurrency: int = Field(64, ge=1)
     max_body_bytes: int = Field(1024 * 1024, gt=0)

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from proxy.config.comparison import ComparisonSection
-from proxy.config.shadow import ShadowSection
 from proxy.config.proxy import RedisSection
+from proxy.config.shadow import ShadowSection
 from proxy.report.aggregate_store import ReportStore
 from tests.fakes.proxyproc import ProxyProcess
 from tests.fakes.servers import RedisServer, ThreadedServer, wait_for
