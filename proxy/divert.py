@@ -1,17 +1,23 @@
 """Divert: the orchestrator answers the client, with legacy as the safety net.
 
-Layer: composition on the request path. The rules (checklist J, nginx's
-`proxy_next_upstream` semantics):
+Layer: composition on the request path. The rules (nginx's `proxy_next_upstream`
+semantics, with the commit point of `proxy.commit`):
 
-- if the orchestrator fails before the first byte reaches the client (error, timeout,
-  an error status, low confidence, failed validation, cost limit, an endpoint it cannot answer),
-  the request falls back to legacy, transparently, and the reason is recorded; only while
-  `divert.fallback_to_legacy` and `legacy_system.enabled` (in `migration_mode: full`
-  with legacy disabled there is no legacy call at all, and the client gets a 502);
-- the first body part is read before the response starts, so a failure up to then still
-  falls back;
-- once bytes went out, a failure aborts the client's stream: legacy is never spliced onto
-  a partial answer;
+- the orchestrator's attempt has one time budget, `divert.fallback_after_seconds`,
+  counted from the start of the divert: model selection, every model call the built-in
+  pipeline makes in turn (their own timeouts capped by what is left, `proxy.deadline`),
+  validation, and the answer up to the commit point. Past it legacy answers, with the
+  fallback reason `fallback_budget`;
+- the commit point: a non-streamed answer is read whole (bounded by the route's body
+  limit) and checked; a stream, its first body part. Any failure before it (error,
+  timeout, an error status, low confidence, failed validation, cost limit, an endpoint
+  it cannot answer, an answer cut short, too large or not JSON) falls back to legacy,
+  transparently, with the reason recorded; only while `divert.fallback_to_legacy` and
+  `legacy_system.enabled` (in `migration_mode: full` with legacy disabled there is no
+  legacy call at all, and the client gets a 502);
+- once bytes of a stream went out, a failure aborts the client's stream: legacy is never
+  spliced onto a partial answer. Every cut stream is counted by reason (`cuts`, the
+  `llm_shadow.divert.streams_cut` counter) and named on the request's trace;
 - a kill or rollback does not abort diverted answers already streaming (cutting a user's
   answer midway helps nobody); new requests go to legacy at once;
 - with `divert.shadow_legacy`, the legacy call then runs as the shadow of the divert, so
@@ -26,11 +32,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 
 from proxy.asgi import Send
+from proxy.commit import TOO_LARGE, problem
 from proxy.config.shadow import DivertSection
-from proxy.errors import ProxyError
+from proxy.deadline import Deadline
+from proxy.errors import ProxyError, UpstreamTimeout
 from proxy.exchange import Captured, Exchange
 from proxy.forward import Forwarder, UpstreamAborted
 from proxy.headers import client_response_headers, tagged, upstream_request_headers
@@ -47,6 +56,12 @@ from proxy.usage.prices import PriceTable
 
 log = logging.getLogger("llm_shadow.divert")
 
+# The fallback reason when the attempt ran out of its time budget.
+BUDGET = "fallback_budget"
+# How long past the budget the in-process pipeline may take to hand back its own answer
+# (which records each model call it ended) before the divert stops waiting for it.
+GRACE = 0.05
+
 
 class Diverter:
     def __init__(self, *, target: Target, legacy: Forwarder, shadow: ShadowRunner,
@@ -60,6 +75,10 @@ class Diverter:
         self.settings = settings
         self.prices = prices
         self.tee_bytes = tee_bytes
+        # Fallbacks, and diverted streams cut after their first byte went out, by
+        # reason (/statz).
+        self.fallbacks: Counter[str] = Counter()
+        self.cuts: Counter[str] = Counter()
 
     async def serve(self, call: TargetCall, send: Send, record: Exchange,
                     legacy_tee: Tee | None) -> None:
@@ -68,7 +87,8 @@ class Diverter:
         legacy_allowed = self.settings.fallback_to_legacy and \
             record.view.snapshot.legacy_system.enabled
         started = time.monotonic()
-        reply, first, failure, answer = await self._open(call)
+        deadline = Deadline.after(self.settings.fallback_after_seconds, started)
+        reply, head, failure, answer = await self._open(call, deadline)
         self.telemetry.record_workflow(record.trace, *orchestrator_calls(
             call, answer, start=started, end=time.monotonic(), failure=failure))
         costs = orchestrator_costs(answer)
@@ -79,7 +99,7 @@ class Diverter:
         record.answered_by = "orchestrator"
         captured: Captured | None = None
         try:
-            captured = await self._relay(reply, first, send, record, started)
+            captured = await self._relay(reply, head, send, record, started)
         finally:  # the orchestrator's spend counts even when the stream was cut short
             if answer is None and captured is not None:  # external: priced from its usage
                 costs = (RoleCost("orchestrator", endpoint_cost(
@@ -89,35 +109,59 @@ class Diverter:
         if self.settings.shadow_legacy and legacy_allowed:
             self.shadow.launch(ShadowJob(call, record.trace, orchestrator_answer=captured))
 
-    async def _open(self, call: TargetCall) -> tuple[
+    async def _open(self, call: TargetCall, deadline: Deadline) -> tuple[
             TargetReply | None, bytes | None, str | None, OrchestratorAnswer | None]:
-        """The orchestrator's response up to its first body part, or why there is none."""
+        """The orchestrator's response up to the commit point (see the module docstring),
+        or why there is none."""
         if not self.target.supports(call.api):
             return None, None, "unsupported_endpoint", None
         try:
-            async with asyncio.timeout(self.settings.first_byte_timeout_seconds):
-                reply = await self.target.call(call)
+            async with asyncio.timeout(deadline.remaining(time.monotonic()) + GRACE):
+                reply = await self.target.call(call, deadline)
                 try:
-                    first = await anext(reply.parts, b"")
+                    head = await self._head(call, reply)
                 except BaseException:
                     await reply.aclose()
                     raise
-                return reply, first, None, reply.answer
+                return reply, head, None, reply.answer
         except TimeoutError:
-            return None, None, "timeout", None
+            return None, None, BUDGET, None
         except OrchestratorFailed as failed:
-            return None, None, failed.reason, failed.answer
+            reason = BUDGET if failed.reason == "deadline" else failed.reason
+            return None, None, reason, failed.answer
         except (ProxyError, OSError) as exc:
             return None, None, getattr(exc, "code", type(exc).__name__), None
         except Exception:  # any orchestrator fault before the first byte means fallback
             log.exception("divert of %s: the orchestrator failed", call.request_id)
             return None, None, "error", None
 
+    async def _head(self, call: TargetCall, reply: TargetReply) -> bytes:
+        """What must be read before committing: a stream's first part, or the whole of a
+        non-streamed answer (bounded by the route's body limit, then checked)."""
+        try:
+            if call.stream:
+                return await anext(reply.parts, b"")
+            limit = call.destination.route.max_body_bytes
+            body = bytearray()
+            async for part in reply.parts:
+                body += part
+                if len(body) > limit:
+                    raise OrchestratorFailed(TOO_LARGE)
+        except ProxyError as exc:  # headers came, then the body failed
+            raise OrchestratorFailed("timeout" if isinstance(exc, UpstreamTimeout)
+                                     else "incomplete") from exc
+        whole = bytes(body)
+        reason = problem(whole, reply.headers, limit=limit, llm_api=call.api is not None)
+        if reason is not None:
+            raise OrchestratorFailed(reason)
+        return whole
+
     async def _fall_back(self, call: TargetCall, send: Send, record: Exchange, reason: str,
                          legacy_allowed: bool, costs: tuple[RoleCost, ...],
                          tee: Tee | None) -> None:
         prefix = call.route
         record.fallback_reason = reason
+        self.fallbacks[reason_code(reason)] += 1
         self.telemetry.count_divert_fallback(reason, prefix)
         self.comparer.outcome(route=prefix, request_id=call.request_id,
                               outcome=failure_outcome(reason), costs=costs, divert=True,
@@ -132,7 +176,7 @@ class Diverter:
         await self.legacy.exchange(record, upstream_request_headers(call.client_headers),
                                    call.body, send, tee=tee)
 
-    async def _relay(self, reply: TargetReply, first: bytes | None, send: Send,
+    async def _relay(self, reply: TargetReply, head: bytes | None, send: Send,
                      record: Exchange, started: float) -> Captured:
         tee = Tee(self.tee_bytes)
         headers = tagged(client_response_headers(reply.headers), record.request_id,
@@ -143,7 +187,7 @@ class Diverter:
             await send({"type": "http.response.start", "status": reply.status,
                         "headers": headers})
             record.first_byte_at = time.monotonic()
-            async for part in _chain(first, reply.parts):
+            async for part in _chain(head, reply.parts):
                 tee.feed(part)
                 await send({"type": "http.response.body", "body": part, "more_body": True})
             record.completed = True
@@ -151,11 +195,19 @@ class Diverter:
         except ProxyError as exc:
             record.aborted = True
             record.error_type = exc.code
+            self._cut(record, "timeout" if isinstance(exc, UpstreamTimeout) else "incomplete")
             raise UpstreamAborted(exc.message) from exc
         finally:
             await reply.aclose()
         return Captured(reply.status, headers, tee.value(), tee.truncated, started,
                         record.first_byte_at, time.monotonic())
+
+    def _cut(self, record: Exchange, reason: str) -> None:
+        """A diverted stream the orchestrator failed after bytes went out: it cannot be
+        saved, so it is accounted for (trace, counter, /statz; the handler logs it)."""
+        record.cut_reason = reason
+        self.cuts[reason] += 1
+        self.telemetry.count_divert_cut(reason, record.destination.prefix)
 
 
 async def _chain(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

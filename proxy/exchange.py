@@ -76,6 +76,8 @@ class Exchange:
     response_truncated: bool = False
     answered_by: str = "legacy"
     fallback_reason: str | None = None
+    # A diverted stream the orchestrator failed after its first byte went out.
+    cut_reason: str | None = None
 
     def legacy_answer(self) -> Captured | None:
         """The legacy answer as the client got it (the teed copy), when there is one."""

@@ -12,6 +12,7 @@ it starts waits for Redis.
     redis (shared, background only)  learned records, shadow budget, report aggregates
     orchestrator pipeline / endpoint the orchestrator target (proxy.orchestrator)
     shadow client + runner           shadow jobs and noise samples (proxy.shadow)
+    pressure probe                   event-loop lag and CPU throttling: sheds shadows
     diverter                         divert with legacy fallback (proxy.divert)
     recorder                         after-the-fact usage, cost and spans (proxy.recording)
     ramp runner                      the guarded auto-ramp, when started (proxy.ramp)
@@ -47,8 +48,10 @@ from proxy.report.aggregate_store import ReportStore
 from proxy.report.buffer import ReportBuffer
 from proxy.routing import RouteTable
 from proxy.shadow.budget import Budget, MemoryBudget, RedisBudget
+from proxy.shadow.probe import PressureProbe
 from proxy.shadow.replay import LegacyReplay
 from proxy.shadow.runner import ShadowRunner
+from proxy.shadow.shedding import Shedder
 from proxy.telemetry.records import FlagObservation
 from proxy.telemetry.setup import build_telemetry
 from proxy.transport import PoolGate, PoolLimits, build_client, build_transport
@@ -114,6 +117,8 @@ class Runtime:
         """Shadow (its own client and pool, never the legacy one) and divert."""
         config = self.settings.config
         shadow = config.shadow
+        # Event-loop lag (and CPU throttling) above `shed_lag_ms` stops new shadows.
+        self.probe = PressureProbe(Shedder(shadow.shed_lag_ms))
         self.shadow_client = build_client(config.proxy.transport, PoolLimits(
             shadow.max_connections, shadow.max_connections,
             config.proxy.pool.keepalive_expiry))
@@ -122,7 +127,8 @@ class Runtime:
             budget=self._budget(), comparer=self.comparer, telemetry=self.telemetry,
             prices=self.prices, max_concurrency=shadow.max_concurrency,
             timeout=shadow.timeout_seconds, reserve_usd=shadow.reserve_usd_per_call,
-            noise_percent=config.comparison.noise_sample_percent, cap=shadow.tee_max_bytes)
+            noise_percent=config.comparison.noise_sample_percent, cap=shadow.tee_max_bytes,
+            shedder=self.probe.shedder)
         self.diverter = Diverter(target=self.target, legacy=self.legacy, shadow=self.shadow,
                                  comparer=self.comparer, telemetry=self.telemetry,
                                  settings=config.divert, prices=self.prices,
@@ -142,12 +148,12 @@ class Runtime:
         config = self.settings.config
         endpoint = config.orchestrator.endpoint
         if endpoint:
-            client = build_client(config.proxy.transport, PoolLimits(
+            transport = build_transport(config.proxy.transport, PoolLimits(
                 config.orchestrator.max_connections, config.orchestrator.max_connections,
                 config.proxy.pool.keepalive_expiry))
-            self._stack.push_async_callback(client.aclose)
+            self._stack.push_async_callback(transport.aclose)
             return ExternalTarget(
-                endpoint, client, config.proxy.routes[0].timeouts,
+                endpoint, transport, config.proxy.routes[0].timeouts,
                 forward_credentials=config.orchestrator.endpoint_forward_credentials)
         self.pipeline = build_pipeline(self.settings, self.redis)
         return InProcessTarget(self.pipeline)
@@ -226,6 +232,8 @@ class Runtime:
             stack.push_async_callback(self.report_buffer.aclose)
         self.recorder.start()
         stack.push_async_callback(self.recorder.aclose)
+        self.probe.start()
+        stack.push_async_callback(self.probe.aclose)
         stack.push_async_callback(self.shadow.aclose)
 
     async def __aexit__(
@@ -244,6 +252,9 @@ class Runtime:
                        "max_concurrency": self.shadow.max_concurrency,
                        "completed": self.shadow.completed,
                        "skipped": dict(self.shadow.skipped)},
+            "pressure": self.probe.stats(),
+            "divert": {"fallbacks": dict(self.diverter.fallbacks),
+                       "streams_cut": dict(self.diverter.cuts)},
             "recorder": {"queued": self.recorder.queue.qsize(),
                          "dropped": self.recorder.dropped},
             "ramp": None if self.ramp is None else {

@@ -20,7 +20,10 @@ One request, step by step:
    the remaining budget and `max_model_count` allows; a call that would exceed the cost
    limit is never started.
 5. `ok` at or above the threshold; `low_confidence` below it; `failed` without a valid
-   answer. Every call's outcome, and whether each answer agreed with the merged one,
+   answer. With a deadline (a divert's one budget), every call's timeout is capped by
+   what is left of it and no model starts once it is spent; an answer that is not `ok`
+   because of it says so (`out_of_time`), so a divert names the budget as its fallback
+   reason. Every call's outcome, and whether each answer agreed with the merged one,
    goes to the learned records (`enable_performance_tracking`).
 """
 
@@ -33,6 +36,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from proxy.config.orchestrator import FeatureFlags, OrchestratorSection
+from proxy.deadline import Deadline
 from proxy.orchestrator.classification import Classification, model_count
 from proxy.orchestrator.content import Usage
 from proxy.orchestrator.conversation import Conversation
@@ -65,6 +69,7 @@ class Job:
     data_type: str | None = None
     trace_headers: tuple[tuple[str, str], ...] = ()
     capture_content: bool = False
+    deadline: Deadline | None = None
 
 
 class Engine:
@@ -100,6 +105,8 @@ class Engine:
         finally:
             run.absorb_all(await run.fanout.cancel())
         answer = run.answer()
+        if run.out_of_time and not answer.ok:
+            answer = replace(answer, out_of_time=True)
         self._learn(job, run)
         log.debug("request %s: %s (%s), confidence %.3f, models %s", job.request_id,
                   answer.status, answer.reason, answer.confidence,
@@ -167,11 +174,14 @@ class _Run:
         self.request = request
         self.ranked = ranked
         self.budget = Budget(job.cost_limit)
-        self.fanout = Fanout(lambda model: call(model, request), engine.timeout_of)
+        self.fanout = Fanout(lambda model: call(model, request), engine.timeout_of,
+                             deadline=job.deadline)
         self.outcomes: list[_Outcome] = []
         self.votes: list[Vote] = []
         self.tried: set[str] = set()
         self.stop_reason = ""
+        # The deadline ended a call or kept a model from starting.
+        self.out_of_time = False
         self._subject = _subject(job, request)
 
     # --- running -----------------------------------------------------------------------
@@ -190,13 +200,14 @@ class _Run:
                     self.absorb_all(await self.fanout.cancel())
             return
         for candidate in chosen:
-            if self._early_enough():
+            if self._early_enough() or not self._start(candidate):
                 return
-            self._start(candidate)
             self.absorb(await self.fanout.next())
 
     async def escalate(self) -> None:
         while self._wants_more():
+            if self._spent():
+                return
             if len(self.tried) >= self.engine.settings.max_model_count:
                 self.stop_reason = f"max_model_count {self.engine.settings.max_model_count}"
                 return
@@ -205,14 +216,25 @@ class _Run:
                 self.stop_reason = (self._budget_reason() if self._untried_exist()
                                     else "no more models")
                 return
-            self._start(chosen[0])
+            if not self._start(chosen[0]):
+                return
             self.absorb(await self.fanout.next())
 
-    def _start(self, candidate: Candidate) -> None:
-        if not self.budget.reserve(candidate.estimate.usd):
-            return
+    def _spent(self) -> bool:
+        """Whether the deadline leaves too little time to start another model."""
+        deadline = self.job.deadline
+        if deadline is None or not deadline.expired(time.monotonic()):
+            return False
+        self.out_of_time = True
+        self.stop_reason = "the time budget is spent"
+        return True
+
+    def _start(self, candidate: Candidate) -> bool:
+        if self._spent() or not self.budget.reserve(candidate.estimate.usd):
+            return False
         self.tried.add(candidate.model.name)
         self.fanout.start(candidate)
+        return True
 
     def _early_enough(self) -> bool:
         if not self.engine.settings.enable_early_result_processing or not self.votes:
@@ -242,6 +264,8 @@ class _Run:
     def absorb(self, finished: Finished) -> None:
         model, est = finished.candidate.model, finished.candidate.estimate
         reply = finished.reply
+        if finished.error_type == "deadline":
+            self.out_of_time = True
         if reply is None:
             outcome: Outcome = ("cancelled" if finished.cancelled
                                 else "timeout" if finished.timed_out else "error")

@@ -9,6 +9,10 @@ credentials (headers and query parameters whose names look like one, by the same
 that keeps them out of telemetry: `Authorization`, `x-api-key`, Azure's
 `Ocp-Apim-Subscription-Key`, a gateway's `x-...-api-key`, `?key=`) are removed unless
 `orchestrator.endpoint_forward_credentials` says they may go.
+
+Like the legacy path (`proxy.forward`), it sends through the transport directly, with
+parsed URLs cached: a shadow's own work runs on the loop the legacy path runs on, and
+the client layers above the transport (auth, redirects, cookies) only add work.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from urllib.parse import unquote_plus
 import httpx
 
 from proxy.config.proxy import Timeouts
+from proxy.deadline import Deadline
+from proxy.forward import upstream_url
 from proxy.headers import REQUEST_ID_MARKER, RawHeaders, upstream_request_headers
 from proxy.orchestrator.target import OrchestratorFailed, TargetCall, TargetReply
 from proxy.routing import Upstream
@@ -36,10 +42,10 @@ class ExternalTarget:
 
     name = "external"
 
-    def __init__(self, endpoint: str, client: httpx.AsyncClient, timeouts: Timeouts, *,
-                 forward_credentials: bool = False):
+    def __init__(self, endpoint: str, transport: httpx.AsyncBaseTransport,
+                 timeouts: Timeouts, *, forward_credentials: bool = False):
         self.endpoint = endpoint.rstrip("/")
-        self.client = client
+        self.transport = transport
         self.timeouts = timeouts
         self.forward_credentials = forward_credentials
         self.host = Upstream.of(self.endpoint).netloc
@@ -70,17 +76,19 @@ class ExternalTarget:
                 if not is_sensitive_name(unquote_plus(part.split("=", 1)[0]))]
         return "&".join(kept)
 
-    async def call(self, call: TargetCall) -> TargetReply:
+    async def call(self, call: TargetCall, deadline: Deadline | None = None) -> TargetReply:
+        """The service's reply, headers read; its body streams from `parts`. The caller's
+        own guard enforces `deadline` (one budget for headers and body together)."""
         url = self.endpoint + call.destination.path
         query = self.query_for(call.destination.query)
         if query:
             url += "?" + query
-        request = httpx.Request(call.method, url, headers=self.headers_for(call),
+        request = httpx.Request(call.method, upstream_url(url), headers=self.headers_for(call),
                                 content=call.body,
                                 extensions={"timeout": timeout_extension(self.timeouts)})
         try:
             with upstream_errors(self.host):
-                response = await self.client.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
         except Exception as exc:
             raise OrchestratorFailed(_error_reason(exc)) from exc
         if response.status_code >= 400:

@@ -7,6 +7,10 @@ client gone, divert deadline), `cancel()` ends the ones still running and report
 so no call outlives its request and every started call is accounted for. A call's
 failure never raises out of here: it becomes a `Finished` with an error type, which
 excludes the model's answer and counts against its record.
+
+With a `Deadline` (a divert's one budget, `proxy.deadline`), each call's own timeout is
+capped by what is left of it; a call the budget ended is a timeout with error type
+`deadline`, so the request can say the budget, not the model, ran out.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from proxy.deadline import Deadline
 from proxy.orchestrator.registry import AIModel
 from proxy.orchestrator.selection import Candidate
 from proxy.orchestrator.wire import Reply
@@ -56,10 +61,11 @@ def _is_timeout(exc: BaseException) -> bool:
 class Fanout:
     def __init__(self, call: Callable[[AIModel], Awaitable[Reply]],
                  timeout_of: Callable[[AIModel], float],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, deadline: Deadline | None = None):
         self._call = call
         self._timeout_of = timeout_of
         self._clock = clock
+        self.deadline = deadline
         self._tasks: dict[asyncio.Task[Finished], _Started] = {}
 
     @property
@@ -105,8 +111,13 @@ class Fanout:
         model = started.candidate.model
         reply: Reply | None = None
         failure: BaseException | None = None
+        timeout = self._timeout_of(model)
+        deadline = self.deadline
+        by_deadline = deadline is not None and deadline.binding(timeout, started.mono)
+        if deadline is not None:
+            timeout = deadline.cap(timeout, started.mono)
         try:
-            async with asyncio.timeout(self._timeout_of(model)):
+            async with asyncio.timeout(timeout):
                 reply = await self._call(model)
         except asyncio.CancelledError:
             raise
@@ -117,6 +128,6 @@ class Fanout:
         if failure is None:
             return Finished(started.candidate, started.wall, ended, latency, reply=reply)
         timed_out = _is_timeout(failure)
-        return Finished(started.candidate, started.wall, ended, latency,
-                        error_type="timeout" if timed_out else error_type(failure),
+        kind = ("deadline" if by_deadline else "timeout") if timed_out else error_type(failure)
+        return Finished(started.candidate, started.wall, ended, latency, error_type=kind,
                         timed_out=timed_out)

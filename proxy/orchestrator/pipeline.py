@@ -147,6 +147,7 @@ class Pipeline:
             data_type=request.data_type,
             trace_headers=request.trace_headers,
             capture_content=request.capture_content,
+            deadline=request.deadline,
         )
         answer = await self.engine.run(job, self._call)
         self.learning.answered(request.request_id, job.classification.task_type.value,

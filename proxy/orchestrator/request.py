@@ -15,6 +15,7 @@ from typing import Any
 
 from proxy.apis import WireFormat
 from proxy.config.orchestrator import FeatureFlags
+from proxy.deadline import Deadline
 from proxy.orchestrator.classification import TaskType
 from proxy.orchestrator.conversation import Conversation
 from proxy.orchestrator.registry import AIModel
@@ -46,7 +47,8 @@ class OrchestratorRequest:
     `body` is the client's parsed JSON body in `wire_format`; `task_hint` is the value of
     the task hint header (if any); `trace_headers` (W3C `traceparent`, `tracestate`) go
     on every model call. `data_type` selects data-type validation rules (the legacy
-    API's `data_type`)."""
+    API's `data_type`). `deadline` (monotonic) caps every model call: the divert's one
+    time budget, or the shadow's deadline."""
 
     body: Mapping[str, Any]
     wire_format: WireFormat
@@ -58,6 +60,7 @@ class OrchestratorRequest:
     data_type: str | None = None
     # Telemetry opted in to message content: call records then carry each answer's text.
     capture_content: bool = False
+    deadline: Deadline | None = None
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ class OrchestratorAnswer:
     requested_model: str | None = None
     include_usage: bool = False
     created: int = 0
+    # Not `ok` because a deadline (a divert's time budget) ended it.
+    out_of_time: bool = False
 
     @property
     def ok(self) -> bool:

@@ -1,10 +1,11 @@
 """The orchestrator as shadow and divert call it: one seam, two targets.
 
 Layer: pure core (the seam) plus the in-process target, which only calls the pipeline it
-is given. A target takes a `TargetCall` and gives back a `TargetReply` whose status and
-headers are known before any byte is sent to a client, so a divert can still fall back
-to legacy when the call fails (`OrchestratorFailed`, with a reason that goes on traces
-and counters). The targets:
+is given. A target takes a `TargetCall` (and the attempt's `Deadline`, which the
+in-process pipeline spreads over its model calls) and gives back a `TargetReply` whose
+status and headers are known before any byte is sent to a client, so a divert can still
+fall back to legacy when the call fails (`OrchestratorFailed`, with a reason that goes on
+traces and counters). The targets:
 
 - `InProcessTarget` (here): the built-in pipeline answers whole, then the answer is
   rendered in the client's wire format;
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from proxy.apis import Api, wire_format
+from proxy.deadline import Deadline
 from proxy.headers import RawHeaders
 from proxy.orchestrator.request import LiveSettings, OrchestratorRequest
 from proxy.orchestrator.result import OrchestratorAnswer
@@ -32,7 +34,8 @@ Role = Literal["shadow", "divert"]
 
 class OrchestratorFailed(Exception):
     """The orchestrator could not answer before the first byte; `reason` is a code
-    (timeout, error, low_confidence, failed:<why>, status_502, unsupported_endpoint)."""
+    (timeout, deadline, error, low_confidence, failed:<why>, status_502,
+    unsupported_endpoint, too_large, invalid_json, incomplete)."""
 
     def __init__(self, reason: str, answer: OrchestratorAnswer | None = None):
         super().__init__(reason)
@@ -88,7 +91,10 @@ class Target(Protocol):
 
     def supports(self, api: Api | None) -> bool: ...
 
-    async def call(self, call: TargetCall) -> TargetReply: ...
+    async def call(self, call: TargetCall, deadline: Deadline | None = None) -> TargetReply:
+        """The orchestrator's reply; `deadline` is the attempt's whole budget (the caller
+        also enforces it: a target may use it to end its own steps in time)."""
+        ...
 
 
 class InProcessTarget:
@@ -103,7 +109,7 @@ class InProcessTarget:
     def supports(self, api: Api | None) -> bool:
         return wire_format(api) is not None
 
-    async def call(self, call: TargetCall) -> TargetReply:
+    async def call(self, call: TargetCall, deadline: Deadline | None = None) -> TargetReply:
         wire = wire_format(call.api)
         if wire is None or call.payload is None:
             raise OrchestratorFailed("unsupported_endpoint")
@@ -113,6 +119,7 @@ class InProcessTarget:
             capture_content=call.capture_content,
             trace_headers=tuple((k.decode("latin-1"), v.decode("latin-1"))
                                 for k, v in call.trace_headers),
+            deadline=deadline,
         ))
         if not answer.ok:
             raise OrchestratorFailed(_failure_reason(answer), answer)
@@ -122,6 +129,8 @@ class InProcessTarget:
 
 
 def _failure_reason(answer: OrchestratorAnswer) -> str:
+    if answer.out_of_time:
+        return "deadline"
     if answer.status == "low_confidence":
         return "low_confidence"
     return f"failed:{answer.reason}" if answer.reason else "failed"

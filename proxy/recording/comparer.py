@@ -111,6 +111,10 @@ class Comparer:
                                        orchestrator=outcome, divert=divert,
                                        fallback=fallback))
 
+    def skipped(self, route: str, reason: str) -> None:
+        """A shadow that was due and did not run (the report counts them by reason)."""
+        self._report(ReportEntry(route, "", at=time.time(), skipped=reason))
+
     def costs(self, route: str, request_id: str, costs: Sequence[RoleCost]) -> None:
         self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs)))
 

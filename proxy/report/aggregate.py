@@ -87,6 +87,8 @@ class RouteSummary:
     cost: dict[Role, RoleCostSummary]
     models: dict[str, dict[str, int]] = field(default_factory=dict)
     top: tuple[TopRequest, ...] = ()
+    # Shadows that were due and did not run, by reason (overload, concurrency_full).
+    shadow_skipped: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -249,6 +251,8 @@ def summarise(route: str, buckets: Sequence[Bucket], *, since: float, until: flo
         latency_samples=sum(hist.values()), latency_delta_p50_ms=quantile(hist, 0.5),
         latency_delta_p95_ms=quantile(hist, 0.95), cost=_costs(fields, days),
         models=_models(fields), top=_top(buckets, top),
+        shadow_skipped={name[5:]: int(value) for name, value in sorted(fields.items())
+                        if name.startswith("skip:")},
     )
 
 

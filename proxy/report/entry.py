@@ -59,6 +59,8 @@ class ReportEntry:
     orchestrator: Outcome | None = None
     divert: bool = False
     fallback: bool = False
+    # A shadow that was due and did not run, by reason (`overload`, `concurrency_full`).
+    skipped: str | None = None
 
 
 def latency_bin(delta_ms: float) -> int:
@@ -107,6 +109,8 @@ def increments(entry: ReportEntry) -> tuple[dict[str, int], dict[str, float]]:
         add("divert:requests")
         if entry.fallback:
             add("divert:fallbacks")
+    if entry.skipped is not None:
+        add(f"skip:{entry.skipped}")
     return ints, floats
 
 

@@ -83,6 +83,9 @@ def _route(summary: RouteSummary) -> list[str]:
              f"latency delta   p50 {ms(s.latency_delta_p50_ms)}   p95 "
              f"{ms(s.latency_delta_p95_ms)}   (orchestrator - legacy, "
              f"{s.latency_samples} samples)"]
+    if s.shadow_skipped:
+        lines.append("shadows skipped " + "   ".join(
+            f"{reason} {count}" for reason, count in s.shadow_skipped.items()))
     lines += _cost_lines(s)
     for model, counts in sorted(s.models.items()):
         total = counts.get("compared", 0)

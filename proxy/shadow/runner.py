@@ -7,6 +7,9 @@ Layer: composition (background tasks). The guarantees, each tested:
   in its own task, on the orchestrator's own client and pool;
 - bounded: at most `max_concurrency` jobs; when full the shadow is dropped (counted),
   never queued; each job has its own deadline and no retries;
+- shed under pressure: while the shedder says the process is overloaded (event-loop lag
+  or CPU throttling, `proxy.shadow.shedding`), no shadow or noise resample starts
+  (counted as `overload`); the check is one attribute read;
 - owned: every task is kept in a set until done, and cancelled on kill, rollback or
   fail-safe (so their pool slots return) and at shutdown;
 - budgeted: a job reserves its estimated cost from the shared hourly budget before it
@@ -25,7 +28,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from proxy.comparison import in_noise_sample
+from proxy.deadline import Deadline
 from proxy.decision import Decision, orchestrator_allowed
+from proxy.errors import ProxyError, UpstreamTimeout
 from proxy.exchange import Captured
 from proxy.flags.view import FlagView
 from proxy.headers import RawHeaders, upstream_request_headers
@@ -43,13 +48,17 @@ from proxy.recording.comparer import Comparer, failure_outcome
 from proxy.report.entry import RoleCost
 from proxy.shadow.budget import Budget, BudgetUnavailable
 from proxy.shadow.replay import LegacyReplay, capture
+from proxy.shadow.shedding import Shedder
 from proxy.telemetry.recorder import SpanRef, Telemetry
 from proxy.usage.prices import PriceTable
 
 log = logging.getLogger("llm_shadow.shadow")
 
 SKIP_REASONS = ("sampled_out", "not_eligible", "body_too_large", "concurrency_full",
-                "budget_spent", "budget_unavailable", "kill", "error", "timeout")
+                "overload", "budget_spent", "budget_unavailable", "kill", "error", "timeout")
+# Skips that also go to the comparison report: shadows that were due and did not run
+# because of load, so the compared sample is smaller and leans to calm periods.
+REPORTED_SKIPS = frozenset({"overload", "concurrency_full"})
 
 # Legacy decisions whose reason is also a reason no shadow ran, for the skip counters.
 _SKIP_FOR_DECISION = {"outside_bands": "sampled_out", "not_eligible": "not_eligible",
@@ -95,7 +104,7 @@ class ShadowRunner:
     def __init__(self, *, target: Target, replay: LegacyReplay, budget: Budget,
                  comparer: Comparer, telemetry: Telemetry, prices: PriceTable,
                  max_concurrency: int, timeout: float, reserve_usd: float,
-                 noise_percent: float, cap: int):
+                 noise_percent: float, cap: int, shedder: Shedder | None = None):
         self.target = target
         self.replay = replay
         self.budget = budget
@@ -107,6 +116,7 @@ class ShadowRunner:
         self.reserve_usd = reserve_usd
         self.noise_percent = noise_percent
         self.cap = cap
+        self.shedder = shedder if shedder is not None else Shedder(0.0)
         # Each job's task and the route it shadows (a route kill cancels that route's).
         self.tasks: dict[asyncio.Task[None], str] = {}
         self.skipped: Counter[str] = Counter()
@@ -118,16 +128,33 @@ class ShadowRunner:
     def skip(self, reason: str, route: str | None = None) -> None:
         self.skipped[reason] += 1
         self.telemetry.count_shadow_skipped(reason, route)
+        if reason in REPORTED_SKIPS and route is not None:
+            self.comparer.skipped(route, reason)
 
-    def launch(self, job: ShadowJob) -> bool:
-        """Start a shadow if there is room; False (and counted) when dropped."""
-        if len(self.tasks) >= self.max_concurrency:
-            self.skip("concurrency_full", job.route)
-            job.legacy_finished(None)
-            return False
+    def refuse(self, route: str) -> str | None:
+        """Why no shadow may start now (counted), or None: call it before preparing a
+        job, so a refused shadow costs nothing more."""
+        if self.shedder.shedding:
+            reason = "overload"
+        elif len(self.tasks) >= self.max_concurrency:
+            reason = "concurrency_full"
+        else:
+            return None
+        self.skip(reason, route)
+        return reason
+
+    def spawn(self, job: ShadowJob) -> None:
+        """Start a job `refuse` let through."""
         task = asyncio.get_running_loop().create_task(self._run(job))
         self.tasks[task] = job.route
         task.add_done_callback(self._forget)
+
+    def launch(self, job: ShadowJob) -> bool:
+        """Start a shadow if there is room; False (and counted) when dropped."""
+        if self.refuse(job.route) is not None:
+            job.legacy_finished(None)
+            return False
+        self.spawn(job)
         return True
 
     def _forget(self, task: asyncio.Task[None]) -> None:
@@ -222,13 +249,18 @@ class ShadowRunner:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
-                reply = await self.target.call(job.call)
+                reply = await self.target.call(job.call, Deadline.after(self.timeout, started))
                 return await collect(reply, started, self.cap), reply.answer, None
         except TimeoutError:
             self.skip("timeout", route)
             return None, None, "timeout"
         except OrchestratorFailed as failed:
+            if failed.reason == "deadline":  # the pipeline ended its calls at the deadline
+                self.skip("timeout", route)
+                return None, failed.answer, "timeout"
             return None, failed.answer, failed.reason
+        except ProxyError as exc:  # the answer's body failed midway: the orchestrator's fault
+            return None, None, "timeout" if isinstance(exc, UpstreamTimeout) else "incomplete"
 
     async def _legacy_shadow(self, job: ShadowJob) -> None:
         """The shadow of a divert: the legacy call runs now, the orchestrator already
@@ -276,6 +308,9 @@ class ShadowRunner:
         if not in_noise_sample(job.call.request_id, self.noise_percent):
             return
         route = job.route
+        if self.shedder.shedding:
+            self.skip("overload", route)
+            return
         hour = await self._reserve(route)
         if hour is None:
             return

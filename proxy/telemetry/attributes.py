@@ -48,7 +48,7 @@ def outcome_attributes(status: int | None, *, decision: str | None,
                        answered_by: str | None, error_type: str | None,
                        fallback_reason: str | None, shadow_skip_reason: str | None,
                        flag_version: int | None, flag_state: str | None,
-                       client_gone: bool) -> Attributes:
+                       client_gone: bool, cut_reason: str | None = None) -> Attributes:
     """What the SERVER span learns by the end of the request."""
     attrs: Attributes = {}
     if status is not None:
@@ -58,7 +58,7 @@ def outcome_attributes(status: int | None, *, decision: str | None,
                 (n.DECISION_REASON, decision_reason), (n.BUCKET, bucket),
                 (n.ANSWERED_BY, answered_by), (n.FALLBACK_REASON, fallback_reason),
                 (n.SHADOW_SKIP_REASON, shadow_skip_reason), (n.FLAG_VERSION, flag_version),
-                (n.FLAG_STATE, flag_state))
+                (n.FLAG_STATE, flag_state), (n.DIVERT_CUT_REASON, cut_reason))
     for key, value in optional:
         if value is not None:
             attrs[key] = value

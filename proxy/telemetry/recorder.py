@@ -139,6 +139,9 @@ class Telemetry:
                               "Shadows not run or not finished, by reason")
         self._fallbacks = Tally(meter, n.METRIC_DIVERT_FALLBACKS, "{request}",
                                 "Diverted requests answered by legacy, by reason")
+        self._cuts = Tally(meter, n.METRIC_DIVERT_STREAMS_CUT, "{request}",
+                           "Diverted streams the orchestrator failed after their first "
+                           "byte (aborted, never spliced), by reason")
         self._meter = meter
         meter.create_observable_counter(n.METRIC_SPANS_DROPPED, [self._observe_drops],
                                         "{span}", "Spans dropped before export")
@@ -171,7 +174,7 @@ class Telemetry:
                     error_type: str | None = None, fallback_reason: str | None = None,
                     shadow_skip_reason: str | None = None, flag_version: int | None = None,
                     flag_state: str | None = None, client_gone: bool = False,
-                    ended_at: float | None = None) -> None:
+                    ended_at: float | None = None, cut_reason: str | None = None) -> None:
         """Close the SERVER span with the outcome; counts the decision (once per request).
         A second call for the same trace does nothing."""
         if trace.ended:
@@ -185,7 +188,8 @@ class Telemetry:
                 status, decision=decision, decision_reason=decision_reason, bucket=bucket,
                 answered_by=answered_by, error_type=error_type,
                 fallback_reason=fallback_reason, shadow_skip_reason=shadow_skip_reason,
-                flag_version=flag_version, flag_state=flag_state, client_gone=client_gone))
+                flag_version=flag_version, flag_state=flag_state, client_gone=client_gone,
+                cut_reason=cut_reason))
             if error is not None and (status is None or status >= 500):
                 span.set_status(Status(StatusCode.ERROR))
         span.end(self._ns(ended))
@@ -266,6 +270,10 @@ class Telemetry:
         label (`reason_code`), so the series stay few."""
         self._fallbacks.add(1, _key((n.FALLBACK_REASON, reason_code(reason)),
                                     (n.ROUTE, route)))
+
+    def count_divert_cut(self, reason: str, route: str | None = None) -> None:
+        """A diverted stream cut after its first byte went out (it cannot fall back)."""
+        self._cuts.add(1, _key((n.DIVERT_CUT_REASON, reason), (n.ROUTE, route)))
 
     def observe_flags(self, callback: FlagCallback) -> None:
         """Report the flag snapshot's version (attribute: state) and age at each metric

@@ -44,6 +44,12 @@ def test_the_shipped_config_json_is_valid() -> None:
      "orchestrator.default_quality_threshold: Input should be less than or equal to 1"),
     ({"models": [{"name": "a"}, {"name": "a"}]}, "models: name 'a' appears more than once"),
     ({"redis": {"url": "http://user:hunter2@host"}}, "redis.url: must start with redis://"),
+    ({"divert": {"first_byte_timeout_seconds": 60}},
+     "divert: first_byte_timeout_seconds was replaced by fallback_after_seconds"),
+    ({"divert": {"fallback_after_seconds": 0}},
+     "divert.fallback_after_seconds: Input should be greater than 0"),
+    ({"shadow": {"shed_lag_ms": -1}},
+     "shadow.shed_lag_ms: Input should be greater than or equal to 0"),
 ])
 def test_errors_name_the_file_and_the_key(tmp_path: Path, data: object, expected: str) -> None:
     path = write(tmp_path, data)

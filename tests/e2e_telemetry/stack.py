@@ -90,7 +90,7 @@ def proxy_config(upstream_url: str, redis_url: str, prefix: str,
                                 beta={"api": "anthropic", "cost_per_1m_tokens": 3.0}),
         "orchestrator": {"selection": {"seed": 7}},
         "shadow": {"timeout_seconds": 20.0},
-        "divert": {"first_byte_timeout_seconds": 20.0},
+        "divert": {"fallback_after_seconds": 20.0},
         "comparison": {"noise_sample_percent": 0.0},
         "pricing": PRICING,
     }

@@ -3,6 +3,10 @@
 The child gets a clean environment (no proxy, SSL, OTEL_* or LLM_SHADOW_* leftovers from
 the developer's shell) plus what the test passes; its output goes to a file the test can
 read (for example to prove that no secret was logged).
+
+Shedding (`shadow.shed_lag_ms`) is off unless a test sets it: whether the event loop
+lags depends on how loaded the machine is, and tests that count shadows must not. The
+shedding tests turn it on and make the lag themselves.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class ProxyProcess:
         proxy = config.setdefault("proxy", {})
         proxy.setdefault("listen", {})["port"] = self.port
         proxy.setdefault("admin", {})["port"] = self.admin_port
+        config.setdefault("shadow", {}).setdefault("shed_lag_ms", 0)
         # Policy files are relative to the configuration file; point at the repo's.
         config.setdefault("comparison", {}).setdefault(
             "policy_file", str(REPO / "policies" / "divergence.json"))

@@ -86,13 +86,15 @@ class ThreadedServer:
 class RedisServer:
     """A throw-away `redis-server` on a free port, which tests may stop and restart.
 
-    It keeps nothing on disk, so a restart comes back empty, as a Redis without
-    persistence does after a crash.
+    By default it keeps nothing on disk, so a restart comes back empty, as a Redis
+    without persistence does after a crash; with `appendonly` every write goes to an
+    append-only file (fsync'd at once) that a restart reads back.
     """
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, appendonly: bool = False):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="llm-shadow-redis-")
+        self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -103,9 +105,11 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed; run the README's test command")
+        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly
+                       else ["--appendonly", "no"])
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no"],
+             *persistence, "--dir", self.dir, "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for(self.ping, message=f"redis-server on port {self.port}")

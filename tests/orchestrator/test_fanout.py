@@ -4,9 +4,11 @@ one deliberately tiny per-call deadline)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from proxy.deadline import Deadline
 from proxy.errors import UpstreamTimeout
 from proxy.orchestrator.content import Content
 from proxy.orchestrator.cost import estimate
@@ -98,3 +100,32 @@ def test_next_without_calls_is_a_programming_error() -> None:
 def test_error_type_names_are_short_and_secret_free() -> None:
     assert error_type(UpstreamTimeout("x")) == "upstream_timeout"
     assert error_type(KeyError("sk-secret")) == "KeyError"
+
+
+def test_a_deadline_caps_each_calls_timeout_and_says_so() -> None:
+    """The model's own timeout is 30 s; the budget (a tiny one) ends the call first, and
+    the record says the deadline, not the model, was the limit."""
+    async def call(model: AIModel) -> Reply:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def go() -> tuple[bool, str | None]:
+        fanout = Fanout(call, lambda m: 30.0, deadline=Deadline.after(0.05, time.monotonic()))
+        fanout.start(candidate("hangs"))
+        finished = await fanout.next()
+        return finished.timed_out, finished.error_type
+
+    assert run(go()) == (True, "deadline")
+
+
+def test_a_model_timeout_shorter_than_the_budget_is_its_own() -> None:
+    async def call(model: AIModel) -> Reply:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def go() -> str | None:
+        fanout = Fanout(call, lambda m: 0.05, deadline=Deadline.after(60.0, time.monotonic()))
+        fanout.start(candidate("hangs"))
+        return (await fanout.next()).error_type
+
+    assert run(go()) == "timeout"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from proxy.config.orchestrator import FeatureFlags
+from proxy.deadline import Deadline
 from proxy.orchestrator.classification import TaskType
 from proxy.orchestrator.pipeline import FeedbackRefused
 from proxy.orchestrator.request import LiveSettings
@@ -543,3 +545,27 @@ def test_a_configuration_reload_applies_to_the_next_request(tmp_path: Any,
         before, after = run(go())
     assert before.contributing_models == ("old",) and after.contributing_models == ("new",)
     assert "validation policy not reloaded, keeping the running one" in caplog.text
+
+
+def test_a_deadline_ends_the_pipeline_and_says_so() -> None:
+    """Models that never answer, 30 s timeouts each: the request's deadline (here 0.3 s)
+    ends the calls, no further model starts, and the answer says it ran out of time;
+    every call is recorded (as a timeout at the deadline) for learning."""
+    with ModelFleet({"a": ModelBehaviour(hang=True), "b": ModelBehaviour(hang=True)}) as fleet:
+        settings = fleet_settings(fleet, orchestrator={"simple_query_model_count": 1})
+
+        async def go() -> Any:
+            pipeline = await started(settings)
+            try:
+                deadline = Deadline.after(0.3, time.monotonic())
+                return await pipeline.answer(request(chat("?"), deadline=deadline))
+            finally:
+                await pipeline.aclose()
+
+        answer = run(go())
+        wait_for(lambda: all(r.disconnected for m in fleet for r in m.requests),
+                 message="the calls ended")
+    assert answer.status == "failed" and answer.out_of_time
+    assert [(call.outcome, call.error_type) for call in answer.calls] == [
+        ("timeout", "deadline")]
+    assert sum(len(model.requests) for model in fleet) == 1

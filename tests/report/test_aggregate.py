@@ -119,3 +119,14 @@ def test_route_report_timeline_skips_empty_buckets() -> None:
     report = route_report("/x", buckets, since=0.0, until=2 * HOUR, bucket_seconds=HOUR)
     [point] = report.timeline
     assert point.divergence_rate == 0.5 and point.noise_floor == 1.0
+
+
+def test_shadows_skipped_for_load_are_counted_by_reason() -> None:
+    ints, _ = increments(ReportEntry("/openai", "", skipped="overload"))
+    assert ints == {"skip:overload": 1}
+    fields = {"skip:overload": 7, "skip:concurrency_full": 2, "compared": 3,
+              "label:identical": 3}
+    summary = summarise("/openai", [Bucket("/openai", 0.0, fields)], since=0.0,
+                        until=3600.0, bucket_seconds=3600)
+    assert summary.shadow_skipped == {"concurrency_full": 2, "overload": 7}
+    assert summary.as_dict()["shadow_skipped"] == {"concurrency_full": 2, "overload": 7}

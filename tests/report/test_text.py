@@ -86,3 +86,12 @@ def test_excess_line_warns_on_small_samples() -> None:
     assert "do not act" in excess_line(excess_divergence(Proportion(3, 5), Proportion(0, 5)))
     assert "no noise samples" in excess_line(excess_divergence(Proportion(3, 5),
                                                                Proportion(0, 0)))
+
+
+def test_the_text_report_shows_shadows_skipped_for_load() -> None:
+    fields = {"compared": 3, "label:identical": 3, "skip:overload": 12}
+    report = Report(NOW, NOW - HOUR, NOW, 3600, (route_report(
+        "/openai", [Bucket("/openai", NOW - HOUR, fields)], since=NOW - HOUR, until=NOW,
+        bucket_seconds=3600),))
+    assert "shadows skipped overload 12" in render_text(report)
+    assert "shadows skipped" not in render_text(sample_report())

@@ -23,7 +23,7 @@ class Answering:
     def supports(self, provider: str, path: str) -> bool:
         return True
 
-    async def call(self, call: TargetCall) -> TargetReply:
+    async def call(self, call: TargetCall, deadline: Any = None) -> TargetReply:
         async def parts() -> Any:
             yield b'{"choices": [{"message": {"content": "hi"}}]}'
 
@@ -35,6 +35,9 @@ class BrokenComparer:
         raise RuntimeError("comparator bug")
 
     def outcome(self, **kwargs: Any) -> None:
+        return None
+
+    def skipped(self, route: str, reason: str) -> None:
         return None
 
 
@@ -118,3 +121,126 @@ def test_a_failed_background_legacy_call_gives_its_reservation_back() -> None:
     spent, runner = asyncio.run(scenario())
     assert spent == 0.0
     assert runner.skipped["error"] == 3
+
+
+class CountingComparer(BrokenComparer):
+    def __init__(self) -> None:
+        self.reported: list[tuple[str, str]] = []
+
+    def skipped(self, route: str, reason: str) -> None:
+        self.reported.append((route, reason))
+
+
+def test_while_shedding_no_shadow_starts_and_the_skip_is_reported() -> None:
+    from proxy.shadow.shedding import Shedder
+
+    comparer = CountingComparer()
+
+    async def scenario() -> ShadowRunner:
+        shedder = Shedder(5.0, shedding=True)
+        runner = ShadowRunner(
+            target=Answering(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
+            reserve_usd=0.0, noise_percent=0, cap=1 << 20, shedder=shedder)
+        assert runner.refuse("/openai") == "overload"
+        job = _job()
+        assert runner.launch(job) is False
+        assert job.legacy.done()
+        shedder.shedding = False
+        assert runner.refuse("/openai") is None
+        return runner
+
+    runner = asyncio.run(scenario())
+    assert runner.skipped["overload"] == 2
+    assert not runner.tasks
+    assert comparer.reported == [("/openai", "overload"), ("/openai", "overload")]
+
+
+class QuietComparer(CountingComparer):
+    def candidate(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def costs(self, *args: Any) -> None:
+        return None
+
+
+class RecordingReplay:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def call(self, *args: Any) -> Captured:
+        self.calls += 1
+        raise AssertionError("no noise resample may start while shedding")
+
+
+def test_while_shedding_no_noise_resample_starts() -> None:
+    from proxy.shadow.shedding import Shedder
+
+    replay = RecordingReplay()
+
+    async def scenario() -> ShadowRunner:
+        shedder = Shedder(5.0)
+        runner = ShadowRunner(
+            target=Answering(), replay=replay, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            comparer=QuietComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
+            reserve_usd=0.0, noise_percent=100, cap=1 << 20, shedder=shedder)
+        job = _job()
+        assert runner.launch(job) is True
+        shedder.shedding = True  # pressure arrives while the shadow runs
+        job.legacy_finished(Captured(200, [(b"content-type", b"application/json")],
+                                     b'{"choices": [{"message": {"content": "hi"}}]}',
+                                     False, 0.0, 0.0, 0.1))
+        while runner.tasks:
+            await asyncio.sleep(0.01)
+        return runner
+
+    runner = asyncio.run(scenario())
+    assert runner.completed == 1
+    assert runner.skipped["overload"] == 1
+    assert replay.calls == 0
+
+
+class CutShort:
+    name = "stub"
+
+    def supports(self, api: object) -> bool:
+        return True
+
+    async def call(self, call: TargetCall, deadline: Any = None) -> TargetReply:
+        async def parts() -> Any:
+            yield b'{"choices": [{"mess'
+            raise UpstreamFailed("upstream orchestrator sent a malformed response")
+
+        return TargetReply(200, [(b"content-type", b"application/json")], parts())
+
+
+class OutcomeComparer(QuietComparer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: list[str] = []
+
+    def outcome(self, **kwargs: Any) -> None:
+        self.outcomes.append(kwargs["outcome"])
+
+
+def test_an_answer_cut_short_is_the_orchestrators_failure_not_a_job_error() -> None:
+    comparer = OutcomeComparer()
+
+    async def scenario() -> ShadowRunner:
+        runner = ShadowRunner(
+            target=CutShort(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
+            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        job = _job()
+        assert runner.launch(job)
+        job.legacy_finished(None)
+        while runner.tasks:
+            await asyncio.sleep(0.01)
+        return runner
+
+    runner = asyncio.run(scenario())
+    assert "error" not in runner.skipped
+    assert comparer.outcomes == ["failed"]

@@ -189,7 +189,7 @@ def test_j1_divert_falls_back_to_legacy_before_the_first_byte(
     prefix = next_prefix()
     config = make_config(legacy_server[1].url, redis_server, prefix,
                          orchestrator={"endpoint": server.url},
-                         divert={"first_byte_timeout_seconds": 1.0, "shadow_legacy": False})
+                         divert={"fallback_after_seconds": 1.0, "shadow_legacy": False})
     with ProxyProcess(config) as proxy:
         rig = Rig(proxy, redis_server, prefix, legacy_server[0])
         rig.set_flags(divert_percent=100)
