@@ -114,7 +114,8 @@ class FakeModel:
             answering.cancel()
         watching.cancel()
         await asyncio.gather(answering, watching, return_exceptions=True)
-        recorded.finished_at = time.monotonic()
+        if recorded.finished_at is None:  # hung or disconnected: it ends now
+            recorded.finished_at = time.monotonic()
 
     async def _answer(self, send: Any, recorded: Recorded, number: int) -> None:
         b = self.behaviour
@@ -126,18 +127,18 @@ class FakeModel:
         if b.latency_ms:
             await asyncio.sleep(b.latency_ms / 1000)
         if b.status is not None or (b.fail_every and number % b.fail_every == 0):
-            await _send(send, b.status or 500, {"error": {"message": "fake failure",
-                                                          "type": "server_error"}})
+            await _send(send, recorded, b.status or 500,
+                        {"error": {"message": "fake failure", "type": "server_error"}})
             return
         if b.malformed:
-            await _send(send, 200, {"unexpected": True})
+            await _send(send, recorded, 200, {"unexpected": True})
             return
         payload = recorded.json()
         text = self._text(payload, number)
         if recorded.path.endswith("/messages"):
-            await _send(send, 200, self._anthropic(payload, text))
+            await _send(send, recorded, 200, self._anthropic(payload, text))
         else:
-            await _send(send, 200, self._openai(payload, text))
+            await _send(send, recorded, 200, self._openai(payload, text))
 
     def _text(self, payload: Mapping[str, Any], number: int) -> str:
         b = self.behaviour
@@ -249,8 +250,11 @@ async def _disconnect(receive: Any) -> None:
             return
 
 
-async def _send(send: Any, status: int, payload: Any) -> None:
+async def _send(send: Any, recorded: Recorded, status: int, payload: Any) -> None:
+    """The answer; the call counts as finished when its answer leaves (a request that
+    arrives at another model after that never overlaps it, whichever thread runs)."""
     body = orjson.dumps(payload)
+    recorded.finished_at = time.monotonic()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
