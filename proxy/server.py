@@ -29,6 +29,7 @@ import uvicorn
 
 from proxy.app import create_admin_app, create_app
 from proxy.config import Settings
+from proxy.forward import UpstreamAborted
 from proxy.runtime import Runtime
 
 log = logging.getLogger("llm_shadow.server")
@@ -40,9 +41,14 @@ UVICORN_ECHO = ("Started server process", "Finished server process", "Uvicorn ru
 
 
 class UvicornEcho(logging.Filter):
-    """Drops uvicorn's INFO lifecycle lines; its warnings and errors pass."""
+    """Drops uvicorn's INFO lifecycle lines, and its traceback for a response the proxy
+    aborted on purpose (an upstream or orchestrator stream that broke after its first
+    byte: the handler raises to make uvicorn cut the connection, and has already logged
+    one line saying so). Other warnings and errors pass."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UpstreamAborted):
+            return False
         return record.levelno > logging.INFO or not str(record.msg).startswith(UVICORN_ECHO)
 
 

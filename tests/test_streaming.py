@@ -124,6 +124,25 @@ def test_e4_upstream_reset_mid_stream_aborts_the_client(passthrough_proxy: Proxy
     assert b"[DONE]" not in received
 
 
+def test_an_aborted_stream_is_one_log_line_not_a_traceback(upstream: FakeUpstream,
+                                                           upstream_url: str) -> None:
+    """Cutting the client's connection is how the proxy says "this answer is incomplete";
+    it is a fault of the upstream, logged once as a warning, not a crash of the app."""
+    config = {"proxy": {"routes": routes_to(upstream_url)},
+              "redis": {"url": "redis://127.0.0.1:9/0"}}
+    with ProxyProcess(config) as proxy:
+        with pytest.raises(httpx.RemoteProtocolError), httpx.stream(
+                "POST", proxy.url + "/openai/v1/chat/completions", json=CHAT,
+                headers={"x-fake-reset-after": "2"}) as response:
+            for _ in response.iter_raw():
+                pass
+        wait_for(lambda: "upstream stream aborted mid-response" in proxy.log(),
+                 message="the abort logged")
+        log = proxy.log()
+    assert "Traceback" not in log
+    assert "Exception in ASGI application" not in log
+
+
 def test_e5_long_silence_between_events_is_not_a_timeout(upstream: FakeUpstream,
                                                          upstream_url: str) -> None:
     """A reasoning model may be silent for long; the per-read timeout is the route's
