@@ -85,8 +85,8 @@ class Service:
 
 
 def target(service: Service, forward_credentials: bool = False) -> ExternalTarget:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(service))
-    return ExternalTarget(ENDPOINT, client, TIMEOUTS, forward_credentials=forward_credentials)
+    return ExternalTarget(ENDPOINT, httpx.MockTransport(service), TIMEOUTS,
+                          forward_credentials=forward_credentials)
 
 
 def call(query: bytes = b"", role: str = "shadow", **fields: Any) -> TargetCall:
