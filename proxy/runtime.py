@@ -24,8 +24,6 @@ import logging
 import time
 from types import TracebackType
 
-import redis.asyncio as aioredis
-
 from proxy.comparison import DivergencePolicy, Limits, load_policy
 from proxy.config import Settings
 from proxy.config.reload import ConfigWatcher
@@ -38,11 +36,11 @@ from proxy.orchestrator.target import ExternalTarget, InProcessTarget, Target
 from proxy.ramp.runner import build_ramp
 from proxy.recording.comparer import Comparer
 from proxy.recording.worker import ExchangeRecorder
-from proxy.redisclient import redis_client
+from proxy.redisclient import Client, redis_client
 from proxy.report.aggregate_store import ReportStore
 from proxy.report.buffer import ReportBuffer
 from proxy.routing import RouteTable
-from proxy.shadow.budget import Budget, MemoryBudget, RedisBudget
+from proxy.shadow.budget import Budget, RedisBudget
 from proxy.shadow.replay import LegacyReplay
 from proxy.shadow.runner import ShadowRunner, _port
 from proxy.telemetry.records import FlagObservation
@@ -123,13 +121,11 @@ class Runtime:
                             inject_usage_routes=config.comparison.inject_stream_usage_routes),
         )
 
-    def _shared_redis(self) -> aioredis.Redis | None:
-        """One client for background Redis work (learned records, budget, report); the
-        flags have their own, with tight timeouts. None when flags live in memory."""
+    def _shared_redis(self) -> Client:
+        """One client for background Redis work (learned records, budget, report, ramp);
+        the flags have their own, with tight timeouts."""
         config = self.settings.config
-        if config.flags.store == "memory":
-            return None
-        return redis_client(config.redis.url, connect_timeout=config.redis.connect_timeout,
+        return redis_client(config.redis, connect_timeout=config.redis.connect_timeout,
                             socket_timeout=max(config.redis.socket_timeout, 1.0),
                             max_connections=32)
 
@@ -158,10 +154,7 @@ class Runtime:
 
     def _budget(self) -> Budget:
         config = self.settings.config
-        if self.redis is None:
-            return MemoryBudget(config.shadow.budget_usd_per_hour)
-        return RedisBudget(self.redis, config.redis.key_prefix,
-                           config.shadow.budget_usd_per_hour)
+        return RedisBudget(self.redis, config.redis.keyspace, config.shadow.budget_usd_per_hour)
 
     def _apply_settings(self, settings: Settings) -> None:
         """A configuration reload (file change or SIGHUP) that passed validation."""

@@ -13,11 +13,18 @@ import pytest
 from proxy.config.proxy import Route
 from proxy.errors import UpstreamFailed
 from proxy.orchestrator.target import TargetCall, TargetReply
+from proxy.redisclient import redis_client
 from proxy.routing import RouteTable
-from proxy.shadow.budget import MemoryBudget
+from proxy.shadow.budget import RedisBudget
 from proxy.shadow.replay import Captured
 from proxy.shadow.runner import ShadowJob, ShadowRunner
 from proxy.usage.prices import PriceTable
+
+
+def memory_budget(usd_per_hour: float) -> RedisBudget:
+    """The shared budget's own code, on this test's in-process Redis (`memory://`)."""
+    client = redis_client("memory://", connect_timeout=0.5, socket_timeout=0.5)
+    return RedisBudget(client, "test", usd_per_hour)
 
 
 class Answering:
@@ -63,7 +70,7 @@ def test_i3_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
         asyncio.get_running_loop().set_exception_handler(
             lambda loop, context: unretrieved.append(context))
         runner = ShadowRunner(
-            target=Answering(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            target=Answering(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
             comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
             prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
             reserve_usd=0.0, noise_percent=0, cap=1 << 20)
@@ -86,7 +93,7 @@ def test_i3_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
 def test_launch_drops_when_full_and_never_queues() -> None:
     async def scenario() -> ShadowRunner:
         runner = ShadowRunner(
-            target=Answering(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            target=Answering(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
             comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
             prices=PriceTable.from_sections({}), max_concurrency=1, timeout=5,
             reserve_usd=0.0, noise_percent=0, cap=1 << 20)
@@ -108,7 +115,7 @@ class FailingReplay:
 
 def test_a_failed_background_legacy_call_gives_its_reservation_back() -> None:
     async def scenario() -> float:
-        budget = MemoryBudget(1.0)
+        budget = memory_budget(1.0)
         runner = ShadowRunner(
             target=Answering(), replay=FailingReplay(), budget=budget,  # type: ignore[arg-type]
             comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]

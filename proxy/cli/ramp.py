@@ -193,9 +193,9 @@ def _with_tools(settings: Settings, action: Callable[[Tools], Awaitable[int]]) -
     config = settings.config
 
     async def run() -> int:
-        client = redis_client(config.redis.url, connect_timeout=CONNECT_TIMEOUT,
+        client = redis_client(config.redis, connect_timeout=CONNECT_TIMEOUT,
                               socket_timeout=SOCKET_TIMEOUT)
-        prefix = config.redis.key_prefix
+        prefix = config.redis.keyspace
         reports = ReportStore.from_config(config.redis, config.comparison, client=client)
         tools = Tools(RampStore(client, prefix), RampReports(reports),
                       FlagWriter(client, prefix, defaults=default_snapshot(config)))

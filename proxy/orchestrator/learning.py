@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from proxy.background import stop
 from proxy.orchestrator.learned import (
     Evidence,
     ModelRecord,
@@ -68,6 +69,7 @@ class Learning:
         self._local_claims: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- reading -----------------------------------------------------------------------
@@ -236,15 +238,17 @@ class Learning:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="learning-sync")
 
     async def _run(self) -> None:
-        while True:
+        # `_closing` ends the loop even when the cancel is lost inside redis-py on
+        # Python 3.11 (see proxy.background).
+        while not self._closing:
             await self.sync()
             await asyncio.sleep(self.refresh_seconds)
 
     async def aclose(self) -> None:
         """Stop the background sync and send what is still queued (best effort)."""
+        self._closing = True
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop([self._task])
             self._task = None
         await self.settle()
         await self.sync()

@@ -30,8 +30,6 @@ import secrets
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-
 from proxy.config import Settings
 from proxy.flags.heartbeat import default_replica_id
 from proxy.flags.snapshot import SnapshotInvalid, default_snapshot
@@ -43,6 +41,7 @@ from proxy.ramp.levers import killed
 from proxy.ramp.readings import RampReports
 from proxy.ramp.state import RampState, RampStateInvalid, encode_state
 from proxy.ramp.state_store import RampStore
+from proxy.redisclient import Client
 from proxy.report.aggregate_store import ReportStore, ReportStoreError
 
 log = logging.getLogger("llm_shadow.ramp")
@@ -211,13 +210,13 @@ class RampRunner:
             log.exception("ramp: evaluation failed; retrying every %.1fs", self._delay)
 
 
-def build_ramp(settings: Settings, redis_client: Redis, *, writer: FlagWriter | None = None,
+def build_ramp(settings: Settings, redis_client: Client, *, writer: FlagWriter | None = None,
                replica_id: str | None = None) -> RampRunner:
     """The runner for one replica. `redis_client` is shared (the caller closes it);
     `writer` defaults to a `FlagWriter` on that client (pass the flag service's writer
     to share it). Does nothing until an operator runs `llm-shadow ramp start`."""
     config = settings.config
-    prefix = config.redis.key_prefix
+    prefix = config.redis.keyspace
     reports = ReportStore.from_config(config.redis, config.comparison, client=redis_client)
     writer = writer or FlagWriter(redis_client, prefix, defaults=default_snapshot(config))
     return RampRunner(RampStore(redis_client, prefix), RampReports(reports), writer,

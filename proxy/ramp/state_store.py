@@ -1,8 +1,9 @@
 """The ramp's Redis keys: state, lock, latest evaluation, history.
 
-Layer: adapter (the only module of the ramp that talks to Redis directly; failures are
-mapped to `StoreError` by `proxy.flags.store.redis_errors`, the one mapping of redis-py
-exceptions). Keys, under `{prefix}:ramp:`:
+Layer: adapter (the only module of the ramp that talks to Redis directly; failures
+become `StoreError` through `proxy.redisfailure`, the one mapping of redis-py
+exceptions). Keys, under `{prefix}:ramp:` (prefix = `RedisSection.keyspace`, so in a
+Redis Cluster the four keys share one hash slot and the write script runs on one node):
 
     {prefix}:ramp:state       JSON `RampState` (see proxy.ramp.state)
     {prefix}:ramp:lock        "<replica id>|<random>" of the replica that runs the ramp,
@@ -29,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import orjson
-from redis.asyncio import Redis
 
 from proxy.flags.store import redis_errors
 from proxy.ramp.state import RampState, encode_state, parse_state
+from proxy.redisclient import Client
 
 HISTORY_MAXLEN = 1000
 WriteResult = Literal["ok", "conflict", "not_holder"]
@@ -92,7 +93,7 @@ class LockHolder:
 
 
 class RampStore:
-    def __init__(self, client: Redis, prefix: str, *, budget: float = 2.0):
+    def __init__(self, client: Client, prefix: str, *, budget: float = 2.0):
         self.client = client
         self.keys = RampKeys(prefix)
         self.budget = budget

@@ -15,7 +15,7 @@ from proxy.admin.orchestrator_routes import routes
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
 from tests.fakes.models import ModelBehaviour, ModelFleet
 from tests.fakes.servers import ThreadedServer
-from tests.orchestrator.conftest import fleet_settings
+from tests.orchestrator.conftest import fleet_settings, memory_redis
 
 pytestmark = pytest.mark.integration
 TOKEN = {"authorization": "Bearer s3cret"}
@@ -24,7 +24,7 @@ TOKEN = {"authorization": "Bearer s3cret"}
 @pytest.fixture(scope="module")
 def admin() -> Iterator[tuple[str, str, Pipeline]]:
     with ModelFleet({"qwen-max": ModelBehaviour(), "deepseek-chat": ModelBehaviour()}) as fleet:
-        pipeline = build_pipeline(fleet_settings(fleet), None)
+        pipeline = build_pipeline(fleet_settings(fleet), memory_redis())
         app = Starlette(routes=routes(pipeline, AdminAuth(SecretStr("s3cret"))))
         locked = Starlette(routes=routes(pipeline, AdminAuth(None)))
         with ThreadedServer(app) as server, ThreadedServer(locked) as no_token:
