@@ -102,7 +102,8 @@ class Runtime:
                                  settings=config.divert, prices=self.prices,
                                  tee_bytes=config.shadow.tee_max_bytes)
         # The auto-ramp: idle (one GET per tick) until `llm-shadow ramp start`.
-        self.ramp = (build_ramp(settings, self.redis, writer=self.flag_service.writer)
+        self.ramp = (build_ramp(settings, self.redis, writer=self.flag_service.writer,
+                                config_use_orchestrator=self._config_use_orchestrator)
                      if self.redis is not None else None)
         self.recorder = ExchangeRecorder(
             self.telemetry, self.prices, self.comparer,
@@ -151,6 +152,10 @@ class Runtime:
             log.warning("divergence policy %s not found: using the built-in default", path)
             return load_policy(None)
         return load_policy(path)
+
+    def _config_use_orchestrator(self) -> bool:
+        """Whether this replica's (hot-reloaded) config.json leaves the orchestrator on."""
+        return self.flags.current.local.use_orchestrator
 
     def _budget(self) -> Budget:
         config = self.settings.config

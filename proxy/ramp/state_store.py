@@ -20,7 +20,7 @@ State writes are one Lua script: compare the stored bytes with what the writer r
 (someone else's transition in between makes it fail), and, for a replica, check that
 it still holds the lock (a replica that lost it cannot write), then SET the state and
 XADD the history entry together. Operators' writes (`llm-shadow ramp start|pause|
-resume`) skip the lock check, never the comparison.
+resume|stop`) skip the lock check, never the comparison; `stop` also deletes the lock.
 """
 
 from __future__ import annotations
@@ -142,6 +142,12 @@ class RampStore:
     async def release(self, token: str) -> bool:
         async with redis_errors(self.budget * 2, "release the ramp lock"):
             return bool(await self._release(keys=[self.keys.lock], args=[token]))
+
+    async def clear_lock(self) -> None:
+        """Delete the lock whoever holds it (an operator's `ramp stop`; the holder finds
+        the ramp stopped on its next tick and its release script finds nothing)."""
+        async with redis_errors(self.budget, "clear the ramp lock"):
+            await self.client.delete(self.keys.lock)
 
     async def holder(self) -> LockHolder | None:
         async with redis_errors(self.budget, "read the ramp lock"):
