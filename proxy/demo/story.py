@@ -208,12 +208,17 @@ async def _after_rollback(world: World, plan: Plan, narrator: Narrator, traffic:
 
 
 async def _audit_line(world: World) -> str:
+    """The ramp's rollback in the flags audit stream. The ramp writes its state (which
+    the story watches) before the flags, so the entry may take a moment to appear."""
     runner = world.runtime.ramp
     assert runner is not None
-    for entry in await runner.writer.store.audit(10):
-        if entry.actor.startswith("ramp:") and "rollback" in entry.reason:
-            return (f"v{entry.version} written by {entry.actor} at {entry.at}, changes "
-                    f"{_changes(entry.changes)}")
+    deadline = time.monotonic() + SETTLE_BUDGET_SECONDS
+    while time.monotonic() <= deadline:
+        for entry in await runner.writer.store.audit(10):
+            if entry.actor.startswith("ramp:") and "rollback" in entry.reason:
+                return (f"v{entry.version} written by {entry.actor} at {entry.at}, changes "
+                        f"{_changes(entry.changes)}")
+        await asyncio.sleep(0.02)
     raise DemoFailed("the rollback is missing from the flags audit stream")
 
 
