@@ -27,8 +27,6 @@ import logging
 import time
 from types import TracebackType
 
-import redis.asyncio as aioredis
-
 from proxy.comparison import DivergencePolicy, Limits
 from proxy.config import ConfigError, Settings
 from proxy.config.policyfiles import load_divergence
@@ -43,11 +41,11 @@ from proxy.orchestrator.target import InProcessTarget, Target
 from proxy.ramp.runner import build_ramp
 from proxy.recording.comparer import Comparer
 from proxy.recording.worker import ExchangeRecorder
-from proxy.redisclient import redis_client
+from proxy.redisclient import Client, redis_client
 from proxy.report.aggregate_store import ReportStore
 from proxy.report.buffer import ReportBuffer
 from proxy.routing import RouteTable
-from proxy.shadow.budget import Budget, MemoryBudget, RedisBudget
+from proxy.shadow.budget import Budget, RedisBudget
 from proxy.shadow.probe import PressureProbe
 from proxy.shadow.replay import LegacyReplay
 from proxy.shadow.runner import ShadowRunner
@@ -85,8 +83,8 @@ class Runtime:
         self._comparison()
         self._orchestrator_paths()
         # The auto-ramp: idle (one GET per tick) until `llm-shadow ramp start`.
-        self.ramp = (build_ramp(settings, self.redis, writer=self.flag_service.writer)
-                     if self.redis is not None else None)
+        self.ramp = build_ramp(settings, self.redis, writer=self.flag_service.writer,
+                               config_use_orchestrator=self._config_use_orchestrator)
         self.recorder = ExchangeRecorder(self.telemetry, self.prices, self.comparer)
 
     def _legacy_path(self) -> None:
@@ -105,10 +103,9 @@ class Runtime:
     def _comparison(self) -> None:
         """The comparer and where its results go: spans, and the report in Redis."""
         config = self.settings.config
-        self.report = (ReportStore.from_config(config.redis, config.comparison,
-                                               client=self.redis)
-                       if self.redis is not None else None)
-        self.report_buffer = ReportBuffer(self.report) if self.report is not None else None
+        self.report = ReportStore.from_config(config.redis, config.comparison,
+                                              client=self.redis)
+        self.report_buffer = ReportBuffer(self.report)
         self.comparer = Comparer(self._divergence_policy(),
                                  Limits.from_section(config.comparison), self.telemetry,
                                  self.report_buffer)
@@ -134,13 +131,11 @@ class Runtime:
                                  settings=config.divert, prices=self.prices,
                                  tee_bytes=shadow.tee_max_bytes)
 
-    def _shared_redis(self) -> aioredis.Redis | None:
-        """One client for background Redis work (learned records, budget, report); the
-        flags have their own, with tight timeouts. None when flags live in memory."""
+    def _shared_redis(self) -> Client:
+        """One client for background Redis work (learned records, budget, report, ramp);
+        the flags have their own, with tight timeouts."""
         config = self.settings.config
-        if config.flags.store == "memory":
-            return None
-        return redis_client(config.redis.url, connect_timeout=config.redis.connect_timeout,
+        return redis_client(config.redis, connect_timeout=config.redis.connect_timeout,
                             socket_timeout=max(config.redis.socket_timeout, 1.0),
                             max_connections=32)
 
@@ -163,12 +158,13 @@ class Runtime:
         exist. An invalid file raises `ConfigError`."""
         return load_divergence(self.settings)
 
+    def _config_use_orchestrator(self) -> bool:
+        """Whether this replica's (hot-reloaded) config.json leaves the orchestrator on."""
+        return self.flags.current.local.use_orchestrator
+
     def _budget(self) -> Budget:
         config = self.settings.config
-        if self.redis is None:
-            return MemoryBudget(config.shadow.budget_usd_per_hour)
-        return RedisBudget(self.redis, config.redis.key_prefix,
-                           config.shadow.budget_usd_per_hour)
+        return RedisBudget(self.redis, config.redis.keyspace, config.shadow.budget_usd_per_hour)
 
     def _apply_settings(self, settings: Settings) -> None:
         """A configuration reload (file change or SIGHUP) that passed validation."""
@@ -212,24 +208,21 @@ class Runtime:
         stack.push_async_callback(self.telemetry.aclose)
         stack.push_async_callback(self.legacy_transport.aclose)
         stack.push_async_callback(self.shadow_client.aclose)
-        if self.redis is not None:
-            stack.push_async_callback(self.redis.aclose)
+        stack.push_async_callback(self.redis.aclose)
         # Both start background tasks and return at once: start-up never waits for Redis.
         await self.flag_service.start()
         stack.push_async_callback(self.flag_service.aclose)
         await self.config_watcher.start()
         stack.push_async_callback(self.config_watcher.aclose)
-        if self.ramp is not None:
-            await self.ramp.start()
-            stack.push_async_callback(self.ramp.aclose)
+        await self.ramp.start()
+        stack.push_async_callback(self.ramp.aclose)
         if self.pipeline is not None:
             await self.pipeline.start()
             stack.push_async_callback(self.pipeline.aclose)
         self.flags.add_listener(self.shadow.on_flags)
         self.telemetry.observe_flags(self._observe_flags)
-        if self.report_buffer is not None:
-            self.report_buffer.start()
-            stack.push_async_callback(self.report_buffer.aclose)
+        self.report_buffer.start()
+        stack.push_async_callback(self.report_buffer.aclose)
         self.recorder.start()
         stack.push_async_callback(self.recorder.aclose)
         self.probe.start()
@@ -257,10 +250,8 @@ class Runtime:
                        "streams_cut": dict(self.diverter.cuts)},
             "recorder": {"queued": self.recorder.queue.qsize(),
                          "dropped": self.recorder.dropped},
-            "ramp": None if self.ramp is None else {
-                "holding": self.ramp.holding, "evaluations": self.ramp.evaluations,
-                "failures": self.ramp.failures},
-            "report": None if self.report_buffer is None or self.report is None else {
-                "pending": len(self.report_buffer.pending),
-                "dropped": self.report_buffer.dropped + self.report.dropped},
+            "ramp": {"holding": self.ramp.holding, "evaluations": self.ramp.evaluations,
+                     "failures": self.ramp.failures},
+            "report": {"pending": len(self.report_buffer.pending),
+                       "dropped": self.report_buffer.dropped + self.report.dropped},
         }

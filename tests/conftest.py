@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from proxy import redisclient
 from tests.fakes.proxyproc import ProxyProcess, routes_to
 from tests.fakes.servers import RedisServer, ThreadedServer
 from tests.fakes.upstream import FakeUpstream
@@ -23,6 +24,13 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         upper = name.upper()
         if upper.startswith(("LLM_SHADOW_", "OTEL_")) or upper in POLLUTING:
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def fresh_memory_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own empty in-process Redis behind `memory://` (one process
+    shares one, so without this a test would see the keys the previous one wrote)."""
+    monkeypatch.setattr(redisclient, "_memory_server", None)
 
 
 @pytest.fixture(scope="session")

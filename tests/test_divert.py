@@ -19,11 +19,10 @@ from proxy.exchange import Exchange
 from proxy.forward import Forwarder, UpstreamAborted
 from proxy.orchestrator.target import TargetCall
 from proxy.recording.comparer import Comparer
-from proxy.shadow.budget import MemoryBudget
 from proxy.shadow.runner import ShadowRunner
 from proxy.transport import PoolGate
 from proxy.usage.prices import PriceTable
-from tests.fakes.records import exchange, quiet_telemetry, target_call
+from tests.fakes.records import exchange, memory_budget, quiet_telemetry, target_call
 
 LEGACY_ANSWER = b'{"choices": [{"message": {"content": "from legacy"}}]}'
 
@@ -47,7 +46,7 @@ async def _serve(record: Exchange) -> list[dict[str, Any]]:
     telemetry = quiet_telemetry()
     comparer = Comparer(DivergencePolicy(), Limits(), telemetry, None)
     prices = PriceTable.from_sections({})
-    shadow = ShadowRunner(target=Buggy(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+    shadow = ShadowRunner(target=Buggy(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
                           comparer=comparer, telemetry=telemetry, prices=prices,
                           max_concurrency=4, timeout=5, reserve_usd=0.0, noise_percent=0,
                           cap=1 << 20)
@@ -95,7 +94,7 @@ def _diverter(target: Any, settings: DivertSection) -> tuple[Diverter, ShadowRun
     telemetry = quiet_telemetry()
     comparer = Comparer(DivergencePolicy(), Limits(), telemetry, None)
     prices = PriceTable.from_sections({})
-    shadow = ShadowRunner(target=target, replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+    shadow = ShadowRunner(target=target, replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
                           comparer=comparer, telemetry=telemetry, prices=prices,
                           max_concurrency=4, timeout=5, reserve_usd=0.0, noise_percent=0,
                           cap=1 << 20)

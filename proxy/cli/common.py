@@ -10,6 +10,7 @@ from typing import Any
 from proxy.cli import logformat
 from proxy.cli.preamble import preamble
 from proxy.config import ConfigError, Settings, load_config
+from proxy.config.proxy import MEMORY_URL
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -19,15 +20,15 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 def load_for_redis(args: argparse.Namespace, command: str) -> Settings:
     """The configuration of a command that works on the shared Redis (`--redis-url`
-    overrides it); refused with status 2 when that store is in-process, since it would
-    be this command's own, empty, not the serving process's."""
+    overrides it); refused with status 2 when that store is in-process (`memory://`,
+    also what the obsolete `flags.store: "memory"` means), since it would be this
+    command's own, empty, not the serving process's."""
     settings = load_or_exit(args, overrides={"redis.url": getattr(args, "redis_url", None)})
     print(preamble(settings, redis_flag=bool(getattr(args, "redis_url", None))),
           file=sys.stderr, flush=True)
-    config = settings.config
-    if config.flags.store == "memory" or config.redis.url.startswith("memory://"):
-        print(f"llm-shadow {command}: the flags or redis.url are in-process ('memory'): "
-              "they live inside the serving process, which this command cannot reach; "
+    if settings.config.redis.url.startswith(MEMORY_URL):
+        print(f"llm-shadow {command}: redis.url is in-process ({MEMORY_URL}): the flags "
+              "live inside the serving process, which this command cannot reach; "
               "use a Redis URL (or the serving process's admin API)", file=sys.stderr)
         raise SystemExit(2)
     return settings

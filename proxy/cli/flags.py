@@ -253,8 +253,7 @@ def _with_writer(settings: Settings, action: Callable[[FlagWriter], Awaitable[in
     config = settings.config
 
     async def run() -> int:
-        writer = FlagWriter(config.redis.url, config.redis.key_prefix,
-                            defaults=default_snapshot(config))
+        writer = FlagWriter(config.redis, defaults=default_snapshot(config))
         try:
             return await action(writer)
         finally:

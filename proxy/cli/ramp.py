@@ -1,19 +1,24 @@
-"""`llm-shadow ramp status | start | pause | resume`: the operator's side of the auto-ramp.
+"""`llm-shadow ramp status | start | pause | resume | stop`: the operator's side of the
+auto-ramp.
 
 Layer: composition. Redis comes from `--redis-url`, else `LLM_SHADOW_REDIS_URL`, else the
 configuration; the policy from `--policy`, else `policies/ramp.json` in the configuration
 file's folder. Exit codes: 0 done, 1 the operation failed (Redis unreachable, a ramp
-already running, nothing to pause), 2 bad usage, configuration or policy.
+already running, nothing to pause or stop), 2 bad usage, configuration or policy.
 
     llm-shadow ramp start --reason "orchestrator v2 on /openai"
     llm-shadow ramp status
     llm-shadow ramp pause --reason "investigating a latency report"
     llm-shadow ramp resume
+    llm-shadow ramp stop --reason "migration paused for the quarter"
 
 `start` writes the ramp state and applies the first step's flags at once (audited, like
 every flag change); the replica holding the ramp lock takes it from there. After a
 rollback the ramp stays rolled back until `start` runs again (`--step N` to start at
-step N, `--clear-kill` to turn the kill switch a rollback set back off).
+step N, `--clear-kill` to turn the kill switch a rollback set back off). A person who
+changes the ramp's flags meanwhile (`set`, `rollback`, the admin API, MigrationAdapter,
+config.json) pauses it: `status` says who changed what and why; `resume` applies the
+step's flags again, `stop` ends the ramp and leaves the flags as they are.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from proxy.config import ConfigError, Settings
 from proxy.flags.snapshot import SnapshotInvalid, default_snapshot
 from proxy.flags.store import StoreError
 from proxy.flags.writer import FlagWriter
-from proxy.ramp.control import RampError, pause_ramp, resume_ramp, start_ramp
+from proxy.ramp.control import RampError, pause_ramp, resume_ramp, start_ramp, stop_ramp
 from proxy.ramp.controller import format_duration
 from proxy.ramp.readings import RampReports
 from proxy.ramp.schedule import load_policy
@@ -61,7 +66,7 @@ class Tools:
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ramp = commands.add_parser("ramp", help="the guarded auto-ramp: status, start, pause, "
-                                            "resume",
+                                            "resume, stop",
                                description="Promote shadow/divert step by step while the "
                                            "guardrails hold; roll back when one is breached.")
     actions = ramp.add_subparsers(dest="ramp_command", metavar="ACTION", required=True)
@@ -84,8 +89,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     pause = _action(actions, "pause", "stop promotions (guardrails keep rolling back)")
     pause.set_defaults(func=run_pause)
-    resume = _action(actions, "resume", "resume promotions of a paused ramp")
+    resume = _action(actions, "resume", "resume a paused ramp (its step's flags are "
+                                        "applied again)")
     resume.set_defaults(func=run_resume)
+    stop = _action(actions, "stop", "end the ramp and release its lock; the flags stay as "
+                                    "they are")
+    stop.set_defaults(func=run_stop)
 
 
 def _action(actions: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -152,11 +161,25 @@ def run_resume(args: argparse.Namespace) -> int:
 
     async def resume(tools: Tools) -> int:
         state = await resume_ramp(tools.store, now=time.time(),
-                                  actor=args.actor or default_actor(), reason=args.reason)
-        print(f"ramp resumed at {state.position()}")
+                                  actor=args.actor or default_actor(), reason=args.reason,
+                                  writer=tools.writer)
+        print(f"ramp resumed at {state.position()}: its flags are applied again")
         return 0
 
     return _with_tools(settings, resume)
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def stop(tools: Tools) -> int:
+        state = await stop_ramp(tools.store, now=time.time(),
+                                actor=args.actor or default_actor(), reason=args.reason)
+        print(f"ramp stopped at {state.position()}; the flags stay as they are "
+              f"(`llm-shadow status`); `llm-shadow ramp start` begins a new ramp")
+        return 0
+
+    return _with_tools(settings, stop)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -193,9 +216,9 @@ def _with_tools(settings: Settings, action: Callable[[Tools], Awaitable[int]]) -
     config = settings.config
 
     async def run() -> int:
-        client = redis_client(config.redis.url, connect_timeout=CONNECT_TIMEOUT,
+        client = redis_client(config.redis, connect_timeout=CONNECT_TIMEOUT,
                               socket_timeout=SOCKET_TIMEOUT)
-        prefix = config.redis.key_prefix
+        prefix = config.redis.keyspace
         reports = ReportStore.from_config(config.redis, config.comparison, client=client)
         tools = Tools(RampStore(client, prefix), RampReports(reports),
                       FlagWriter(client, prefix, defaults=default_snapshot(config)))
@@ -239,6 +262,9 @@ def _print_status(state: RampState | None, evaluation: dict[str, Any] | None,
               f"{_when(state.updated_at)}")
     if not state.applied:
         print("flags: NOT YET APPLIED (the replica holding the ramp lock applies them)")
+    if state.status == "paused":
+        print("to continue: `llm-shadow ramp resume` (applies the step's flags again); "
+              "to end it: `llm-shadow ramp stop`")
     print(f"last change: {state.event} {_when(state.updated_at)} by {state.updated_by}"
           f"{': ' + clip(state.reason, 300) if state.reason else ''}")
     print(_lock_line(holder, state))

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from proxy.cli.common import add_config_option, load_for_redis, require_extra
 from proxy.config import Settings
+from proxy.redisfailure import redis_failures
 from proxy.report.aggregate import Report
-from proxy.report.aggregate_store import STORE_ERRORS, ReportStore, ReportStoreError
+from proxy.report.aggregate_store import ReportStore, ReportStoreError
 from proxy.report.text import render_json, render_text
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -94,11 +95,8 @@ async def fetch(settings: Settings, since_seconds: float, route: str | None) -> 
 async def check_route(settings: Settings, store: ReportStore, prefix: str) -> None:
     """`UnknownRoute` unless `prefix` covers a configured route or one with data."""
     configured = [route.prefix for route in settings.config.proxy.routes]
-    try:
+    async with redis_failures("read the report's routes", ReportStoreError):
         with_data = await store.routes(0.0)
-    except STORE_ERRORS as exc:
-        raise ReportStoreError(f"cannot read the report's routes ({type(exc).__name__})") \
-            from exc
     if any(r == prefix or r.startswith(prefix) for r in (*configured, *with_data)):
         return
     raise UnknownRoute(f"--route {prefix} matches no route: configured "

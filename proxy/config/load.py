@@ -3,11 +3,17 @@
 Layer: pure core, plus the only file and environment reads of the configuration. Errors
 name the file and the dotted key (`config.json: proxy.routes[0].upstream: ...`) so an
 operator can fix them without reading code.
+
+Obsolete keys are translated before validation, with one warning per process:
+`flags.store: "memory"` (the old in-process flag store) becomes `redis.url: "memory://"`,
+which runs every store in this process, as that setting did; `flags.store: "redis"` (the
+old default) is dropped. Any other value is an error that says what to write.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +24,9 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from proxy.config.model import Config
+from proxy.config.proxy import MEMORY_URL
+
+log = logging.getLogger("llm_shadow.config")
 
 ENV_PREFIX = "LLM_SHADOW_"
 DEFAULT_FILE = "config.json"
@@ -26,6 +35,7 @@ BUILT_IN = "<built-in defaults>"
 # Environment variables that override one configuration key each (dotted path).
 ENV_OVERRIDES: dict[str, str] = {
     "LLM_SHADOW_REDIS_URL": "redis.url",
+    "LLM_SHADOW_REDIS_SENTINEL_PASSWORD": "redis.sentinel.password",
     "LLM_SHADOW_HOST": "proxy.listen.host",
     "LLM_SHADOW_PORT": "proxy.listen.port",
     "LLM_SHADOW_ADMIN_HOST": "proxy.admin.host",
@@ -142,9 +152,42 @@ def read_json_file(file: Path) -> dict[str, Any]:
 
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(_without_obsolete(data, source))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+
+
+_warned: set[str] = set()
+
+
+def _without_obsolete(data: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """Translate `flags.store` (see the module docstring)."""
+    flags = data.get("flags")
+    if not isinstance(flags, Mapping) or "store" not in flags:
+        return data
+    store = flags["store"]
+    if store not in ("memory", "redis"):
+        raise ConfigError(f"{source}: flags.store: removed: Redis holds the flags; for one "
+                          f"process without Redis write \"redis\": {{\"url\": "
+                          f"\"{MEMORY_URL}\"}} (got {_short(store)})")
+    out = dict(data)
+    out["flags"] = {key: value for key, value in flags.items() if key != "store"}
+    if store == "memory":
+        redis = out.get("redis")
+        out["redis"] = {**(redis if isinstance(redis, Mapping) else {}), "url": MEMORY_URL}
+        _warn_once(f"{source}: flags.store \"memory\" is obsolete: it now means "
+                   f"\"redis\": {{\"url\": \"{MEMORY_URL}\"}} (every store in this "
+                   f"process); write that instead")
+    else:
+        _warn_once(f"{source}: flags.store is obsolete (Redis is the only flag store); "
+                   f"remove it")
+    return out
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:

@@ -12,8 +12,6 @@ experiment (safe, but it should be a conscious choice).
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator, model_validator
 
 from proxy.config.base import Section
@@ -39,13 +37,10 @@ def two_decimals(value: float) -> float:
 
 
 class FlagsSection(Section):
-    """How a replica keeps its in-memory copy of the flag snapshot.
+    """How a replica keeps its in-memory copy of the flag snapshot, which lives in Redis
+    (`redis.url: "memory://"` for one process without Redis; the obsolete `flags.store`
+    is translated by `proxy.config.load`)."""
 
-    `store = "memory"` keeps flags in this process only (demo without Redis: the admin
-    API writes them, no other replica sees them); `"redis"` is the production store.
-    """
-
-    store: Literal["redis", "memory"] = "redis"
     poll_interval: float = Field(0.25, gt=0, le=5)
     stale_after: float = Field(1.5, gt=0)
     max_stale: float = Field(3.0, gt=0)

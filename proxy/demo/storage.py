@@ -16,12 +16,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from redis import exceptions as rexc
-
 from proxy.config import Settings
 from proxy.flags.snapshot import default_snapshot
 from proxy.flags.writer import FlagWriter
 from proxy.redisclient import MEMORY_URL, redis_client
+from proxy.redisfailure import FOREIGN, classify
 
 PROBE_TIMEOUT_SECONDS = 0.5
 DELETE_BATCH = 500
@@ -61,11 +60,12 @@ async def probe(url: str, timeout: float) -> str | None:
     try:
         async with asyncio.timeout(timeout * 2):
             await client.ping()
-    except TimeoutError:
-        return "no answer in time"
-    except rexc.AuthenticationError:
-        return "it refused the credentials"
-    except (rexc.RedisError, OSError) as exc:
+    except FOREIGN as exc:
+        kind = classify(exc)
+        if kind == "timeout":
+            return "no answer in time"
+        if kind == "auth":
+            return "it refused the credentials"
         return f"cannot connect: {type(exc).__name__}"
     finally:
         await client.aclose()

@@ -208,19 +208,18 @@ async def _after_rollback(world: World, plan: Plan, narrator: Narrator, traffic:
 
 
 async def _audit_line(world: World) -> str:
-    """The rollback's entry in the flags audit stream. The ramp records its transition
-    before it writes the flags, so the entry may follow the event by a moment."""
+    """The ramp's rollback in the flags audit stream. The ramp writes its state (which
+    the story watches) before the flags, so the entry may take a moment to appear."""
     runner = world.runtime.ramp
     assert runner is not None
     deadline = time.monotonic() + SETTLE_BUDGET_SECONDS
-    while True:
+    while time.monotonic() <= deadline:
         for entry in await runner.writer.store.audit(10):
             if entry.actor.startswith("ramp:") and "rollback" in entry.reason:
                 return (f"v{entry.version} written by {entry.actor} at {entry.at}, changes "
                         f"{_changes(entry.changes)}")
-        if time.monotonic() > deadline:
-            raise DemoFailed("the rollback is missing from the flags audit stream")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)
+    raise DemoFailed("the rollback is missing from the flags audit stream")
 
 
 def _changes(changes: object) -> str:

@@ -7,13 +7,12 @@
     backoff.py    reconnect delays with jitter (pure)
     store.py      the Redis adapter: read, atomic write, audit, heartbeats
     hints.py      the Redis pub/sub "changed" subscriber with its PING watchdog
-    memory.py     an in-process store for the demo when Redis is absent
     watcher.py    the replica state machine: hint + resubscribe + poll, staleness
     heartbeat.py  publishes this replica's status with a short TTL
     writer.py     FlagWriter (async) and the sync functions MigrationAdapter uses
 
-Layering: the pure modules import nothing from redis or starlette; `store`, `hints` and
-`memory` are the only modules that talk to a store; request handling reads
-`FlagWatcher.current` and never awaits anything. The admin routes (`GET /flagz`,
-`PUT /flags`, `POST /rollback`) are in `proxy.admin.flag_routes`.
+Layering: the pure modules import nothing from redis or starlette; `store` and `hints`
+are the only modules that talk to Redis (a real one, or the in-process `memory://`);
+request handling reads `FlagWatcher.current` and never awaits anything. The admin routes
+(`GET /flagz`, `PUT /flags`, `POST /rollback`) are in `proxy.admin.flag_routes`.
 """

@@ -13,7 +13,6 @@ from proxy.config import Settings
 from proxy.flags.counters import DecisionCounters
 from proxy.flags.heartbeat import Heartbeat, ReplicaInfo, default_replica_id
 from proxy.flags.hints import HintSource, RedisHints
-from proxy.flags.memory import MemoryFlagStore
 from proxy.flags.snapshot import default_snapshot
 from proxy.flags.store import FlagStore, RedisFlagStore
 from proxy.flags.view import LocalLayer
@@ -22,16 +21,12 @@ from proxy.flags.writer import FlagWriter
 
 
 def build_store(settings: Settings) -> tuple[FlagStore, HintSource]:
-    """The store and hint source chosen by `flags.store`, with the replica timeouts."""
+    """The store and hint source on the configured Redis, with the replica timeouts."""
     config = settings.config
-    prefix = config.redis.key_prefix
-    if config.flags.store == "memory":
-        memory = MemoryFlagStore(prefix)
-        return memory, memory.hints()
     redis = config.redis
-    store = RedisFlagStore.from_url(redis.url, prefix, connect_timeout=redis.connect_timeout,
-                                    socket_timeout=redis.socket_timeout)
-    hints = RedisHints(redis.url, store.keys.changed, connect_timeout=redis.connect_timeout,
+    store = RedisFlagStore.from_config(redis, connect_timeout=redis.connect_timeout,
+                                       socket_timeout=redis.socket_timeout)
+    hints = RedisHints(redis, store.keys.changed, connect_timeout=redis.connect_timeout,
                        socket_timeout=redis.socket_timeout,
                        ping_interval=config.flags.ping_interval,
                        watchdog=config.flags.subscriber_watchdog)
@@ -56,7 +51,7 @@ class FlagService:
         self.heartbeat = Heartbeat(self.store, self.watcher, replica_id=self.replica_id,
                                    interval=flags.heartbeat_interval, ttl=flags.heartbeat_ttl,
                                    info=replica_info(settings))
-        self.writer = FlagWriter(self.store, config.redis.key_prefix, defaults=self.defaults)
+        self.writer = FlagWriter(self.store, defaults=self.defaults)
         self.auth = AdminAuth(settings.admin_token)
 
     async def start(self) -> None:

@@ -1,16 +1,18 @@
 """The flag store on Redis: read the snapshot, write it atomically, read the audit
 stream, keep replica heartbeats.
 
-Layer: adapter. This module and `proxy.flags.hints` are the only places that import
-redis-py for flags, and `redis_errors()` is the one place its exceptions are mapped
-(to `StoreError` with a kind: connection, timeout, auth, error).
+Layer: adapter. This module and `proxy.flags.hints` are the only places that talk to
+Redis for flags; failures become `StoreError` through `proxy.redisfailure`, the one
+mapping of redis-py exceptions (kinds: auth, timeout, connection, failover, error).
 
-Client settings (checklist §3.4): explicit `socket_connect_timeout` and `socket_timeout`,
-`Retry(NoBackoff(), 0)` because redis-py 8 otherwise retries ten times with backoff
-(up to tens of seconds on a black-holed server), no health-check PINGs (the poll is the
-health check), TCP keepalive on, RESP2 (nothing here needs RESP3, and it keeps the
-minimal ACL small). Every operation also runs under `asyncio.timeout(budget)`, so no
-library path can hold a replica longer than connect + read timeouts.
+The client comes from `proxy.redisclient` (timeouts, no hidden retries, no health-check
+PINGs: the poll is the health check; RESP2, which keeps the minimal ACL small). Every
+operation also runs under `asyncio.timeout(budget)`, so no library path can hold a
+replica longer than connect + read timeouts.
+
+Key names come from `RedisSection.keyspace`: `llm-shadow:flags` on a single node or
+with Sentinel, `{llm-shadow}:flags` in a Redis Cluster (one hash slot for every key, so
+the write script's keys and the hint channel are on one node).
 
 Writes are one Lua script (`EVALSHA`): compare the stored bytes with what the writer
 read, then SET the new snapshot (version + 1), XADD the audit entry and PUBLISH the
@@ -39,28 +41,21 @@ traffic: treat the writer credentials as a privileged control plane.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
-from redis import exceptions as rexc
-from redis.asyncio import Redis
-
+from proxy.config.proxy import RedisSection
 from proxy.flags.audit import AUDIT_MAXLEN, AuditEntry, parse_entry
-from proxy.redisclient import redis_client
+from proxy.redisclient import Client, in_process, redis_client
+from proxy.redisfailure import RedisUnavailable, redis_failures
 
-ErrorKind = Literal["connection", "timeout", "auth", "error"]
 
-
-class StoreError(Exception):
-    """The store could not be used; `kind` separates auth failures (do not hammer) from
-    network ones, for logs and counters. The message never contains credentials."""
-
-    def __init__(self, kind: ErrorKind, message: str):
-        super().__init__(message)
-        self.kind = kind
+class StoreError(RedisUnavailable):
+    """The flag (or ramp) store could not be used; `kind` separates auth failures (do
+    not hammer) from network ones, for logs and counters. The message never contains
+    credentials."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +121,11 @@ return 1
 """
 
 
-def minimal_acl(prefix: str) -> dict[str, list[str]]:
-    """`ACL SETUSER` rules (after the user name and password) for each role.
+def minimal_acl(prefix: str, *, cluster: bool = False) -> dict[str, list[str]]:
+    """`ACL SETUSER` rules (after the user name and password) for each role; `prefix` is
+    the keyspace (`RedisSection.keyspace`: `{llm-shadow}` in a cluster, whose nodes each
+    need the users, and where every role may also read the topology: `CLUSTER SLOTS` and
+    `COMMAND` for redis-py's cluster client, `CLUSTER NODES` for the hint subscriber).
 
     - `flag-reader`: the least a replica needs for the flags alone (read the snapshot,
       subscribe to hints, write its heartbeat);
@@ -137,7 +135,8 @@ def minimal_acl(prefix: str) -> dict[str, list[str]]:
     - `writer`: the CLI and admin API (`set`, `rollback`, `status`, `audit`).
     """
     keys = Keys(prefix)
-    common = ["on", "resetkeys", "resetchannels", f"&{keys.changed}", "-@all", "+ping"]
+    common = ["on", "resetkeys", "resetchannels", f"&{keys.changed}", "-@all", "+ping",
+              *(["+cluster|slots", "+cluster|nodes", "+command"] if cluster else [])]
     reader = [*common, f"%R~{keys.flags}", f"%W~{keys.replicas_pattern}",
               "+get", "+set", "+subscribe"]
     data = [f"~{prefix}:{area}:*" for area in ("learning", "budget", "report", "ramp")]
@@ -153,41 +152,39 @@ def minimal_acl(prefix: str) -> dict[str, list[str]]:
     }
 
 
-@contextlib.asynccontextmanager
-async def redis_errors(budget: float, what: str) -> AsyncIterator[None]:
+def redis_errors(budget: float, what: str) -> AbstractAsyncContextManager[None]:
     """Bound one operation by `budget` seconds and map every failure to `StoreError`."""
-    try:
-        async with asyncio.timeout(budget):
-            yield
-    except (rexc.AuthenticationError, rexc.AuthorizationError,
-            rexc.NoPermissionError) as exc:
-        raise StoreError("auth", f"{what}: Redis refused the credentials: {exc}") from exc
-    except (TimeoutError, rexc.TimeoutError) as exc:
-        raise StoreError("timeout", f"{what}: Redis did not answer within {budget:.2f}s") \
-            from exc
-    except (rexc.ConnectionError, OSError) as exc:
-        raise StoreError("connection", f"{what}: cannot reach Redis: {exc}") from exc
-    except rexc.RedisError as exc:
-        raise StoreError("error", f"{what}: Redis error: {exc}") from exc
+    return redis_failures(what, StoreError, budget=budget)
 
 
 class RedisFlagStore:
-    kind: Literal["redis", "memory"] = "redis"
-
-    def __init__(self, client: Redis, prefix: str, *, budget: float,
+    def __init__(self, client: Client, prefix: str, *, budget: float,
                  owns_client: bool = False):
         self.keys = Keys(prefix)
         self.budget = budget
         self.client = client
+        # What a replica's view names as its source: "memory" for `memory://`.
+        self.kind: Literal["redis", "memory"] = "memory" if in_process(client) else "redis"
         self._owns_client = owns_client
         self._write = client.register_script(WRITE_SCRIPT)
 
     @classmethod
+    def from_config(cls, redis: RedisSection | str, *, connect_timeout: float,
+                    socket_timeout: float) -> RedisFlagStore:
+        """A store with a client of its own (closed by `aclose`); a `str` is a single
+        node's URL, with the default key prefix."""
+        section = RedisSection(url=redis) if isinstance(redis, str) else redis
+        client = redis_client(section, connect_timeout=connect_timeout,
+                              socket_timeout=socket_timeout)
+        return cls(client, section.keyspace, budget=connect_timeout + socket_timeout,
+                   owns_client=True)
+
+    @classmethod
     def from_url(cls, url: str, prefix: str, *, connect_timeout: float,
                  socket_timeout: float) -> RedisFlagStore:
-        client = redis_client(url, connect_timeout=connect_timeout,
-                             socket_timeout=socket_timeout)
-        return cls(client, prefix, budget=connect_timeout + socket_timeout, owns_client=True)
+        """A single node's store under `prefix` (tests and tools)."""
+        return cls.from_config(RedisSection(url=url, key_prefix=prefix),
+                               connect_timeout=connect_timeout, socket_timeout=socket_timeout)
 
     async def read(self) -> bytes | None:
         async with redis_errors(self.budget, "read flags"):

@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from redis.asyncio import Redis
 
+from proxy.config.proxy import RedisSection
 from proxy.flags.audit import AuditEntry
 from proxy.flags.snapshot import (
     FlagSnapshot,
@@ -38,6 +38,7 @@ from proxy.flags.snapshot import (
     parse_snapshot,
 )
 from proxy.flags.store import FlagStore, RedisFlagStore, StoreError
+from proxy.redisclient import Client
 
 log = logging.getLogger("llm_shadow.flags")
 
@@ -57,15 +58,20 @@ class WriteConflict(StoreError):
                                   f"in a row; try again")
 
 
+Target = Client | FlagStore | RedisSection | str
+
+
 class FlagWriter:
-    def __init__(self, redis: Redis | FlagStore | str, prefix: str = "llm-shadow", *,
+    def __init__(self, redis: Target, prefix: str | None = None, *,
                  defaults: FlagSnapshot | None = None):
-        """`redis` is a Redis URL, a `redis.asyncio.Redis` client, or any `FlagStore`
-        (the in-process store of the demo). `defaults` (from config.json) is the base
-        when the store holds no snapshot."""
-        self.store: FlagStore = _as_store(redis, prefix)
+        """`redis` is the `redis` section of a configuration (any topology; its
+        keyspace wins over `prefix`), a single node's URL, a client (keys under `prefix`,
+        which in cluster mode must be the keyspace with its hash tag), or any
+        `FlagStore`. `defaults` (from config.json) is the base when the store holds no
+        snapshot."""
+        self.store: FlagStore = _as_store(redis, prefix or "llm-shadow")
         self.defaults = defaults or FlagSnapshot.model_validate({})
-        self._owns_store = isinstance(redis, str)
+        self._owns_store = isinstance(redis, RedisSection | str)
 
     async def read(self) -> tuple[FlagSnapshot | None, str | None]:
         """The stored snapshot (None when missing) and why it is unusable, if it is."""
@@ -119,11 +125,13 @@ class FlagWriter:
             return self.defaults.model_copy(update={"version": _stored_version(raw)})
 
 
-def _as_store(redis: Redis | FlagStore | str, prefix: str) -> FlagStore:
+def _as_store(redis: Target, prefix: str) -> FlagStore:
     if isinstance(redis, str):
-        return RedisFlagStore.from_url(redis, prefix, connect_timeout=WRITER_CONNECT_TIMEOUT,
-                                       socket_timeout=WRITER_SOCKET_TIMEOUT)
-    if isinstance(redis, Redis):
+        redis = RedisSection(url=redis, key_prefix=prefix)
+    if isinstance(redis, RedisSection):
+        return RedisFlagStore.from_config(redis, connect_timeout=WRITER_CONNECT_TIMEOUT,
+                                          socket_timeout=WRITER_SOCKET_TIMEOUT)
+    if isinstance(redis, Client):
         return RedisFlagStore(redis, prefix,
                               budget=WRITER_CONNECT_TIMEOUT + WRITER_SOCKET_TIMEOUT)
     return redis
@@ -156,25 +164,28 @@ def _stored_version(raw: bytes) -> int:
 # --- sync API for MigrationAdapter ---------------------------------------------------
 
 
-def update_flags_sync(redis_url: str, prefix: str, changes: Mapping[str, Any], *,
-                      actor: str, reason: str | None = None,
+def update_flags_sync(redis: RedisSection | str, prefix: str | None,
+                      changes: Mapping[str, Any], *, actor: str, reason: str | None = None,
                       defaults: FlagSnapshot | None = None) -> FlagSnapshot:
-    """`FlagWriter.update` for synchronous callers, also from inside a running loop."""
+    """`FlagWriter.update` for synchronous callers, also from inside a running loop.
+    `redis` is the configuration's `redis` section or a single node's URL (with
+    `prefix`)."""
     return _run_sync(lambda writer: writer.update(changes, actor=actor, reason=reason),
-                     redis_url, prefix, defaults)
+                     redis, prefix, defaults)
 
 
-def rollback_sync(redis_url: str, prefix: str, *, actor: str, reason: str | None = None,
+def rollback_sync(redis: RedisSection | str, prefix: str | None, *, actor: str,
+                  reason: str | None = None,
                   defaults: FlagSnapshot | None = None) -> FlagSnapshot:
     """`FlagWriter.rollback` for synchronous callers."""
     return _run_sync(lambda writer: writer.rollback(actor=actor, reason=reason),
-                     redis_url, prefix, defaults)
+                     redis, prefix, defaults)
 
 
-def _run_sync(action: Callable[[FlagWriter], Awaitable[T]], redis_url: str, prefix: str,
-              defaults: FlagSnapshot | None) -> T:
+def _run_sync(action: Callable[[FlagWriter], Awaitable[T]], redis: RedisSection | str,
+              prefix: str | None, defaults: FlagSnapshot | None) -> T:
     async def run() -> T:
-        writer = FlagWriter(redis_url, prefix, defaults=defaults)
+        writer = FlagWriter(redis, prefix, defaults=defaults)
         try:
             return await action(writer)
         finally:

@@ -138,8 +138,8 @@ class MigrationAdapter:
         config = settings.config
         evidence = Evidence.from_settings(config.orchestrator.selection)
         kept = config.orchestrator.learning.samples_kept
-        if run_blocking(lambda: reachable(config.redis.url)):
-            store = RedisLearningStore(config.redis.key_prefix, url=config.redis.url,
+        if run_blocking(lambda: reachable(config.redis)):
+            store = RedisLearningStore(config.redis.keyspace, redis=config.redis,
                                        samples_kept=kept)
             return Learning(store, evidence)
         log.warning("Redis is not reachable: learned records stay in this process")
@@ -200,7 +200,7 @@ class MigrationAdapter:
 
         settings = self.settings
         snapshot = update_flags_sync(
-            settings.config.redis.url, settings.config.redis.key_prefix, dict(changes),
+            settings.config.redis, None, dict(changes),
             actor=self.actor, reason=reason or "MigrationAdapter.update_config",
             defaults=default_snapshot(settings.config))
         self._apply_live(snapshot)
@@ -216,7 +216,7 @@ class MigrationAdapter:
         from proxy.flags.writer import rollback_sync
 
         settings = self.settings
-        snapshot = rollback_sync(settings.config.redis.url, settings.config.redis.key_prefix,
+        snapshot = rollback_sync(settings.config.redis, None,
                                  actor=self.actor, reason=reason or "MigrationAdapter.rollback",
                                  defaults=default_snapshot(settings.config))
         self._apply_live(snapshot)
@@ -247,7 +247,7 @@ class MigrationAdapter:
         from proxy.flags.writer import FlagWriter
 
         self._live_read_at = time.monotonic()
-        writer = FlagWriter(settings.config.redis.url, settings.config.redis.key_prefix)
+        writer = FlagWriter(settings.config.redis)
         try:
             snapshot, problem = await writer.read()
         except StoreError as exc:

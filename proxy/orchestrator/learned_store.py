@@ -1,9 +1,11 @@
 """Where learned records live: Redis, shared by every replica, or this process's memory.
 
-Layer: adapter (redis). The only module of the orchestrator that talks to Redis; Redis
-errors are mapped here, to `StoreUnavailable`, and nowhere else.
+Layer: adapter (redis). The only module of the orchestrator that talks to Redis; its
+failures become `StoreUnavailable` through `proxy.redisfailure`, the one mapping of
+redis-py errors.
 
-Keys (prefix = `redis.key_prefix`):
+Keys (prefix = `RedisSection.keyspace`: `redis.key_prefix`, with a hash tag in cluster
+mode):
 
     {prefix}:learning:index                      set of JSON [task type, model]
     {prefix}:learning:record:{task}:{model}      hash of counters (HINCRBY/HINCRBYFLOAT)
@@ -34,11 +36,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from proxy.config.proxy import RedisSection
 from proxy.orchestrator.learned import FLOAT_FIELDS, ModelRecord, RecordKey, Sample
-from proxy.redisclient import redis_client
+from proxy.redisclient import MEMORY_URL, Client, in_process, redis_client
+from proxy.redisfailure import FOREIGN, RedisUnavailable, redis_failures
 
 Delta = tuple[RecordKey, Mapping[str, float]]
 ANSWERED_BUCKET_SECONDS = 3600
@@ -46,7 +48,7 @@ ANSWERED_BUCKET_SECONDS = 3600
 Answered = tuple[str, Mapping[str, str]]
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(RedisUnavailable):
     """The shared store could not be reached; the message names no credentials."""
 
 
@@ -119,19 +121,23 @@ class MemoryLearningStore:
 
 class RedisLearningStore:
     """Records in Redis, shared by every replica. Give it a long-lived client (the proxy)
-    or a URL (the Python API, which may run each call in a new event loop: a connection
-    is then opened per operation)."""
+    or the `redis` section (the Python API, which may run each call in a new event loop:
+    a connection is then opened per operation)."""
 
     kind = "redis"
 
-    def __init__(self, prefix: str, *, client: aioredis.Redis | None = None,
-                 url: str | None = None, samples_kept: int = 200,
+    def __init__(self, prefix: str, *, client: Client | None = None,
+                 redis: RedisSection | None = None, samples_kept: int = 200,
                  feedback_ttl: int = 7 * 24 * 3600, timeout: float = 1.0):
-        if (client is None) == (url is None):
-            raise ValueError("give exactly one of client= and url=")
+        if (client is None) == (redis is None):
+            raise ValueError("give exactly one of client= and redis=")
         self.prefix = prefix
         self._client = client
-        self._url = url
+        self._redis = redis
+        in_memory = in_process(client) if client is not None else \
+            redis is not None and redis.url.startswith(MEMORY_URL)
+        # `memory://` is this process's store: logged as such, like the memory store.
+        self.kind = "memory" if in_memory else "redis"
         self._samples_kept = samples_kept
         self._ttl = feedback_ttl
         self._timeout = timeout
@@ -222,7 +228,7 @@ class RedisLearningStore:
         models = orjson.loads(raw)
         return {str(model): str(task) for model, task in models.items()}
 
-    async def _index(self, client: aioredis.Redis) -> list[RecordKey]:
+    async def _index(self, client: Client) -> list[RecordKey]:
         members = await client.smembers(self.index_key)
         keys = []
         for member in members:
@@ -231,32 +237,31 @@ class RedisLearningStore:
         return sorted(keys)
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[aioredis.Redis]:
-        try:
+    async def _session(self) -> AsyncIterator[Client]:
+        async with redis_failures("learning store", StoreUnavailable):
             if self._client is not None:
                 yield self._client
                 return
-            assert self._url is not None
-            client = _client(self._url, self._timeout)
+            assert self._redis is not None
+            client = _client(self._redis, self._timeout)
             try:
                 yield client
             finally:
                 await client.aclose()
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"learning store unreachable: {type(exc).__name__}") from exc
 
 
-def _client(url: str, timeout: float) -> aioredis.Redis:
-    return redis_client(url, connect_timeout=timeout, socket_timeout=timeout)
+def _client(redis: RedisSection | str, timeout: float) -> Client:
+    return redis_client(redis, connect_timeout=timeout, socket_timeout=timeout)
 
 
-async def reachable(url: str, timeout: float = 0.5) -> bool:
-    """Whether a Redis answers PING at `url` (for the Python API's choice of store)."""
-    client = _client(url, timeout)
+async def reachable(redis: RedisSection | str, timeout: float = 0.5) -> bool:
+    """Whether the configured Redis answers PING (for the Python API's choice of
+    store)."""
+    client = _client(redis, timeout)
     try:
         async with asyncio.timeout(timeout * 2):
             return bool(await client.ping())
-    except (RedisError, OSError, TimeoutError):
+    except FOREIGN:
         return False
     finally:
         await client.aclose()

@@ -6,7 +6,7 @@ Layer: composition. The pipeline owns its long-lived resources (the orchestrator
 HTTP client and pool, never shared with the legacy or shadow clients; the learning sync
 task) and closes them in `aclose()`; the Runtime enters it in its lifespan:
 
-    pipeline = build_pipeline(settings, redis_or_none)
+    pipeline = build_pipeline(settings, redis)  # the runtime's shared client
     await pipeline.start()            # loads learned records, starts the sync task
     ...
     answer = await pipeline.answer(OrchestratorRequest(...))
@@ -36,7 +36,6 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-import redis.asyncio as aioredis
 
 from proxy.apis import WireFormat
 from proxy.config import Settings
@@ -47,12 +46,7 @@ from proxy.orchestrator.classification import Classification, ClassifyLimits, Ta
 from proxy.orchestrator.conversation import parse_request
 from proxy.orchestrator.engine import Engine, Job, ModelCallFn
 from proxy.orchestrator.learned import Evidence
-from proxy.orchestrator.learned_store import (
-    MemoryLearningStore,
-    RedisLearningStore,
-    StoreUnavailable,
-    describe,
-)
+from proxy.orchestrator.learned_store import RedisLearningStore, StoreUnavailable, describe
 from proxy.orchestrator.learning import FeedbackResult, Learning
 from proxy.orchestrator.performance import Report, build_report
 from proxy.orchestrator.registry import AIModel, ModelRegistry
@@ -65,6 +59,7 @@ from proxy.orchestrator.validation import (
     ValidationPolicy,
     load_policy,
 )
+from proxy.redisclient import Client
 from proxy.transport import PoolLimits, build_client
 
 log = logging.getLogger("llm_shadow.orchestrator")
@@ -261,18 +256,16 @@ def policy_from_settings(settings: Settings) -> tuple[ValidationPolicy, Path | N
     return load_validation(settings)
 
 
-def build_pipeline(settings: Settings, redis: aioredis.Redis | None) -> Pipeline:
-    """The pipeline for a Runtime. `redis=None` keeps learned records in memory (logged
-    at start). Raises `PolicyError` for an invalid validation policy file."""
+def build_pipeline(settings: Settings, redis: Client) -> Pipeline:
+    """The pipeline for a Runtime, its learned records on `redis` (shared; the caller
+    closes it; `memory://` keeps them in this process, and the log says so at start).
+    Raises `PolicyError` for an invalid validation policy file."""
     config = settings.config
     section = config.orchestrator
     learning_settings = section.learning
-    store = (RedisLearningStore(config.redis.key_prefix, client=redis,
-                                samples_kept=learning_settings.samples_kept,
-                                feedback_ttl=learning_settings.feedback_ttl_seconds)
-             if redis is not None else
-             MemoryLearningStore(learning_settings.samples_kept,
-                                 learning_settings.feedback_ttl_seconds))
+    store = RedisLearningStore(config.redis.keyspace, client=redis,
+                               samples_kept=learning_settings.samples_kept,
+                               feedback_ttl=learning_settings.feedback_ttl_seconds)
     learning = Learning(store, Evidence.from_settings(section.selection),
                         pending_limit=learning_settings.pending_limit,
                         refresh_seconds=learning_settings.refresh_seconds)

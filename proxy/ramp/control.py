@@ -1,5 +1,5 @@
 """Ramp transitions shared by the operator's commands and the replica that runs the ramp:
-start, pause, resume, and applying a state's flags until the state stops moving.
+start, pause, resume, stop, and applying a state's flags until the state stops moving.
 
 Layer: adapter (composes `RampStore`, `RampReports` and `FlagWriter`; the decisions are
 in `proxy.ramp.controller` and `proxy.ramp.state`).
@@ -8,13 +8,20 @@ Order of writes, everywhere: the state first (compare-and-set), then the flags, 
 `applied`. After writing flags the writer re-reads the state; if someone made a
 transition meanwhile (an operator restarting the ramp while a replica promotes), it
 writes the new state's flags too, so the flags always end up following the latest
-state, whoever wrote last.
+state, whoever wrote last. Marking a state applied records the flags it controls as
+they were after the write (`proxy.ramp.levers.controlled`), so the runner can tell
+later when someone else changed them.
+
+`stop` ends the ramp: the state becomes `stopped` (in the history, with who and why),
+the lock is deleted so no replica keeps acting on it, and the flags stay as they are
+(the operator decides what traffic should do next; `llm-shadow rollback` or `set`).
+`ramp start` can begin again afterwards.
 """
 
 from __future__ import annotations
 
 from proxy.flags.writer import FlagWriter
-from proxy.ramp.levers import write_flags
+from proxy.ramp.levers import blocked, controlled, write_flags
 from proxy.ramp.readings import RampReports
 from proxy.ramp.schedule import RampPolicy
 from proxy.ramp.state import RampState, RampStateInvalid, encode_state, new_ramp, parse_state
@@ -34,11 +41,14 @@ async def apply_until_stable(store: RampStore, writer: FlagWriter, raw: bytes,
     """Write `state`'s flags, then mark it applied; follow newer states (see docstring).
     False when the state could not be marked (it moved on, or the lock was lost)."""
     for _ in range(MAX_APPLY_ROUNDS):
-        await write_flags(writer, state, actor=actor, clear_kill=clear_kill)
+        snapshot = await write_flags(writer, state, actor=actor, clear_kill=clear_kill)
+        if snapshot is None:
+            snapshot, _ = await writer.read()
         current_raw, current = await store.read()
         if current_raw == raw:
-            done = await store.write(raw, state.marked_applied(), token=token,
-                                     history=False)
+            seen = {} if snapshot is None else controlled(snapshot, state.policy)
+            marked = state.marked_applied(seen, None if snapshot is None else snapshot.version)
+            done = await store.write(raw, marked, token=token, history=False)
             return done == "ok"
         if current_raw is None or current is None:
             return False
@@ -75,14 +85,41 @@ async def pause_ramp(store: RampStore, *, now: float, actor: str, reason: str) -
     return await _write(store, raw, state.paused(now=now, actor=actor, reason=reason))
 
 
-async def resume_ramp(store: RampStore, *, now: float, actor: str, reason: str) -> RampState:
+async def resume_ramp(store: RampStore, *, now: float, actor: str, reason: str,
+                      writer: FlagWriter | None = None) -> RampState:
+    """Running again. With `writer` (the CLI) the step's flags are applied again, since a
+    person may have changed them while the ramp was paused, and the resume is refused
+    while the flags keep the ramp's traffic off (kill switch, or the orchestrator
+    switched off): a ramp that cannot measure anything would only hold."""
     raw, state = await store.read()
-    if state is not None and state.status == "rolled_back":
-        raise RampError("the ramp was rolled back; after fixing the cause, start it again "
-                        "with `llm-shadow ramp start` (add --step N to resume at step N)")
+    if state is not None and state.status in ("rolled_back", "stopped"):
+        raise RampError(f"the ramp was {state.status.replace('_', ' ')}; after fixing the "
+                        f"cause, start it again with `llm-shadow ramp start` (add --step N "
+                        f"to resume at step N)")
     if state is None or state.status != "paused":
         raise RampError(f"no paused ramp to resume ({_status(state)})")
-    return await _write(store, raw, state.resumed(now=now, actor=actor, reason=reason))
+    if writer is not None:
+        snapshot, _ = await writer.read()
+        why = blocked(snapshot, state.policy)
+        if why:
+            raise RampError(f"{why}, so the ramp would get no traffic; `llm-shadow set "
+                            f"--no-kill` (or switch the orchestrator back on) first, or "
+                            f"`llm-shadow ramp start --restart --clear-kill`")
+    resumed = await _write(store, raw, state.resumed(now=now, actor=actor, reason=reason))
+    if writer is not None:
+        await apply_until_stable(store, writer, encode_state(resumed), resumed, actor=actor)
+    return resumed
+
+
+async def stop_ramp(store: RampStore, *, now: float, actor: str, reason: str) -> RampState:
+    """End the ramp (see the module docstring); the lock is released whoever holds it."""
+    raw, state = await store.read()
+    if state is None or state.status not in ("running", "paused"):
+        raise RampError(f"no running or paused ramp to stop ({_status(state)})")
+    stopped = await _write(store, raw, state.stopped(now=now, actor=actor,
+                                                     reason=reason or "stopped"))
+    await store.clear_lock()
+    return stopped
 
 
 async def _write(store: RampStore, raw: bytes | None, state: RampState) -> RampState:

@@ -6,16 +6,20 @@ every rule is tested by a table.
 
 Order of the rules, first match wins:
 
-1. a guardrail clearly breached on any measured route -> `rollback` at once, whatever
+1. a person changed the flags the ramp controls while it was running (`intervention`,
+   from `proxy.ramp.levers.interference`: who, what, why) -> `pause`: the ramp yields
+   to people and says why; an operator resumes or stops it;
+2. a guardrail clearly breached on any measured route -> `rollback` at once, whatever
    the step's age or data count (paused or not: pausing stops promotions only);
-2. paused -> `hold` (paused);
-3. the kill switch is on for the ramp's scope -> `hold` (no traffic reaches the
-   orchestrator, so the step cannot be judged);
-4. the step is younger than `min_duration_seconds` -> `hold` (too_soon);
-5. a measured route has fewer than `min_compared` comparisons, or a guardrail lacks
+3. paused -> `hold` (paused);
+4. the kill switch is on for the ramp's scope (and was already on when the step was
+   applied) -> `hold` (no traffic reaches the orchestrator, so the step cannot be
+   judged);
+5. the step is younger than `min_duration_seconds` -> `hold` (too_soon);
+6. a measured route has fewer than `min_compared` comparisons, or a guardrail lacks
    its minimum of samples -> `hold` (insufficient_data): never promote on no data;
-6. a guardrail's interval straddles its limit -> `hold` (inconclusive);
-7. otherwise `promote`, or `complete` on the last step.
+7. a guardrail's interval straddles its limit -> `hold` (inconclusive);
+8. otherwise `promote`, or `complete` on the last step.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from proxy.ramp.guardrails import Check, run_checks, z_for
 from proxy.ramp.measurement import RouteMeasurement
 from proxy.ramp.state import RampState, Status
 
-Action = Literal["promote", "complete", "hold", "rollback"]
+Action = Literal["promote", "complete", "hold", "rollback", "pause"]
 Reason = Literal["ready", "guardrail_breached", "paused", "kill_switch", "too_soon",
-                 "insufficient_data", "inconclusive", "not_running"]
+                 "insufficient_data", "inconclusive", "not_running", "manual_change"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,7 @@ class Evaluation:
 
 
 def decide(state: RampState, measurements: Mapping[str, RouteMeasurement], *, now: float,
-           killed: bool = False) -> Evaluation:
+           killed: bool = False, intervention: str | None = None) -> Evaluation:
     policy = state.policy
     step = state.current
     elapsed = max(0.0, now - state.step_started_at)
@@ -74,6 +78,8 @@ def decide(state: RampState, measurements: Mapping[str, RouteMeasurement], *, no
 
     if not state.active:
         return result("hold", "not_running", f"the ramp is {state.status}")
+    if intervention and state.status == "running":
+        return result("pause", "manual_change", f"paused: {intervention}")
     breaches = [c for c in checks if c.verdict == "breach"]
     if breaches:
         return result("rollback", "guardrail_breached",

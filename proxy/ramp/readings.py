@@ -3,18 +3,19 @@ measured route's numbers in the current step.
 
 Layer: adapter (over `proxy.report.aggregate_store.ReportStore`; the arithmetic is in
 `proxy.ramp.measurement`). Two reads per route and evaluation, one pipeline each: the
-step's buckets, and the noise window's buckets. Failures become `ReportStoreError`.
+step's buckets, and the noise window's buckets. Failures become `ReportStoreError`
+(through `proxy.redisfailure`, the one mapping of redis-py errors).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 from proxy.ramp.measurement import Baseline, RouteMeasurement, measure, since_baseline
 from proxy.ramp.state import RampState
+from proxy.redisfailure import redis_failures
 from proxy.report.aggregate import Bucket
-from proxy.report.aggregate_store import STORE_ERRORS, ReportStore, ReportStoreError
+from proxy.report.aggregate_store import ReportStore, ReportStoreError
 
 
 class RampReports:
@@ -45,9 +46,6 @@ class RampReports:
         return out
 
     async def _buckets(self, route: str, since: float, until: float) -> list[Bucket]:
-        try:
-            async with asyncio.timeout(self.budget):
-                return await self.reports.buckets(route, since, until)
-        except STORE_ERRORS as exc:
-            raise ReportStoreError(f"cannot read the comparison report for {route} "
-                                   f"({type(exc).__name__})") from exc
+        async with redis_failures(f"read the comparison report for {route}",
+                                  ReportStoreError, budget=self.budget):
+            return await self.reports.buckets(route, since, until)

@@ -1,14 +1,17 @@
 """The ramp runner: a background task in every replica; the one holding the Redis lock
-evaluates the ramp every few seconds and promotes, holds or rolls back.
+evaluates the ramp every few seconds and promotes, holds, rolls back, or pauses when a
+person changed the flags it controls.
 
 Layer: composition (one task, owned by the runtime: `start()` / `aclose()`).
 
 Every tick reads `{prefix}:ramp:state` (one GET). With no ramp, or a ramp that is
-rolled back or completed and applied, that is all: no lock, no other key, no write.
-Otherwise the runner takes or renews the lock (`SET NX PX`, renewed per tick; see
+rolled back, completed or stopped and applied, that is all: no lock, no other key, no
+write. Otherwise the runner takes or renews the lock (`SET NX PX`, renewed per tick; see
 `proxy.ramp.state_store`) and, holding it, finishes applying a state's flags if a writer
-stopped half-way, or measures the step (`RampReports`), decides (`controller.decide`),
-stores the evaluation, and writes the transition (state, then flags, both audited).
+stopped half-way, or measures the step (`RampReports`), checks whether a person changed
+the flags it controls (`levers.interference`: who changed what and why; the ramp then
+pauses), decides (`controller.decide`), stores the evaluation, and writes the
+transition (state, then flags, both audited).
 
 Safety: the lock is trusted locally only until 80 % of its TTL after the last renewal
 started (`holding`), and every state write is fenced by the lock token in Redis, so a
@@ -30,8 +33,6 @@ import secrets
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-
 from proxy.config import Settings
 from proxy.flags.heartbeat import default_replica_id
 from proxy.flags.snapshot import SnapshotInvalid, default_snapshot
@@ -39,10 +40,11 @@ from proxy.flags.store import StoreError
 from proxy.flags.writer import FlagWriter
 from proxy.ramp.control import apply_until_stable
 from proxy.ramp.controller import Evaluation, decide
-from proxy.ramp.levers import killed
+from proxy.ramp.levers import interference, killed
 from proxy.ramp.readings import RampReports
 from proxy.ramp.state import RampState, RampStateInvalid, encode_state
 from proxy.ramp.state_store import RampStore
+from proxy.redisclient import Client
 from proxy.report.aggregate_store import ReportStore, ReportStoreError
 
 log = logging.getLogger("llm_shadow.ramp")
@@ -56,9 +58,11 @@ class RampRunner:
     def __init__(self, store: RampStore, reports: RampReports, writer: FlagWriter, *,
                  replica_id: str, idle_interval: float = IDLE_INTERVAL,
                  clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic,
+                 config_use_orchestrator: Callable[[], bool] = lambda: True):
         """`clock` is wall time (step timing, report windows: shared between replicas);
-        `monotonic` times the lock lease (local only)."""
+        `monotonic` times the lock lease (local only); `config_use_orchestrator` says
+        whether this replica's config.json leaves the orchestrator on."""
         self.store = store
         self.reports = reports
         self.writer = writer
@@ -67,6 +71,7 @@ class RampRunner:
         self.idle_interval = idle_interval
         self.clock = clock
         self.monotonic = monotonic
+        self.config_use_orchestrator = config_use_orchestrator
         self.last: Evaluation | None = None
         self.ticks = 0
         self.evaluations = 0
@@ -141,7 +146,9 @@ class RampRunner:
         now = self.clock()
         measurements = await self.reports.measure(state, now)
         snapshot, _ = await self.writer.read()
-        evaluation = decide(state, measurements, now=now,
+        intervention = interference(state, snapshot, replica=self.replica_id,
+                                    config_use_orchestrator=self.config_use_orchestrator())
+        evaluation = decide(state, measurements, now=now, intervention=intervention,
                             killed=snapshot is not None and killed(snapshot, policy))
         self.last, self.evaluations = evaluation, self.evaluations + 1
         await self.store.put_evaluation({**evaluation.as_dict(),
@@ -153,7 +160,9 @@ class RampRunner:
     async def _transition(self, raw: bytes, state: RampState, evaluation: Evaluation,
                           now: float) -> None:
         reason = evaluation.message
-        if evaluation.action == "rollback":
+        if evaluation.action == "pause":
+            new = state.paused(now=now, actor=self.actor, reason=reason)
+        elif evaluation.action == "rollback":
             new = state.rolled_back(now=now, actor=self.actor, reason=reason)
         elif evaluation.action == "complete":
             new = state.completed(now=now, actor=self.actor, reason=reason)
@@ -167,7 +176,8 @@ class RampRunner:
         if result == "conflict":
             log.info("ramp: the state changed during the evaluation; next tick re-reads it")
             return
-        (log.warning if new.status == "rolled_back" else log.info)("ramp: %s", reason)
+        (log.warning if new.status in ("rolled_back", "paused") else log.info)(
+            "ramp: %s", reason)
         if not new.applied:
             await apply_until_stable(self.store, self.writer, encode_state(new), new,
                                      actor=self.actor, token=self._token)
@@ -211,14 +221,18 @@ class RampRunner:
             log.exception("ramp: evaluation failed; retrying every %.1fs", self._delay)
 
 
-def build_ramp(settings: Settings, redis_client: Redis, *, writer: FlagWriter | None = None,
-               replica_id: str | None = None) -> RampRunner:
+def build_ramp(settings: Settings, redis_client: Client, *, writer: FlagWriter | None = None,
+               replica_id: str | None = None,
+               config_use_orchestrator: Callable[[], bool] = lambda: True) -> RampRunner:
     """The runner for one replica. `redis_client` is shared (the caller closes it);
     `writer` defaults to a `FlagWriter` on that client (pass the flag service's writer
-    to share it). Does nothing until an operator runs `llm-shadow ramp start`."""
+    to share it); `config_use_orchestrator` reads this replica's live configuration (so
+    a config-file rollback pauses the ramp). Does nothing until an operator runs
+    `llm-shadow ramp start`."""
     config = settings.config
-    prefix = config.redis.key_prefix
+    prefix = config.redis.keyspace
     reports = ReportStore.from_config(config.redis, config.comparison, client=redis_client)
     writer = writer or FlagWriter(redis_client, prefix, defaults=default_snapshot(config))
     return RampRunner(RampStore(redis_client, prefix), RampReports(reports), writer,
-                      replica_id=replica_id or config.flags.replica_id or default_replica_id())
+                      replica_id=replica_id or config.flags.replica_id or default_replica_id(),
+                      config_use_orchestrator=config_use_orchestrator)

@@ -6,15 +6,23 @@ Layer: pure core. One JSON document in Redis (`{prefix}:ramp:state`, see
     (none) --start--> running --promote--> running (next step) ... --complete--> completed
     running --pause--> paused --resume--> running
     running | paused --rollback--> rolled_back            (an operator starts it again)
+    running | paused --stop--> stopped                    (an operator starts it again)
+
+A pause comes from an operator (`llm-shadow ramp pause`) or from the ramp itself when a
+person changed the flags it controls (`flags_seen`, see `proxy.ramp.levers`): the ramp
+yields and says who changed what and why.
 
 The policy is stored with the state when the ramp starts, so every replica evaluates the
 same schedule whatever version of `policies/ramp.json` its image carries; changing the
 policy means starting the ramp again.
 
 `applied` says whether the flags of this state have been written: a transition that
-changes traffic (start, promote, rollback) sets it False, and whoever applies the flags
-sets it True. The state is always written before the flags, so a writer that stops in
-between leaves `applied` False and the replica holding the ramp lock finishes the job.
+changes traffic (start, promote, rollback) sets it False, and whoever applies the
+flags sets it True, recording what the flags it controls looked like then
+(`flags_seen`) and the snapshot version (`flags_version`); `llm-shadow ramp resume`
+applies the step's flags again the same way. A stop leaves the flags as they are. The
+state is always written before the flags, so a writer that stops in between leaves
+`applied` False and the replica holding the ramp lock finishes the job.
 Pausing stops promotions only: guardrails are still evaluated, and a clear breach still
 rolls back.
 """
@@ -30,8 +38,8 @@ from proxy.config.load import format_validation_error
 from proxy.ramp.measurement import Baseline
 from proxy.ramp.schedule import RampPolicy, Step
 
-Status = Literal["running", "paused", "rolled_back", "completed"]
-Event = Literal["start", "promote", "complete", "rollback", "pause", "resume"]
+Status = Literal["running", "paused", "rolled_back", "completed", "stopped"]
+Event = Literal["start", "promote", "complete", "rollback", "pause", "resume", "stop"]
 ACTIVE: frozenset[Status] = frozenset({"running", "paused"})
 MAX_REASON = 2000
 
@@ -53,6 +61,8 @@ class RampState(BaseModel):
     step_started_at: float
     baselines: dict[str, Baseline] = Field(default_factory=dict)
     applied: bool = False
+    flags_version: int | None = None
+    flags_seen: dict[str, Any] = Field(default_factory=dict)
     event: Event
     updated_at: float
     updated_by: str
@@ -110,9 +120,16 @@ class RampState(BaseModel):
     def resumed(self, *, now: float, actor: str, reason: str) -> RampState:
         return self._next("resume", now, actor, reason, status="running")
 
-    def marked_applied(self) -> RampState:
-        """The same transition, its flags written (the history keeps the transition)."""
-        return self.model_copy(update={"applied": True})
+    def stopped(self, *, now: float, actor: str, reason: str) -> RampState:
+        """Ended by an operator; the flags stay as they are."""
+        return self._next("stop", now, actor, reason, status="stopped", applied=True)
+
+    def marked_applied(self, flags_seen: dict[str, Any] | None = None,
+                       flags_version: int | None = None) -> RampState:
+        """The same transition, its flags written (the history keeps the transition),
+        with what the flags the ramp controls looked like after the write."""
+        return self.model_copy(update={"applied": True, "flags_seen": flags_seen or {},
+                                       "flags_version": flags_version})
 
 
 def new_ramp(policy: RampPolicy, *, source: str, step: int, now: float, actor: str,

@@ -1,8 +1,9 @@
 """The ramp's Redis keys: state, lock, latest evaluation, history.
 
-Layer: adapter (the only module of the ramp that talks to Redis directly; failures are
-mapped to `StoreError` by `proxy.flags.store.redis_errors`, the one mapping of redis-py
-exceptions). Keys, under `{prefix}:ramp:`:
+Layer: adapter (the only module of the ramp that talks to Redis directly; failures
+become `StoreError` through `proxy.redisfailure`, the one mapping of redis-py
+exceptions). Keys, under `{prefix}:ramp:` (prefix = `RedisSection.keyspace`, so in a
+Redis Cluster the four keys share one hash slot and the write script runs on one node):
 
     {prefix}:ramp:state       JSON `RampState` (see proxy.ramp.state)
     {prefix}:ramp:lock        "<replica id>|<random>" of the replica that runs the ramp,
@@ -19,7 +20,7 @@ State writes are one Lua script: compare the stored bytes with what the writer r
 (someone else's transition in between makes it fail), and, for a replica, check that
 it still holds the lock (a replica that lost it cannot write), then SET the state and
 XADD the history entry together. Operators' writes (`llm-shadow ramp start|pause|
-resume`) skip the lock check, never the comparison.
+resume|stop`) skip the lock check, never the comparison; `stop` also deletes the lock.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import orjson
-from redis.asyncio import Redis
 
 from proxy.flags.store import redis_errors
 from proxy.ramp.state import RampState, encode_state, parse_state
+from proxy.redisclient import Client
 
 HISTORY_MAXLEN = 1000
 WriteResult = Literal["ok", "conflict", "not_holder"]
@@ -92,7 +93,7 @@ class LockHolder:
 
 
 class RampStore:
-    def __init__(self, client: Redis, prefix: str, *, budget: float = 2.0):
+    def __init__(self, client: Client, prefix: str, *, budget: float = 2.0):
         self.client = client
         self.keys = RampKeys(prefix)
         self.budget = budget
@@ -141,6 +142,12 @@ class RampStore:
     async def release(self, token: str) -> bool:
         async with redis_errors(self.budget * 2, "release the ramp lock"):
             return bool(await self._release(keys=[self.keys.lock], args=[token]))
+
+    async def clear_lock(self) -> None:
+        """Delete the lock whoever holds it (an operator's `ramp stop`; the holder finds
+        the ramp stopped on its next tick and its release script finds nothing)."""
+        async with redis_errors(self.budget, "clear the ramp lock"):
+            await self.client.delete(self.keys.lock)
 
     async def holder(self) -> LockHolder | None:
         async with redis_errors(self.budget, "read the ramp lock"):

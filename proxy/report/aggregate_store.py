@@ -29,23 +29,19 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from redis import exceptions as rexc
-from redis.asyncio import Redis
-
 from proxy.comparison.compare import Comparison
 from proxy.config.comparison import ComparisonSection
 from proxy.config.proxy import RedisSection
-from proxy.redisclient import redis_client
+from proxy.redisclient import Client, redis_client
+from proxy.redisfailure import FOREIGN, RedisUnavailable, redis_failures
 from proxy.report.aggregate import Bucket, Report, RouteReport, RouteSummary, route_report
 from proxy.report.entry import Outcome, ReportEntry, RoleCost, increments
 
 log = logging.getLogger("llm_shadow.report")
 
-STORE_ERRORS = (rexc.RedisError, OSError, TimeoutError)
-
-
-class ReportStoreError(Exception):
-    """Redis could not be read for a report; the message says why, never the URL."""
+class ReportStoreError(RedisUnavailable):
+    """Redis could not be read for a report; the message says why, never the URL's
+    credentials."""
 
 
 def _text(value: Any) -> str:
@@ -53,7 +49,7 @@ def _text(value: Any) -> str:
 
 
 class ReportStore:
-    def __init__(self, client: Redis, prefix: str, *, bucket_seconds: int = 3600,
+    def __init__(self, client: Client, prefix: str, *, bucket_seconds: int = 3600,
                  retention_hours: int = 168, top_requests: int = 20, budget: float = 1.0,
                  clock: Callable[[], float] = time.time, owns_client: bool = False,
                  max_in_flight: int = 4):
@@ -72,16 +68,15 @@ class ReportStore:
 
     @classmethod
     def from_config(cls, redis: RedisSection, comparison: ComparisonSection, *,
-                    client: Redis | None = None, url: str | None = None,
-                    budget: float = 1.0) -> ReportStore:
-        """With `client`, share it (the caller closes it); else open one on `url`
-        (default: the configured one), closed by `aclose()`."""
+                    client: Client | None = None, budget: float = 1.0) -> ReportStore:
+        """With `client`, share it (the caller closes it); else open one on the
+        configured Redis, closed by `aclose()`."""
         owns = client is None
         if client is None:
-            client = redis_client(url or redis.url, connect_timeout=redis.connect_timeout,
+            client = redis_client(redis, connect_timeout=redis.connect_timeout,
                                   socket_timeout=max(redis.socket_timeout, budget),
                                   max_connections=4)
-        return cls(client, redis.key_prefix, bucket_seconds=comparison.report_bucket_seconds,
+        return cls(client, redis.keyspace, bucket_seconds=comparison.report_bucket_seconds,
                    retention_hours=comparison.report_retention_hours,
                    top_requests=comparison.report_top_requests, budget=budget,
                    owns_client=owns)
@@ -160,7 +155,7 @@ class ReportStore:
         try:
             async with asyncio.timeout(self.budget), self._slots:
                 await pipe.execute()
-        except STORE_ERRORS as exc:
+        except FOREIGN as exc:
             self.dropped += len(batch)
             log.warning("report: %d entries not recorded (%s)", len(batch),
                         type(exc).__name__)
@@ -220,11 +215,9 @@ class ReportStore:
                      until: float | None = None) -> Report:
         """Every route seen since `since` (optionally only those under `route_prefix`)."""
         end = self.clock() if until is None else until
-        try:
-            async with asyncio.timeout(self.budget * 10):
-                routes = await self.routes(since)
-        except STORE_ERRORS as exc:
-            raise ReportStoreError(_why(exc)) from exc
+        async with redis_failures("read the report's routes", ReportStoreError,
+                                  budget=self.budget * 10):
+            routes = await self.routes(since)
         if route_prefix:
             routes = [r for r in routes if r == route_prefix or r.startswith(route_prefix)]
         reports = [await self._route_report(route, since, end) for route in routes]
@@ -233,11 +226,9 @@ class ReportStore:
     async def _route_report(self, route: str, since: float,
                             until: float | None) -> RouteReport:
         end = self.clock() if until is None else until
-        try:
-            async with asyncio.timeout(self.budget * 10):
-                buckets = await self.buckets(route, since, end)
-        except STORE_ERRORS as exc:
-            raise ReportStoreError(_why(exc)) from exc
+        async with redis_failures(f"read the report of {route}", ReportStoreError,
+                                  budget=self.budget * 10):
+            buckets = await self.buckets(route, since, end)
         return route_report(route, buckets, since=since, until=end,
                             bucket_seconds=self.bucket_seconds, top=self.top_requests)
 
@@ -251,12 +242,3 @@ def _fields(raw: Mapping[Any, Any]) -> dict[str, float]:
             continue
     return out
 
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | rexc.TimeoutError):
-        return "Redis did not answer in time"
-    if isinstance(exc, rexc.AuthenticationError | rexc.AuthorizationError):
-        return "Redis refused the credentials"
-    if isinstance(exc, rexc.ConnectionError | OSError):
-        return f"cannot reach Redis ({type(exc).__name__})"
-    return f"Redis error ({type(exc).__name__})"

@@ -1,12 +1,13 @@
 """The shadow budget: US dollars per hour that shadow and noise calls may spend, shared by
 every replica.
 
-Layer: adapter (Redis) with an in-process twin. A call reserves its estimated cost before
-it starts and settles the real cost after, so concurrent replicas cannot overspend by
-more than the estimates in flight. Keys are per UTC hour and expire after two hours.
-Redis is never called on the request path: shadow tasks reserve in the background, and
-when the budget cannot be confirmed (Redis unreachable) the shadow is skipped, not run
-unbudgeted.
+Layer: adapter (Redis; `memory://` when there is no Redis). A call reserves its
+estimated cost before it starts and settles the real cost after, so concurrent replicas
+cannot overspend by more than the estimates in flight. Keys are per UTC hour
+(`{keyspace}:budget:shadow:YYYYMMDDHH`) and expire after two hours. Redis is never called
+on the request path: shadow tasks reserve in the background, and when the budget cannot
+be confirmed (Redis unreachable, or failing over) the shadow is skipped, not run
+unbudgeted. Failures are mapped by `proxy.redisfailure` to `BudgetUnavailable`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import logging
 import time
 from typing import Protocol
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from proxy.redisclient import Client
+from proxy.redisfailure import RedisUnavailable, redis_failures
 
 log = logging.getLogger("llm_shadow.budget")
 
@@ -30,7 +31,7 @@ return 1
 """
 
 
-class BudgetUnavailable(Exception):
+class BudgetUnavailable(RedisUnavailable):
     """The shared budget could not be read; the shadow is skipped."""
 
 
@@ -50,7 +51,7 @@ def hour_key(prefix: str, now: float | None = None) -> str:
 
 
 class RedisBudget:
-    def __init__(self, client: aioredis.Redis, prefix: str, usd_per_hour: float):
+    def __init__(self, client: Client, prefix: str, usd_per_hour: float):
         self.client = client
         self.prefix = prefix
         self.limit = usd_per_hour
@@ -58,10 +59,8 @@ class RedisBudget:
 
     async def reserve(self, usd: float) -> str | None:
         key = hour_key(self.prefix)
-        try:
+        async with redis_failures("reserve shadow budget", BudgetUnavailable):
             granted = await self._reserve(keys=[key], args=[f"{usd:.8f}", f"{self.limit:.8f}"])
-        except RedisError as exc:
-            raise BudgetUnavailable(type(exc).__name__) from exc
         return key if granted else None
 
     async def settle(self, hour: str, reserved: float, actual: float) -> None:
@@ -69,46 +68,16 @@ class RedisBudget:
         if abs(difference) < 1e-12:
             return
         try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.incrbyfloat(hour, round(difference, 8))
-            pipe.expire(hour, 7200)
-            await pipe.execute()
-        except RedisError as exc:
-            log.warning("shadow budget not settled (%s)", type(exc).__name__)
+            async with redis_failures("settle shadow budget", BudgetUnavailable):
+                pipe = self.client.pipeline(transaction=False)
+                pipe.incrbyfloat(hour, round(difference, 8))
+                pipe.expire(hour, 7200)
+                await pipe.execute()
+        except BudgetUnavailable as exc:
+            log.warning("shadow budget not settled (%s)", exc)
 
     async def spent(self) -> float:
-        try:
+        async with redis_failures("read shadow budget", BudgetUnavailable):
             value = await self.client.get(hour_key(self.prefix))
-        except RedisError as exc:
-            raise BudgetUnavailable(type(exc).__name__) from exc
         return float(value or 0)
 
-
-class MemoryBudget:
-    """This replica's own budget, for a single process without Redis (the demo)."""
-
-    def __init__(self, usd_per_hour: float):
-        self.limit = usd_per_hour
-        self._hour = ""
-        self._spent = 0.0
-
-    def _roll(self) -> None:
-        hour = hour_key("")
-        if hour != self._hour:
-            self._hour, self._spent = hour, 0.0
-
-    async def reserve(self, usd: float) -> str | None:
-        self._roll()
-        if self._spent + usd > self.limit:
-            return None
-        self._spent += usd
-        return self._hour
-
-    async def settle(self, hour: str, reserved: float, actual: float) -> None:
-        self._roll()
-        if hour == self._hour:
-            self._spent += actual - reserved
-
-    async def spent(self) -> float:
-        self._roll()
-        return self._spent

@@ -20,7 +20,7 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def build(token: str | None = TOKEN) -> tuple[FlagService, TestClient]:
-    settings = Settings(config=config(flags={"store": "memory"}), source="<test>",
+    settings = Settings(config=config(redis={"url": "memory://"}), source="<test>",
                         base_dir=Path("."), admin_token=SecretStr(token) if token else None)
     service = FlagService(settings)
     return service, TestClient(Starlette(routes=admin.routes(service)))

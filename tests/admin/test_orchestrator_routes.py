@@ -16,7 +16,7 @@ from proxy.admin.orchestrator_routes import routes
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
 from tests.fakes.models import ModelBehaviour, ModelFleet
 from tests.fakes.servers import ThreadedServer
-from tests.orchestrator.conftest import fleet_settings
+from tests.orchestrator.conftest import fleet_settings, memory_redis
 
 pytestmark = pytest.mark.integration
 TOKEN = {"authorization": "Bearer s3cret"}
@@ -25,7 +25,7 @@ TOKEN = {"authorization": "Bearer s3cret"}
 @pytest.fixture(scope="module")
 def admin() -> Iterator[tuple[str, str, Pipeline]]:
     with ModelFleet({"qwen-max": ModelBehaviour(), "deepseek-chat": ModelBehaviour()}) as fleet:
-        pipeline = build_pipeline(fleet_settings(fleet), None)
+        pipeline = build_pipeline(fleet_settings(fleet), memory_redis())
         # What answering these requests records (the pipeline tests answer for real).
         for request_id in ("req-1", "req-9", "req-10", "r"):
             pipeline.learning.answered(request_id, "data_validation",

@@ -32,7 +32,7 @@ def write(path: Path, data: dict[str, Any]) -> None:
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "config.json"
-    write(path, {"flags": {"store": "memory"}, "traffic": {"divert_percent": 100}})
+    write(path, {"redis": {"url": "memory://"}, "traffic": {"divert_percent": 100}})
     return path
 
 
@@ -47,7 +47,7 @@ class Reloads:
 def test_valid_edit_is_applied(config_file: Path) -> None:
     reloads = Reloads()
     watcher = ConfigWatcher(load_config(str(config_file)), reloads, interval=0)
-    write(config_file, {"flags": {"store": "memory"}, "system": {"use_orchestrator": False}})
+    write(config_file, {"redis": {"url": "memory://"}, "system": {"use_orchestrator": False}})
     assert watcher.reload("test")
     assert reloads.seen[-1].config.system.use_orchestrator is False
 
@@ -70,7 +70,7 @@ def test_invalid_edit_is_refused_and_the_running_config_kept(
 def test_sections_that_need_a_restart_are_named(config_file: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     watcher = ConfigWatcher(load_config(str(config_file)), Reloads(), interval=0)
-    write(config_file, {"flags": {"store": "memory"}, "proxy": {"listen": {"port": 9999}}})
+    write(config_file, {"redis": {"url": "memory://"}, "proxy": {"listen": {"port": 9999}}})
     with caplog.at_level(logging.WARNING, "llm_shadow.config"):
         assert watcher.reload("test")
     assert any("proxy" in r.getMessage() and "next restart" in r.getMessage()
@@ -88,7 +88,7 @@ def test_file_change_is_detected(config_file: Path) -> None:
     async def scenario() -> None:
         watcher = ConfigWatcher(load_config(str(config_file)), reloads, interval=0.02)
         await watcher.start()
-        write(config_file, {"flags": {"store": "memory"}, "traffic": {"shadow_percent": 5}})
+        write(config_file, {"redis": {"url": "memory://"}, "traffic": {"shadow_percent": 5}})
         await async_wait_for(lambda: watcher.reloads == 1, message="reload on change")
         await watcher.aclose()
 
@@ -129,7 +129,7 @@ def test_use_orchestrator_false_in_config_json_rolls_back_without_restart(
         flags = service.watcher
         await async_wait_for(lambda: flags.current.state == "ready", message="ready")
         assert decide(flags.current, "/openai", CHAT, "k", (CHAT,)).action == "divert"
-        write(config_file, {"flags": {"store": "memory"}, "traffic": {"divert_percent": 100},
+        write(config_file, {"redis": {"url": "memory://"}, "traffic": {"divert_percent": 100},
                             "system": {"use_orchestrator": False}})
         await async_wait_for(
             lambda: decide(flags.current, "/openai", CHAT, "k", (CHAT,)).reason

@@ -12,8 +12,7 @@ from proxy.config.traffic import two_decimals
 
 def test_defaults_follow_the_state_machine_design() -> None:
     flags = parse_config({}).flags
-    assert (flags.store, flags.poll_interval, flags.stale_after, flags.max_stale) == \
-        ("redis", 0.25, 1.5, 3.0)
+    assert (flags.poll_interval, flags.stale_after, flags.max_stale) == (0.25, 1.5, 3.0)
     assert parse_config({}).traffic.bucket_header == "x-conversation-id"
 
 

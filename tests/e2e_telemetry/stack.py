@@ -114,11 +114,11 @@ class LoggingProxy(ProxyProcess):
         self.log_level = log_level
 
     def start(self, wait: bool = True) -> LoggingProxy:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "--log-level", self.log_level, "serve",
-             "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.dir))
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "proxy", "--log-level", self.log_level, "serve",
+                 "--config", str(self.config_path)],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.dir))
         if wait:
             wait_for(self.is_ready, timeout=30, message=f"proxy ready (log: {self.log_path})")
         return self

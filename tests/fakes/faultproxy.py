@@ -69,6 +69,8 @@ class FaultProxy:
         self._call(self._stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
 
     def set_mode(self, mode: Mode, latency: float = 0.0) -> None:
         self.mode = mode

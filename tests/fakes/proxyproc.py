@@ -65,12 +65,12 @@ class ProxyProcess:
         return f"http://127.0.0.1:{self.admin_port}"
 
     def start(self, wait: bool = True) -> ProxyProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "serve", "--config", str(self.config_path),
-             *self.args],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.dir),
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "proxy", "serve", "--config", str(self.config_path),
+                 *self.args],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.dir),
+            )
         if wait:
             wait_for(self.is_ready, timeout=30, message=f"proxy ready (log: {self.log_path})")
         return self

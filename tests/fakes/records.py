@@ -14,7 +14,9 @@ from proxy.exchange import Exchange
 from proxy.flags.snapshot import FlagSnapshot
 from proxy.flags.view import FlagView, LocalLayer
 from proxy.orchestrator.target import Role, TargetCall
+from proxy.redisclient import redis_client
 from proxy.routing import Destination, RouteTable
+from proxy.shadow.budget import RedisBudget
 from proxy.telemetry.recorder import Telemetry
 from proxy.telemetry.setup import build_telemetry
 
@@ -54,3 +56,9 @@ def target_call(role: Role = "shadow", where: Destination | None = None, *,
     return TargetCall(role=role, destination=where or destination(), method="POST",
                       body=body, payload={} if payload is None else payload,
                       request_id=request_id, client_headers=[])
+
+
+def memory_budget(usd_per_hour: float) -> RedisBudget:
+    """The shared shadow budget's own code, on an in-process Redis (`memory://`)."""
+    client = redis_client("memory://", connect_timeout=0.5, socket_timeout=0.5)
+    return RedisBudget(client, "test", usd_per_hour)

@@ -1,5 +1,6 @@
-"""The replica state machine, driven through the in-process store and a fake monotonic
-clock (no sleeping for staleness). Redis-specific behaviour is in test_watcher_redis.py."""
+"""The replica state machine, driven through the in-process store (`memory://`: the
+Redis store's own code on fakeredis) and a fake monotonic clock (no sleeping for
+staleness). Behaviour against a real redis-server is in test_watcher_redis.py."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import orjson
 
 from proxy.decision import decide
 from proxy.flags.audit import AuditEntry
-from proxy.flags.memory import MemoryFlagStore
+from proxy.flags.hints import RedisHints
 from proxy.flags.snapshot import FlagSnapshot
-from proxy.flags.store import Keys, StoreError
+from proxy.flags.store import Keys, RedisFlagStore, StoreError
 from proxy.flags.view import FlagView, LocalLayer
 from proxy.flags.watcher import FlagWatcher, WatchTiming
 from proxy.flags.writer import FlagWriter
@@ -28,15 +29,26 @@ SLOW_POLL = WatchTiming(poll_interval=5.0, stale_after=20.0, max_stale=30.0)
 CHAT = "/v1/chat/completions"
 
 
+def memory_store() -> RedisFlagStore:
+    """The flag store on this test's own in-process Redis."""
+    return RedisFlagStore.from_url("memory://", "llm-shadow", connect_timeout=0.5,
+                                   socket_timeout=0.5)
+
+
+def hints_of(store: RedisFlagStore) -> RedisHints:
+    return RedisHints("memory://", store.keys.changed, connect_timeout=0.5,
+                      socket_timeout=0.5, ping_interval=0.5, watchdog=5.0)
+
+
 def watcher(store: Any, clock: Callable[[], float] | None = None, timing: WatchTiming = TIMING,
             **kwargs: Any) -> FlagWatcher:
-    hints = store.hints() if isinstance(store, MemoryFlagStore) else None
+    hints = hints_of(store) if isinstance(store, RedisFlagStore) else None
     return FlagWatcher(store, hints, defaults=kwargs.pop("defaults", FlagSnapshot()),
                        local=kwargs.pop("local", LocalLayer()), timing=timing,
                        clock=clock or FakeClock(), **kwargs)
 
 
-async def put(store: MemoryFlagStore, **fields: Any) -> None:
+async def put(store: RedisFlagStore, **fields: Any) -> None:
     """Put a snapshot in the store as it is, bypassing the writer's validation."""
     raw = await store.read()
     await store.compare_and_set(raw, orjson.dumps(fields), AuditEntry(
@@ -44,7 +56,7 @@ async def put(store: MemoryFlagStore, **fields: Any) -> None:
 
 
 def test_cold_start_is_not_ready_and_legacy_only() -> None:
-    flags = watcher(MemoryFlagStore())
+    flags = watcher(memory_store())
     view = flags.current
     assert (view.state, view.source, view.version, view.age(0)) == \
         ("not_ready", "default", 0, None)
@@ -53,7 +65,7 @@ def test_cold_start_is_not_ready_and_legacy_only() -> None:
 
 def test_missing_key_applies_config_defaults() -> None:
     async def scenario() -> FlagView:
-        flags = watcher(MemoryFlagStore(), defaults=snapshot(shadow_percent=3))
+        flags = watcher(memory_store(), defaults=snapshot(shadow_percent=3))
         assert await flags.refresh()
         return flags.current
 
@@ -64,7 +76,7 @@ def test_missing_key_applies_config_defaults() -> None:
 
 def test_ready_then_stale_then_failsafe_by_the_monotonic_clock() -> None:
     clock = FakeClock()
-    store = MemoryFlagStore()
+    store = memory_store()
 
     async def scenario() -> list[str]:
         flags = watcher(store, clock)
@@ -85,7 +97,7 @@ def test_ready_then_stale_then_failsafe_by_the_monotonic_clock() -> None:
 
 
 def test_invalid_snapshot_goes_failsafe_until_a_valid_one() -> None:
-    store = MemoryFlagStore()
+    store = memory_store()
 
     async def scenario() -> None:
         flags = watcher(store)
@@ -106,7 +118,7 @@ def test_invalid_snapshot_goes_failsafe_until_a_valid_one() -> None:
 
 
 def test_a_version_regression_read_from_the_store_is_applied_and_counted() -> None:
-    store = MemoryFlagStore()
+    store = memory_store()
 
     async def scenario() -> None:
         flags = watcher(store)
@@ -121,7 +133,7 @@ def test_a_version_regression_read_from_the_store_is_applied_and_counted() -> No
 
 
 def test_a_hint_not_newer_than_the_current_version_causes_no_read() -> None:
-    store = MemoryFlagStore()
+    store = memory_store()
 
     async def scenario() -> None:
         flags = watcher(store, timing=SLOW_POLL)
@@ -130,7 +142,7 @@ def test_a_hint_not_newer_than_the_current_version_causes_no_read() -> None:
         await async_wait_for(lambda: flags.current.version == 3, message="version 3")
         # The store goes back to version 2 behind the replica's back, and a stale hint
         # for version 2 arrives: no re-read, no regression (propagation test 8).
-        store._value = orjson.dumps({"version": 2})
+        await store.client.set(store.keys.flags, orjson.dumps({"version": 2}))
         reads = flags.stats["reads"]
         flags.on_hint(2)
         flags.on_hint(3)
@@ -145,7 +157,7 @@ def test_a_hint_not_newer_than_the_current_version_causes_no_read() -> None:
 
 
 def test_hints_bring_new_versions_without_waiting_for_the_poll() -> None:
-    store = MemoryFlagStore()
+    store = memory_store()
 
     async def scenario() -> None:
         flags = watcher(store, timing=SLOW_POLL)
@@ -161,7 +173,7 @@ def test_hints_bring_new_versions_without_waiting_for_the_poll() -> None:
 
 
 def test_env_override_pre_empts_everything() -> None:
-    flags = watcher(MemoryFlagStore(), local=LocalLayer(force_legacy=True))
+    flags = watcher(memory_store(), local=LocalLayer(force_legacy=True))
     assert flags.current.state == "override"
     assert "LLM_SHADOW_FORCE_LEGACY" in flags.current.detail
     assert decide(flags.current, "/o", CHAT, "k", (CHAT,)).reason == "override"
@@ -169,7 +181,7 @@ def test_env_override_pre_empts_everything() -> None:
 
 def test_override_file_switches_legacy_only_on_and_off(tmp_path: Path) -> None:
     marker = tmp_path / "force-legacy"
-    store = MemoryFlagStore()
+    store = memory_store()
 
     async def scenario() -> None:
         flags = watcher(store, override_file=marker)
@@ -187,7 +199,7 @@ def test_override_file_switches_legacy_only_on_and_off(tmp_path: Path) -> None:
 
 
 def test_local_layer_and_defaults_apply_at_once() -> None:
-    store = MemoryFlagStore()
+    store = memory_store()
 
     async def scenario() -> None:
         flags = watcher(store)
@@ -202,7 +214,7 @@ def test_local_layer_and_defaults_apply_at_once() -> None:
 
 
 def test_listeners_hear_version_and_state_changes() -> None:
-    store = MemoryFlagStore()
+    store = memory_store()
     seen: list[tuple[int, str]] = []
 
     async def scenario() -> None:
@@ -262,7 +274,7 @@ def test_read_failures_back_off_and_are_counted_by_kind() -> None:
 
 def test_row16_writer_clock_skew_does_not_matter() -> None:
     """Staleness is this replica's monotonic clock; updated_at is only informative."""
-    store = MemoryFlagStore()
+    store = memory_store()
 
     async def scenario() -> None:
         flags = watcher(store)

@@ -120,7 +120,9 @@ def test_row3_redis_down_goes_stale_then_failsafe_then_recovers(own_redis: Redis
             assert flags.watcher.current.source == "default"
             assert flags.watcher.stats["missing"] >= 1
             # Re-seeding brings the replica back to a stored snapshot.
-            seeded = await FlagWriter(own_redis.url, prefix).rollback(actor="runbook")
+            seeding = FlagWriter(own_redis.url, prefix)
+            seeded = await seeding.rollback(actor="runbook")
+            await seeding.aclose()
             await reach(flags, "ready", seeded.version)
             assert flags.watcher.current.source == "redis"
         await writer.aclose()
@@ -235,8 +237,9 @@ def test_heartbeat_reports_version_and_state(redis_server: RedisServer) -> None:
         prefix = f"wr-{next(_prefixes)}"
         async with service(redis_server.url, prefix, replica_id="replica-a") as flags:
             await reach(flags, "ready")
-            snapshot = await FlagWriter(redis_server.url, prefix).update(
-                {"kill": True}, actor="t")
+            writer = FlagWriter(redis_server.url, prefix)
+            snapshot = await writer.update({"kill": True}, actor="t")
+            await writer.aclose()
 
             async def reported() -> bool:
                 from proxy.flags.replicas import parse_status

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from proxy.config import Settings, parse_config
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
 from proxy.orchestrator.request import LiveSettings, OrchestratorRequest
+from proxy.redisclient import Client, redis_client
 from tests.fakes.models import ModelFleet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,12 @@ def request(body: Mapping[str, Any], request_id: str = "req-1", *,
                                request_id=request_id, live=live or LiveSettings(), **extra)
 
 
+def memory_redis() -> Client:
+    """This test's in-process Redis (`memory://`): learned records stay in the test."""
+    return redis_client("memory://", connect_timeout=0.5, socket_timeout=0.5)
+
+
 async def started(settings: Settings, redis: Any = None) -> Pipeline:
-    pipeline = build_pipeline(settings, redis)
+    pipeline = build_pipeline(settings, redis if redis is not None else memory_redis())
     await pipeline.start()
     return pipeline

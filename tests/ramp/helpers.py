@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from proxy.comparison import Comparison
+from proxy.config.proxy import RedisSection
 from proxy.flags.audit import AuditEntry
 from proxy.flags.snapshot import FlagSnapshot
 from proxy.flags.writer import FlagWriter
@@ -86,10 +87,15 @@ class Clock:
 
 
 class World:
-    def __init__(self, url: str, prefix: str | None = None):
-        self.prefix = prefix or f"ramp-{uuid.uuid4().hex[:8]}"
+    def __init__(self, redis: str | RedisSection, prefix: str | None = None):
+        """On a single node's URL (keys under `prefix`, else a fresh one), or on any
+        topology's `redis` section (keys under its keyspace)."""
+        if isinstance(redis, RedisSection):
+            self.prefix = redis.keyspace
+        else:
+            self.prefix = prefix or f"ramp-{uuid.uuid4().hex[:8]}"
         self.clock = Clock()
-        self.client = redis_client(url, connect_timeout=1.0, socket_timeout=2.0,
+        self.client = redis_client(redis, connect_timeout=1.0, socket_timeout=2.0,
                                    max_connections=16)
         self.report = ReportStore(self.client, self.prefix, clock=self.clock)
         self.reports = RampReports(self.report)
@@ -151,8 +157,8 @@ class World:
 
 
 @asynccontextmanager
-async def world(url: str) -> AsyncIterator[World]:
-    w = World(url)
+async def world(redis: str | RedisSection) -> AsyncIterator[World]:
+    w = World(redis)
     try:
         yield w
     finally:

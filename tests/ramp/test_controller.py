@@ -136,3 +136,19 @@ def test_evaluation_as_dict_carries_the_numbers() -> None:
 ])
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(("status", "measured", "expected"), [
+    ("running", {}, ("pause", "manual_change")),
+    ("running", WRONG, ("pause", "manual_change")),  # people first; paused, guards still watch
+    ("paused", WRONG, ("rollback", "guardrail_breached")),
+    ("paused", {}, ("hold", "paused")),
+])
+def test_a_person_changing_the_flags_pauses_a_running_ramp(
+        status: str, measured: dict[str, Any], expected: tuple[str, str]) -> None:
+    why = "the flags were changed by cli:alice (version 9: 'incident'): kill switch off -> on"
+    evaluation = decide(ramp(status=status), {ROUTE: healthy(**measured)}, now=NOW + 61,
+                        killed=True, intervention=why)
+    assert (evaluation.action, evaluation.reason) == expected
+    if evaluation.action == "pause":
+        assert evaluation.message.endswith(f"paused: {why}")

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from proxy.flags.snapshot import FlagSnapshot, apply_changes
-from proxy.ramp.levers import in_place, killed, rollback_changes, step_changes
+from proxy.ramp.levers import (
+    blocked,
+    controlled,
+    in_place,
+    interference,
+    killed,
+    rollback_changes,
+    step_changes,
+)
 from proxy.ramp.measurement import Baseline
 from proxy.ramp.state import RampStateInvalid, encode_state, new_ramp, parse_state
 from tests.ramp.helpers import NOW, tiny_policy
@@ -111,3 +119,80 @@ def test_state_round_trips_and_refuses_garbage() -> None:
         parse_state(b"{}")
     with pytest.raises(RampStateInvalid, match="step 5 is past the policy's 2 steps"):
         parse_state(encode_state(state).replace(b'"step":1', b'"step":5'))
+
+
+def applied_at(policy: Any, flags: dict[str, Any], version: int = 3) -> Any:
+    """A running ramp whose step was applied when the flags looked like `flags`."""
+    state = new_ramp(policy, source="p", step=0, now=NOW, actor="cli:a", reason="",
+                     baselines={})
+    return state.marked_applied(controlled(snapshot(version=version, **flags), policy),
+                                version)
+
+
+STEP = {"routes": {"/openai": {"shadow_percent": 5.0, "divert_percent": 0.0}}}
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({}, None),  # the same version: the ramp's own write
+    ({"version": 4}, None),  # a new version that touches nothing the ramp controls
+    ({"version": 4, "feature_flags": {"enable_validation": False}}, None),
+    ({"version": 4, "routes": {**STEP["routes"], "/anthropic": {"shadow_percent": 50.0}}},
+     None),
+    ({"version": 4, "kill": True, "updated_by": "cli:alice", "reason": "divergence up"},
+     "the flags were changed by cli:alice (version 4: 'divergence up'): kill switch off -> on"),
+    ({"version": 5, "routes": {"/openai": {"shadow_percent": 1.0, "divert_percent": 0.0}},
+      "updated_by": "admin-api"},
+     "the flags were changed by admin-api (version 5): shadow 5% -> 1%"),
+    ({"version": 4, "routes": {}, "updated_by": "cli:bob"},
+     "cli:bob (version 4): shadow 5% -> unset, divert 0% -> unset"),
+    ({"version": 4, "system": {"use_orchestrator": False},
+      "updated_by": "MigrationAdapter"},
+     "MigrationAdapter (version 4): system.use_orchestrator on -> off"),
+    ({"version": 4, "routes": {"/openai": {**STEP["routes"]["/openai"], "kill": True}}},
+     "an unknown writer (version 4): route kill switch unset -> on"),
+])
+def test_interference_says_who_changed_what_and_why(change: dict[str, Any],
+                                                     expected: str | None) -> None:
+    state = applied_at(ROUTE_RAMP, STEP)
+    now = snapshot(**{**STEP, "version": 3, **change})
+    found = interference(state, now)
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None and expected in found
+
+
+def test_interference_only_for_a_running_applied_ramp_with_a_baseline() -> None:
+    killed_now = snapshot(version=9, kill=True, **STEP)
+    state = applied_at(ROUTE_RAMP, STEP)
+    assert interference(state, killed_now) is not None
+    assert interference(state.paused(now=NOW, actor="a", reason=""), killed_now) is None
+    assert interference(state.model_copy(update={"applied": False}), killed_now) is None
+    assert interference(state.model_copy(update={"flags_seen": {}}), killed_now) is None
+    assert interference(state, None) is None
+
+
+def test_a_config_file_rollback_interferes_too() -> None:
+    state = applied_at(GLOBAL_RAMP, {"shadow_percent": 5.0})
+    same = snapshot(version=3, shadow_percent=5.0)
+    assert interference(state, same) is None
+    found = interference(state, same, config_use_orchestrator=False, replica="pod-7")
+    assert found == ("config.json of replica pod-7 sets system.use_orchestrator false "
+                     "(a configuration rollback)")
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ({}, None), ({"kill": True}, "the kill switch is on"),
+    ({"routes": {"/openai": {"kill": True}}}, "the kill switch is on"),
+    ({"system": {"use_orchestrator": False}}, "system.use_orchestrator is false"),
+])
+def test_blocked(flags: dict[str, Any], expected: str | None) -> None:
+    assert blocked(snapshot(**flags), ROUTE_RAMP) == expected
+
+
+def test_stop_keeps_the_flags_and_ends_the_ramp() -> None:
+    state = applied_at(ROUTE_RAMP, STEP).model_copy(update={"applied": False})
+    stopped = state.stopped(now=NOW + 5, actor="cli:ops", reason="done")
+    assert (stopped.status, stopped.event, stopped.applied) == ("stopped", "stop", True)
+    assert not stopped.active and not stopped.needs_runner
+    assert parse_state(encode_state(stopped)) == stopped

@@ -11,10 +11,9 @@ from typing import Any
 from proxy.errors import UpstreamFailed
 from proxy.exchange import Captured
 from proxy.orchestrator.target import TargetCall, TargetReply
-from proxy.shadow.budget import MemoryBudget
 from proxy.shadow.runner import ShadowJob, ShadowRunner
 from proxy.usage.prices import PriceTable
-from tests.fakes.records import target_call
+from tests.fakes.records import memory_budget, target_call
 
 
 class Answering:
@@ -57,7 +56,7 @@ def test_i3_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
         asyncio.get_running_loop().set_exception_handler(
             lambda loop, context: unretrieved.append(context))
         runner = ShadowRunner(
-            target=Answering(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            target=Answering(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
             comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
             prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
             reserve_usd=0.0, noise_percent=0, cap=1 << 20)
@@ -80,7 +79,7 @@ def test_i3_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
 def test_launch_drops_when_full_and_never_queues() -> None:
     async def scenario() -> ShadowRunner:
         runner = ShadowRunner(
-            target=Answering(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            target=Answering(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
             comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
             prices=PriceTable.from_sections({}), max_concurrency=1, timeout=5,
             reserve_usd=0.0, noise_percent=0, cap=1 << 20)
@@ -106,7 +105,7 @@ def test_a_failed_background_legacy_call_gives_its_reservation_back() -> None:
     answered = Captured(200, [], b"{}", False, 0.0, 0.0, 0.1)
 
     async def scenario() -> tuple[float, ShadowRunner]:
-        budget = MemoryBudget(1.0)
+        budget = memory_budget(1.0)
         runner = ShadowRunner(
             target=Answering(), replay=FailingReplay(), budget=budget,  # type: ignore[arg-type]
             comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
@@ -139,7 +138,7 @@ def test_while_shedding_no_shadow_starts_and_the_skip_is_reported() -> None:
     async def scenario() -> ShadowRunner:
         shedder = Shedder(5.0, shedding=True)
         runner = ShadowRunner(
-            target=Answering(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            target=Answering(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
             comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
             prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
             reserve_usd=0.0, noise_percent=0, cap=1 << 20, shedder=shedder)
@@ -182,7 +181,7 @@ def test_while_shedding_no_noise_resample_starts() -> None:
     async def scenario() -> ShadowRunner:
         shedder = Shedder(5.0)
         runner = ShadowRunner(
-            target=Answering(), replay=replay, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            target=Answering(), replay=replay, budget=memory_budget(1.0),  # type: ignore[arg-type]
             comparer=QuietComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
             prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
             reserve_usd=0.0, noise_percent=100, cap=1 << 20, shedder=shedder)
@@ -230,7 +229,7 @@ def test_an_answer_cut_short_is_the_orchestrators_failure_not_a_job_error() -> N
 
     async def scenario() -> ShadowRunner:
         runner = ShadowRunner(
-            target=CutShort(), replay=None, budget=MemoryBudget(1.0),  # type: ignore[arg-type]
+            target=CutShort(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
             comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
             prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
             reserve_usd=0.0, noise_percent=0, cap=1 << 20)
