@@ -118,7 +118,7 @@ def merge(votes: Sequence[Vote], *, similarity_threshold: float = 0.9,
     for cluster, weight in zip(clusters, weights, strict=True):
         best = _representative(cluster)
         groups.append(Group(answer_key(cluster[0].content), tuple(v.model for v in cluster),
-                            best.content, math.exp(weight - log_total), best.model))
+                            best.content, _probability(weight - log_total), best.model))
     groups.sort(key=lambda g: (-g.probability, -len(g.members), g.key))
     scores = {model: group.probability for group in groups for model in group.members}
     return MergeResult(groups[0], tuple(groups), scores)
@@ -157,6 +157,15 @@ def _match(key: str, content: Content, keys: Sequence[str], clusters: Sequence[l
 
 def _representative(cluster: Sequence[Vote]) -> Vote:
     return min(cluster, key=lambda v: (-v.reliability, v.model))
+
+
+def _probability(log_p: float) -> float:
+    """Never certain: the 1/q term keeps every group below 1, but six agreeing votes of
+    reliable models put it within a rounding error of 1.0, which a float then shows."""
+    return min(math.exp(log_p), _BELOW_ONE)
+
+
+_BELOW_ONE = math.nextafter(1.0, 0.0)
 
 
 def _log_odds(reliability: float, collision_rate: float) -> float:

@@ -161,3 +161,10 @@ def test_unanimity_is_at_least_as_sure_as_its_best_member(rs: list[float]) -> No
     if all(r >= 0.1 for r in rs):
         assert result.confidence >= best - 1e-9
     assert not math.isnan(result.confidence)
+
+
+def test_even_unanimous_reliable_models_are_never_certain() -> None:
+    """Found by the sub-distribution property: six agreeing votes at reliability 1 came
+    out as exactly 1.0 after rounding."""
+    result = merge([Vote(f"m{i}", Content(text="Paris"), 1.0) for i in range(6)])
+    assert 0.999 < result.confidence < 1.0
