@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from proxy.config import Settings, parse_config
 from proxy.decision import decide
-from proxy.redisclient import redis_client
+from proxy.redisclient import in_process, redis_client
 from proxy.report.aggregate_store import ReportStore
 from proxy.runtime import Runtime
 from proxy.shadow.runner import ShadowJob
@@ -206,11 +206,13 @@ def test_stats_shape_with_redis() -> None:
 
 
 def test_stats_shape_without_redis() -> None:
+    """Without a Redis server the runtime runs every store in process (`memory://`, the
+    one way to run without Redis): the ramp and the report are there all the same."""
     async def go() -> dict[str, object]:
-        async with Runtime(settings_for(flags={"store": "memory"})) as runtime:
-            assert runtime.redis is None
+        async with Runtime(settings_for(redis="memory://")) as runtime:
+            assert in_process(runtime.redis)
             return runtime.stats()
 
     stats = run(go)
-    assert stats["ramp"] is None and stats["report"] is None
+    assert isinstance(stats["ramp"], dict) and stats["report"] == {"pending": 0, "dropped": 0}
     assert set(stats) == {"in_flight", "legacy_pool", "shadow", "recorder", "ramp", "report"}

@@ -160,7 +160,7 @@ def test_sighup_and_a_file_change_log_the_same(config_file: Path,
     watcher = ConfigWatcher(load_config(str(config_file)), Reloads(), interval=0)
     messages = []
     for why, seconds in (("SIGHUP", 600), ("file changed", 1200)):
-        write(config_file, {"flags": {"store": "memory"},
+        write(config_file, {"redis": {"url": "memory://"},
                             "comparison": {"report_bucket_seconds": seconds,
                                            "max_text_chars": seconds * 10}})
         caplog.clear()
