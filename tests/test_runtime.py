@@ -194,15 +194,17 @@ def test_stats_shape_with_redis() -> None:
             return runtime.stats()
 
     stats = run(go)
-    ramp = stats.pop("ramp")
+    ramp, pressure = stats.pop("ramp"), stats.pop("pressure")
     assert stats == {
         "in_flight": 0,
         "legacy_pool": {"in_use": 0, "size": 9},
         "shadow": {"in_flight": 0, "max_concurrency": 7, "completed": 0, "skipped": {}},
+        "divert": {"fallbacks": {}, "streams_cut": {}},
         "recorder": {"queued": 0, "dropped": 0},
         "report": {"pending": 0, "dropped": 0},
     }
     assert isinstance(ramp, dict) and set(ramp) == {"holding", "evaluations", "failures"}
+    assert isinstance(pressure, dict) and {"lag_ms", "shedding"} <= set(pressure)
 
 
 def test_stats_shape_without_redis() -> None:
@@ -215,4 +217,5 @@ def test_stats_shape_without_redis() -> None:
 
     stats = run(go)
     assert isinstance(stats["ramp"], dict) and stats["report"] == {"pending": 0, "dropped": 0}
-    assert set(stats) == {"in_flight", "legacy_pool", "shadow", "recorder", "ramp", "report"}
+    assert set(stats) == {"in_flight", "legacy_pool", "shadow", "pressure", "divert",
+                          "recorder", "ramp", "report"}
