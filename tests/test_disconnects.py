@@ -1,4 +1,4 @@
-"""Checklist F: client disconnects and cancellation. The upstream must see its connection
+"""Client disconnects and cancellation. The upstream must see its connection
 closed promptly (a provider stops generating and billing), and no pool slot may leak."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _abort(sock: socket.socket) -> None:
     sock.close()
 
 
-def test_f1_disconnect_mid_stream_closes_the_upstream(tight_proxy: ProxyProcess,
+def test_disconnect_mid_stream_closes_the_upstream(tight_proxy: ProxyProcess,
                                                       upstream: FakeUpstream) -> None:
     sock = _post(tight_proxy.port, b"x-fake-chunk-delay-ms: 200\r\nx-fake-chunks: 50\r\n")
     assert sock.recv(65536).startswith(b"HTTP/1.1 200")
@@ -40,7 +40,7 @@ def test_f1_disconnect_mid_stream_closes_the_upstream(tight_proxy: ProxyProcess,
     wait_for(lambda: upstream.active == 0)
 
 
-def test_f2_disconnect_before_upstream_headers_cancels_the_request(
+def test_disconnect_before_upstream_headers_cancels_the_request(
     tight_proxy: ProxyProcess, upstream: FakeUpstream
 ) -> None:
     sock = _post(tight_proxy.port, b"x-fake-hang: headers\r\n")
@@ -50,7 +50,7 @@ def test_f2_disconnect_before_upstream_headers_cancels_the_request(
     wait_for(lambda: upstream.active == 0)
 
 
-def test_f3_repeated_disconnects_under_pool_contention_leak_nothing(
+def test_repeated_disconnects_under_pool_contention_leak_nothing(
     tight_proxy: ProxyProcess, upstream: FakeUpstream
 ) -> None:
     """1,000 aborted requests, 8 at a time against a pool of 4 (half of them before the
@@ -82,7 +82,7 @@ def test_f3_repeated_disconnects_under_pool_contention_leak_nothing(
         assert response.status_code == 200
 
 
-def test_f4_disconnect_during_upload_sends_no_complete_request(
+def test_disconnect_during_upload_sends_no_complete_request(
     tight_proxy: ProxyProcess, upstream: FakeUpstream
 ) -> None:
     sock = socket.create_connection(("127.0.0.1", tight_proxy.port), timeout=10)

@@ -1,7 +1,7 @@
-"""Checklist A: message framing and request smuggling, as raw bytes on a real socket.
+"""Message framing and request smuggling, as raw bytes on a real socket.
 
 Each malformed request must be refused (400, connection closed) and must never reach the
-upstream; A8 and A9 show what must still work."""
+upstream; the last tests show what must still work (pipelining, `Upgrade: h2c`)."""
 
 from __future__ import annotations
 
@@ -12,24 +12,24 @@ from tests.fakes.rawhttp import exchange, status_of
 from tests.fakes.upstream import FakeUpstream
 
 REFUSED = {
-    "A1 TE and CL": b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+    "TE and CL": b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                     b"Transfer-Encoding: chunked\r\nContent-Length: 31\r\n\r\n"
                     b"0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
-    "A2 chunked twice": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
+    "chunked twice": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
                         b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
-    "A3 chunked not final": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
+    "chunked not final": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
                             b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
-    "A3 gzip coding": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
+    "gzip coding": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
                       b"Transfer-Encoding: gzip\r\n\r\n0\r\n\r\n",
-    "A4 two lengths": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+    "two lengths": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
                       b"Content-Length: 6\r\n\r\nhello!",
-    "A4 plus sign": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
-    "A4 list": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\nhello",
-    "A5 bad chunk terminator": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
+    "plus sign": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
+    "list": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\nhello",
+    "bad chunk terminator": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
                                b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
-    "A6 bare LF in chunk size": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
+    "bare LF in chunk size": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
                                 b"Transfer-Encoding: chunked\r\n\r\n1;ext\nx\r\n0\r\n\r\n",
-    "A6 lone CR in header": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
+    "lone CR in header": b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\n"
                             b"X-Abc: \rxTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
 }
 
@@ -44,7 +44,7 @@ def test_malformed_framing_is_refused_and_never_forwarded(
     assert upstream.requests == []
 
 
-def test_a8_pipelined_requests_answer_in_order(
+def test_pipelined_requests_answer_in_order(
     passthrough_proxy: ProxyProcess, upstream: FakeUpstream
 ) -> None:
     pipelined = b"".join(
@@ -57,7 +57,7 @@ def test_a8_pipelined_requests_answer_in_order(
     assert upstream.paths() == [f"/v1/item-{i}" for i in range(4)]
 
 
-def test_a9_h2c_upgrade_is_ignored_and_the_body_delivered(
+def test_h2c_upgrade_is_ignored_and_the_body_delivered(
     passthrough_proxy: ProxyProcess, upstream: FakeUpstream
 ) -> None:
     payload = (b"POST /openai/v1/x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
@@ -77,8 +77,8 @@ def test_a9_h2c_upgrade_is_ignored_and_the_body_delivered(
      b"Connection: close\r\n\r\n", 400),
     (b"CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n"
      b"Connection: close\r\n\r\n", 405),
-], ids=["A10 websocket", "A10 CONNECT"])
-def test_a10_no_tunnels(passthrough_proxy: ProxyProcess, upstream: FakeUpstream,
+], ids=["websocket", "CONNECT"])
+def test_no_tunnels(passthrough_proxy: ProxyProcess, upstream: FakeUpstream,
                         payload: bytes, status: int) -> None:
     response = exchange(passthrough_proxy.port, payload)
     assert status_of(response) == status
@@ -86,7 +86,7 @@ def test_a10_no_tunnels(passthrough_proxy: ProxyProcess, upstream: FakeUpstream,
     assert upstream.requests == []
 
 
-def test_a11_expect_continue_with_oversized_body_gets_413_without_continue(
+def test_expect_continue_with_oversized_body_gets_413_without_continue(
     passthrough_proxy: ProxyProcess, upstream: FakeUpstream
 ) -> None:
     payload = (b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"

@@ -1,4 +1,4 @@
-"""Checklist B: hop-by-hop and header hygiene — the pure rules, then on the wire."""
+"""Hop-by-hop and header hygiene — the pure rules, then on the wire."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_repeated_headers_keep_their_order() -> None:
     assert upstream_request_headers(headers) == headers
 
 
-def test_b1_b2_b5_b7_b8_on_the_wire(passthrough_proxy: ProxyProcess,
+def test_header_hygiene_on_the_wire(passthrough_proxy: ProxyProcess,
                                     upstream: FakeUpstream, upstream_url: str) -> None:
     payload = (b"POST /openai/v1/chat/completions HTTP/1.1\r\n"
                b"Host: attacker.example\r\n"
@@ -57,14 +57,14 @@ def test_b1_b2_b5_b7_b8_on_the_wire(passthrough_proxy: ProxyProcess,
     assert [v for k, v in received.headers if k == "x-foo"] == ["one", "two"]
 
 
-def test_b3_upstream_hop_by_hop_headers_are_stripped(passthrough_proxy: ProxyProcess,
+def test_upstream_hop_by_hop_headers_are_stripped(passthrough_proxy: ProxyProcess,
                                                      upstream: FakeUpstream) -> None:
     response = httpx.get(passthrough_proxy.url + "/openai/v1/models")
     assert response.status_code == 200
     assert "keep-alive" not in response.headers
 
 
-def test_b4_gzip_body_is_forwarded_raw_and_consistent(passthrough_proxy: ProxyProcess,
+def test_gzip_body_is_forwarded_raw_and_consistent(passthrough_proxy: ProxyProcess,
                                                       upstream: FakeUpstream) -> None:
     with httpx.Client() as client:
         request = client.build_request(
@@ -79,7 +79,7 @@ def test_b4_gzip_body_is_forwarded_raw_and_consistent(passthrough_proxy: ProxyPr
     assert b"Answer to: zip" in gzip.decompress(raw)
 
 
-def test_b6_crlf_injection_in_a_header_is_refused(passthrough_proxy: ProxyProcess,
+def test_crlf_injection_in_a_header_is_refused(passthrough_proxy: ProxyProcess,
                                                   upstream: FakeUpstream) -> None:
     payload = (b"GET /openai/v1/models HTTP/1.1\r\nHost: x\r\n"
                b"X-Evil: a\rInjected: yes\r\nConnection: close\r\n\r\n")

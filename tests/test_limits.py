@@ -1,4 +1,5 @@
-"""Checklist D: body size and resource limits."""
+"""Body size and resource limits: oversize bodies are 413 before or while reading, slow
+bodies 408, and nothing reaches the upstream."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.fakes.rawhttp import exchange, read_until_close, status_of
 from tests.fakes.upstream import FakeUpstream
 
 
-def test_d1_declared_oversize_is_413_before_reading(tight_proxy: ProxyProcess,
+def test_declared_oversize_is_413_before_reading(tight_proxy: ProxyProcess,
                                                     upstream: FakeUpstream) -> None:
     payload = (b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                b"Content-Length: 10737418240\r\nConnection: close\r\n\r\n")
@@ -22,7 +23,7 @@ def test_d1_declared_oversize_is_413_before_reading(tight_proxy: ProxyProcess,
     assert upstream.requests == []
 
 
-def test_d2_chunked_body_growing_past_the_limit_is_413(tight_proxy: ProxyProcess,
+def test_chunked_body_growing_past_the_limit_is_413(tight_proxy: ProxyProcess,
                                                        upstream: FakeUpstream) -> None:
     chunk = b"x" * 1000
     with socket.create_connection(("127.0.0.1", tight_proxy.port), timeout=10) as sock:
@@ -41,7 +42,7 @@ def test_body_at_the_limit_passes(tight_proxy: ProxyProcess, upstream: FakeUpstr
     assert len(upstream.requests[0].body) == 4096
 
 
-def test_d3_slow_body_gets_408(tight_proxy: ProxyProcess, upstream: FakeUpstream) -> None:
+def test_slow_body_gets_408(tight_proxy: ProxyProcess, upstream: FakeUpstream) -> None:
     with socket.create_connection(("127.0.0.1", tight_proxy.port), timeout=10) as sock:
         sock.sendall(b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                      b"Content-Length: 100\r\n\r\n")
@@ -60,7 +61,7 @@ def test_d3_slow_body_gets_408(tight_proxy: ProxyProcess, upstream: FakeUpstream
     assert upstream.requests == []
 
 
-def test_d4_oversized_headers_are_refused(tight_proxy: ProxyProcess,
+def test_oversized_headers_are_refused(tight_proxy: ProxyProcess,
                                           upstream: FakeUpstream) -> None:
     payload = (b"GET /openai/v1/models HTTP/1.1\r\nHost: x\r\n"
                + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(64))

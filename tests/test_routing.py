@@ -1,4 +1,4 @@
-"""Checklist C: not an open proxy. The route table is the only thing that chooses where
+"""Not an open proxy. The route table is the only thing that chooses where
 traffic goes; the pure rules first, then on the wire with a canary listener."""
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def canary() -> Canary:
     listener.close()
 
 
-def test_c1_c2_tricks_cause_no_outbound_connection(passthrough_proxy: ProxyProcess,
+def test_tricks_cause_no_outbound_connection(passthrough_proxy: ProxyProcess,
                                                    upstream: FakeUpstream,
                                                    canary: Canary) -> None:
     targets = [f"http://127.0.0.1:{canary.port}/x", f"//127.0.0.1:{canary.port}/x",
@@ -78,7 +78,7 @@ def test_c1_c2_tricks_cause_no_outbound_connection(passthrough_proxy: ProxyProce
     assert upstream.requests == []
 
 
-def test_c2_host_header_never_chooses_the_authority(passthrough_proxy: ProxyProcess,
+def test_host_header_never_chooses_the_authority(passthrough_proxy: ProxyProcess,
                                                     upstream: FakeUpstream,
                                                     upstream_url: str, canary: Canary) -> None:
     payload = (f"GET /openai/v1/chat/completions@127.0.0.1:{canary.port} HTTP/1.1\r\n"
@@ -89,7 +89,7 @@ def test_c2_host_header_never_chooses_the_authority(passthrough_proxy: ProxyProc
     assert canary.connections == 0
 
 
-def test_c3_redirects_are_returned_not_followed(passthrough_proxy: ProxyProcess,
+def test_redirects_are_returned_not_followed(passthrough_proxy: ProxyProcess,
                                                upstream: FakeUpstream, canary: Canary) -> None:
     response = httpx.get(passthrough_proxy.url + "/openai/v1/models",
                          headers={"x-fake-redirect": f"http://127.0.0.1:{canary.port}/"})
@@ -98,7 +98,7 @@ def test_c3_redirects_are_returned_not_followed(passthrough_proxy: ProxyProcess,
     assert canary.connections == 0
 
 
-def test_c4_proxy_environment_is_ignored(upstream_url: str, upstream: FakeUpstream,
+def test_proxy_environment_is_ignored(upstream_url: str, upstream: FakeUpstream,
                                          canary: Canary) -> None:
     """HTTPS_PROXY/HTTP_PROXY pointing anywhere (here: a canary; in a pod, often the
     sidecar itself) must not be used for upstream calls."""
@@ -123,7 +123,7 @@ def _non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def test_c5_proxy_port_listens_on_loopback_only(passthrough_proxy: ProxyProcess) -> None:
+def test_proxy_port_listens_on_loopback_only(passthrough_proxy: ProxyProcess) -> None:
     address = _non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address to try")

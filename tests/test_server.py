@@ -1,4 +1,5 @@
-"""Checklist H: how uvicorn is built and how the process shuts down."""
+"""How uvicorn is built (no headers of its own, h11, no proxy headers) and how the
+process shuts down (readiness first, streams finish within the budget)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def test_uvicorn_is_built_for_a_transparent_proxy() -> None:
     assert config.timeout_graceful_shutdown == 30
 
 
-def test_h4_sigterm_drains_streams_and_drops_readiness_first(upstream: FakeUpstream,
+def test_sigterm_drains_streams_and_drops_readiness_first(upstream: FakeUpstream,
                                                              upstream_url: str) -> None:
     config = {"proxy": {"routes": routes_to(upstream_url), "graceful_shutdown_seconds": 20},
               "redis": {"url": "redis://127.0.0.1:9/0"}}

@@ -1,4 +1,5 @@
-"""Checklist E: streaming and SSE pass-through, over real sockets."""
+"""Streaming and SSE pass-through, over real sockets: bytes as they arrive, nothing
+buffered, an upstream that breaks mid-stream cuts the client's connection."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ CHAT = {"model": "m", "stream": True, "stream_options": {"include_usage": True},
         "messages": [{"role": "user", "content": "stream please"}]}
 
 
-def test_e1_first_event_arrives_before_the_upstream_finished(
+def test_first_event_arrives_before_the_upstream_finished(
     passthrough_proxy: ProxyProcess, upstream: FakeUpstream
 ) -> None:
     """Ordering, not timing: the client holds the first event while the upstream is still
@@ -34,7 +35,7 @@ def test_e1_first_event_arrives_before_the_upstream_finished(
     assert rest.endswith(b"data: [DONE]\n\n")
 
 
-def test_e2_sse_headers_are_passed_and_nothing_added(passthrough_proxy: ProxyProcess,
+def test_sse_headers_are_passed_and_nothing_added(passthrough_proxy: ProxyProcess,
                                                      upstream: FakeUpstream) -> None:
     with httpx.stream("POST", passthrough_proxy.url + "/openai/v1/chat/completions",
                       json=CHAT, headers={"accept-encoding": "gzip"}) as response:
@@ -62,7 +63,7 @@ def test_stream_bytes_are_identical_to_direct(passthrough_proxy: ProxyProcess,
 
 class SlicingUpstream:
     """A raw-socket upstream that sends one canned chunked SSE response in random slices,
-    flushing each: the proxy must pass the bytes through unchanged (E3)."""
+    flushing each: the proxy must pass the bytes through unchanged."""
 
     def __init__(self, body: bytes, seed: int):
         self.body = body
@@ -98,7 +99,7 @@ class SlicingUpstream:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_e3_random_slices_arrive_byte_identical(seed: int) -> None:
+def test_random_slices_arrive_byte_identical(seed: int) -> None:
     events = b"".join(b'data: {"n": %d, "text": "caf\xc3\xa9 \\u00e9"}\n\n' % i
                       for i in range(50)) + b"data: [DONE]\n\n"
     upstream = SlicingUpstream(events, seed)
@@ -110,7 +111,7 @@ def test_e3_random_slices_arrive_byte_identical(seed: int) -> None:
     assert received == events
 
 
-def test_e4_upstream_reset_mid_stream_aborts_the_client(passthrough_proxy: ProxyProcess,
+def test_upstream_reset_mid_stream_aborts_the_client(passthrough_proxy: ProxyProcess,
                                                         upstream: FakeUpstream) -> None:
     received = b""
     with pytest.raises(httpx.RemoteProtocolError), httpx.stream(
@@ -143,7 +144,7 @@ def test_an_aborted_stream_is_one_log_line_not_a_traceback(upstream: FakeUpstrea
     assert "Exception in ASGI application" not in log
 
 
-def test_e5_long_silence_between_events_is_not_a_timeout(upstream: FakeUpstream,
+def test_long_silence_between_events_is_not_a_timeout(upstream: FakeUpstream,
                                                          upstream_url: str) -> None:
     """A reasoning model may be silent for long; the per-read timeout is the route's
     (here 8 s), not httpx's 5 s default, and a 6 s gap passes."""

@@ -1,4 +1,5 @@
-"""Checklist G: timeouts and connection pools."""
+"""Timeouts and connection pools: every upstream request has the route's deadlines, a
+silent upstream is a 504, an exhausted pool a prompt 503, and no slot leaks."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class SilentUpstream:
             conn.close()
 
 
-def test_g1_upstream_that_never_answers_is_504(upstream: FakeUpstream) -> None:
+def test_upstream_that_never_answers_is_504(upstream: FakeUpstream) -> None:
     silent = SilentUpstream()
     config = {"proxy": {"routes": tight_routes(f"http://127.0.0.1:{silent.port}")},
               "redis": {"url": "redis://127.0.0.1:9/0"}}
@@ -61,7 +62,7 @@ def test_g1_upstream_that_never_answers_is_504(upstream: FakeUpstream) -> None:
     assert response.json()["error"]["code"] == "upstream_timeout"
 
 
-def test_g2_black_holed_connect_is_504() -> None:
+def test_black_holed_connect_is_504() -> None:
     """A listener whose accept queue is full drops SYNs, so connecting hangs like a
     black-holed address; the route's connect timeout (0.5 s) bounds it."""
     full = socket.socket()
@@ -101,7 +102,7 @@ def test_unreachable_upstream_is_502() -> None:
     assert set(body) == {"message", "type", "param", "code"}
 
 
-def test_g3_pool_exhausted_is_a_prompt_503(tight_proxy: ProxyProcess,
+def test_pool_exhausted_is_a_prompt_503(tight_proxy: ProxyProcess,
                                            upstream: FakeUpstream) -> None:
     """Four streams hold the pool of four; the fifth request waits the pool timeout
     (0.5 s) and gets a controlled 503, never an unbounded hang."""
@@ -124,7 +125,7 @@ def test_g3_pool_exhausted_is_a_prompt_503(tight_proxy: ProxyProcess,
     assert httpx.get(tight_proxy.url + "/openai/v1/models").status_code == 200
 
 
-def test_g4_upstream_closing_idle_connections_causes_no_5xx(upstream: FakeUpstream) -> None:
+def test_upstream_closing_idle_connections_causes_no_5xx(upstream: FakeUpstream) -> None:
     from tests.fakes.servers import ThreadedServer
 
     fake = FakeUpstream()
@@ -140,7 +141,7 @@ def test_g4_upstream_closing_idle_connections_causes_no_5xx(upstream: FakeUpstre
 
 
 
-def test_g5_every_upstream_request_carries_the_route_timeouts() -> None:
+def test_every_upstream_request_carries_the_route_timeouts() -> None:
     """No request may go out with httpx's 5 s default for everything."""
     seen = []
 

@@ -3,7 +3,7 @@ eligible for shadow and divert.
 
 Layer: pure core.
 
-Timing defaults follow the replica state machine of the flag design (checklist §3.2/3.3):
+Timing defaults follow the replica state machine (`proxy.flags.watcher`):
 poll every 250 ms, stale after 1.5 s without a confirmed read, fail-safe (legacy only)
 after 3 s. For a hard one-second rollback bound under a network partition, set
 `max_stale <= 1 - poll_interval`; the cost is that any Redis blip that long pauses the

@@ -1,8 +1,8 @@
 """Reconnect delays: exponential with jitter, reset after a success.
 
 Layer: pure core. N replicas that lose Redis together must not reconnect in lock step
-(checklist §3.5 row 12), and an auth failure must not turn into a tight retry loop
-(row 11): every failed attempt doubles the delay up to a cap, and a random 0–50 % is
+(a thundering herd on the Redis that just came back), and an auth failure must not turn
+into a tight retry loop: every failed attempt doubles the delay up to a cap, and a random 0–50 % is
 taken off so replicas spread out (LaunchDarkly's SDKs do the same).
 """
 

@@ -6,11 +6,12 @@ is at-most-once (a disconnect window or an output-buffer kill drops messages sil
 which is why the watcher also re-reads on every (re)subscribe and polls.
 
 The subscriber does not rely on `listen()` (its semantics changed in redis-py 8.0.0 and
-8.0.1, checklist §3.4): it drives `get_message(timeout=ping_interval)` itself, sends a
-PING every `ping_interval`, and a watchdog gives up on the connection when neither a
-message nor a pong arrived within `watchdog` seconds (a half-open TCP connection or a
-silently dead listener). `run()` then raises, and the watcher reconnects with backoff
-on a brand-new pub/sub object, then re-reads the snapshot (`on_subscribed`).
+8.0.1; 8.0.0 returns after a 5 s timeout, redis-py #4098): it drives
+`get_message(timeout=ping_interval)` itself, sends a PING every `ping_interval`, and a
+watchdog gives up on the connection when neither a message nor a pong arrived within
+`watchdog` seconds (a half-open TCP connection or a silently dead listener). `run()`
+then raises, and the watcher reconnects with backoff on a brand-new pub/sub object, then
+re-reads the snapshot (`on_subscribed`).
 
 High availability. With Sentinel every new pub/sub connection asks the sentinels for the
 primary, so the resubscribe after a failover lands on the new primary (a primary that is

@@ -10,7 +10,7 @@ produces and every replica reads; see `/work/notes/contracts.md`:
      "orchestrator": {"default_quality_threshold": 0.8, "default_cost_limit": 1.0},
      "updated_by": "cli:alice@host", "reason": "ramp to 25%", "updated_at": "..."}
 
-Validation is strict on purpose (checklist §3.2 rule 5): a string where a number belongs,
+Validation is strict on purpose: a string where a number belongs,
 an unknown key, a percentage outside 0–100 or with more than two decimals, or another
 schema version makes the whole snapshot invalid, and a replica that reads it goes
 fail-safe rather than guessing the operator's intent. The migration guide's section names

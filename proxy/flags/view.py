@@ -85,7 +85,8 @@ class FlagView:
 
     `confirmed_at` is the monotonic time of the last successful read of the store (None
     before the first one); staleness is measured on this replica's monotonic clock only,
-    never from the writer's wall-clock `updated_at` (checklist §3.5 row 16).
+    never from the writer's wall-clock `updated_at` (replicas' clocks disagree; a writer
+    whose clock runs ahead must not make every replica look fresh or stale).
     """
 
     snapshot: FlagSnapshot

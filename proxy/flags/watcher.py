@@ -4,7 +4,7 @@ know how fresh it is.
 Layer: adapter (drives a `FlagStore` and a `HintSource`); the request path only reads
 `FlagWatcher.current`, an attribute access and one clock read, never an await.
 
-State machine (checklist §3.2):
+State machine:
 
     start ─► not_ready ──(first read: snapshot, or key missing ⇒ config defaults)─► ready
     ready ──(no confirmed read for stale_after)─► stale  (last-known-good still applies)
@@ -25,7 +25,7 @@ back).
 
 Versions: a snapshot *read* is always applied, even with a lower version than the one
 held, because the store is the source of truth (a restore, or a failover to a lagging
-Redis replica); the regression is logged and counted (row 5). A *hint* whose version is
+Redis replica); the regression is logged and counted. A *hint* whose version is
 not newer than the one held while `ready` is skipped without a read, so a late or
 replayed hint can never cause a regression or extra load (LaunchDarkly's ordering rule,
 propagation test 8); any real regression in the store is still picked up by the poll.

@@ -8,7 +8,7 @@ A write reads the stored snapshot, deep-merges the change, validates the result 
 anything is written (an invalid change never reaches a replica), and commits with a
 compare-and-set: if another operator wrote in between, the change is re-applied on top of
 theirs (at most `MAX_ATTEMPTS` times). Concurrent writers therefore both land, in a
-deterministic order, and the audit stream records both (checklist §3.5 row 10).
+deterministic order, and the audit stream records both.
 
 Rollback writes `kill: true` with both percentages at 0 and every route override
 removed: legacy only on every replica, even for someone who later clears `kill` alone.

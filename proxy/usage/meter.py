@@ -7,8 +7,7 @@ bytes (the opt-in usage injection that does is `proxy.inject`).
 
 Counts follow the OpenTelemetry GenAI conventions: `input_tokens` includes cached input
 (Anthropic reports it apart, so input = input + cache_read + cache_creation there) and
-`output_tokens` includes reasoning tokens. How each provider reports usage in a stream
-(see shared/reference/llm-wire-facts.md §6):
+`output_tokens` includes reasoning tokens. How each provider reports usage in a stream:
 
 - OpenAI chat: usage only with `stream_options.include_usage`, on a final chunk, but some
   compatible servers put it on a chunk with choices, or on every chunk (cumulative or,

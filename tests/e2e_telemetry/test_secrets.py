@@ -1,4 +1,4 @@
-"""Checklist K1 end to end: the legacy client's credentials (`Authorization: Bearer
+"""End to end: the legacy client's credentials (`Authorization: Bearer
 sk-TEST-SENTINEL`, `api-key: SENTINEL2`, `x-api-key: SENTINEL3`, `?key=SENTINEL4`) go to
 the legacy upstream, as they must, and nowhere else: not into any exported span, event
 or metric (OTLP and the `/metrics` scrape), not into the proxy's log at debug level, not

@@ -1,5 +1,5 @@
-"""The failure-modes table (checklist §3.5) against a real redis-server and the fault
-proxy, with fast timings. Each case waits for its condition with a deadline."""
+"""What a replica does when Redis fails in each way it can, against a real redis-server
+and the fault proxy, with fast timings. Each case waits for its condition with a deadline."""
 
 from __future__ import annotations
 

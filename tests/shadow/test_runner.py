@@ -49,7 +49,7 @@ def _job(orchestrator_answer: Captured | None = None) -> ShadowJob:
     return ShadowJob(target_call(), None, orchestrator_answer=orchestrator_answer)
 
 
-def test_i3_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
+def test_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
     unretrieved: list[dict[str, Any]] = []
 
     async def scenario() -> ShadowRunner:

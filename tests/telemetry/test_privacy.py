@@ -1,4 +1,4 @@
-"""Credentials never leave through telemetry (checklist K1): sentinel keys passed through
+"""Credentials never leave through telemetry: sentinel keys passed through
 every input of the recording API appear in no exported span, event or metric, no console
 output, no log line and no Prometheus scrape."""
 

@@ -1,5 +1,6 @@
-"""Shadow and divert against an external orchestrator (`orchestrator.endpoint`): the
-checklist's rows I (shadow isolation) and J (divert fallback) on real sockets."""
+"""Shadow and divert against an external orchestrator (`orchestrator.endpoint`) on real
+sockets: whatever the orchestrator does, a shadowed request's legacy answer is untouched,
+and a divert falls back to legacy before its first byte."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def direct(url: str, body: dict | None = None) -> bytes:
     Behaviour(hang="headers"), Behaviour(status=500), Behaviour(reset_after=1),
     Behaviour(latency_ms=1500), Behaviour(hang="body"),
 ], ids=["hangs", "500", "resets", "slow", "stalls mid-stream"])
-def test_i1_orchestrator_faults_leave_legacy_byte_identical(
+def test_orchestrator_faults_leave_legacy_byte_identical(
     rig: Rig, orchestrator_server: tuple[FakeUpstream, ThreadedServer],
     legacy_server: tuple[FakeUpstream, ThreadedServer], fault: Behaviour,
 ) -> None:
@@ -64,7 +65,7 @@ def test_i1_orchestrator_faults_leave_legacy_byte_identical(
     wait_for(rig.shadows_idle, message="shadow cancelled by the rollback")
 
 
-def test_i1_orchestrator_down_leaves_legacy_unaffected(
+def test_orchestrator_down_leaves_legacy_unaffected(
     redis_server: RedisServer, legacy_server: tuple[FakeUpstream, ThreadedServer],
 ) -> None:
     prefix = next_prefix()
@@ -80,7 +81,7 @@ def test_i1_orchestrator_down_leaves_legacy_unaffected(
     assert len(legacy_server[0].requests) == 5
 
 
-def test_i2_full_shadow_slots_drop_and_count(
+def test_full_shadow_slots_drop_and_count(
     rig: Rig, orchestrator_server: tuple[FakeUpstream, ThreadedServer],
 ) -> None:
     orchestrator, _ = orchestrator_server
@@ -95,7 +96,7 @@ def test_i2_full_shadow_slots_drop_and_count(
     wait_for(rig.shadows_idle)
 
 
-def test_i5_i6_marker_headers_and_kill_cancels_in_flight_shadows(
+def test_marker_headers_and_kill_cancels_in_flight_shadows(
     rig: Rig, orchestrator_server: tuple[FakeUpstream, ThreadedServer],
 ) -> None:
     orchestrator, _ = orchestrator_server
@@ -119,7 +120,7 @@ def test_i5_i6_marker_headers_and_kill_cancels_in_flight_shadows(
     assert len(orchestrator.requests) == 2, "no new shadow after the kill"
 
 
-def test_i7_stateful_endpoints_are_never_shadowed(
+def test_stateful_endpoints_are_never_shadowed(
     rig: Rig, orchestrator_server: tuple[FakeUpstream, ThreadedServer],
 ) -> None:
     rig.set_flags(shadow_percent=100, divert_percent=100)
@@ -130,7 +131,7 @@ def test_i7_stateful_endpoints_are_never_shadowed(
     assert rig.skipped("not_eligible") == 4
 
 
-def test_i8_rejected_requests_are_not_shadowed(
+def test_rejected_requests_are_not_shadowed(
     rig: Rig, orchestrator_server: tuple[FakeUpstream, ThreadedServer],
 ) -> None:
     rig.set_flags(shadow_percent=100)
@@ -180,7 +181,7 @@ def test_budget_spent_stops_shadowing(
     (Behaviour(status=500), "status_500"), (Behaviour(hang="headers"), "timeout"),
     (Behaviour(reset_after=0), "error"),
 ], ids=["500", "timeout", "reset before the first byte"])
-def test_j1_divert_falls_back_to_legacy_before_the_first_byte(
+def test_divert_falls_back_to_legacy_before_the_first_byte(
     redis_server: RedisServer, legacy_server: tuple[FakeUpstream, ThreadedServer],
     orchestrator_server: tuple[FakeUpstream, ThreadedServer], fault: Behaviour, reason: str,
 ) -> None:
@@ -203,7 +204,7 @@ def test_j1_divert_falls_back_to_legacy_before_the_first_byte(
     assert len(legacy_server[0].requests) == 1
 
 
-def test_j2_divert_failing_mid_stream_aborts_and_never_splices_legacy(
+def test_divert_failing_mid_stream_aborts_and_never_splices_legacy(
     redis_server: RedisServer, legacy_server: tuple[FakeUpstream, ThreadedServer],
     orchestrator_server: tuple[FakeUpstream, ThreadedServer],
 ) -> None:
@@ -246,7 +247,7 @@ def test_divert_success_with_legacy_as_the_shadow(
 
 
 @pytest.mark.parametrize("percent", [0.0, 37.0, 100.0])
-def test_j3_divert_percentages_select_exactly_the_bucket_band(
+def test_divert_percentages_select_exactly_the_bucket_band(
     rig: Rig, orchestrator_server: tuple[FakeUpstream, ThreadedServer], percent: float,
 ) -> None:
     rig.set_flags(divert_percent=percent)

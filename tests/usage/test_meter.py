@@ -1,5 +1,6 @@
-"""Usage from bodies and streams: every streamed-usage case of the wire facts (§6), at any
-byte slicing, plus estimates, content codings and the opt-in include_usage injection."""
+"""Usage from bodies and streams: every way OpenAI chat, Responses and Anthropic report
+usage in a stream (see `proxy.usage.meter`), at any byte slicing, plus estimates and
+content codings."""
 
 from __future__ import annotations
 
