@@ -274,9 +274,10 @@ def start_proxy(redis: RedisServer, legacy: int, chaos: int, log: Path,
               "flags": {"poll_interval": 0.25}}
     path = Path(tempfile.mkdtemp(prefix="llm-shadow-soak-")) / "config.json"
     path.write_text(json.dumps(config))
-    return subprocess.Popen([sys.executable, "-m", "proxy", "--log-level", "warning", "serve",
-                             "--config", str(path)], cwd=REPO, env=clean_env(),
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    with log.open("ab") as sink:  # the child has its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "proxy", "--log-level", "warning",
+                                 "serve", "--config", str(path)], cwd=REPO, env=clean_env(),
+                                stdout=sink, stderr=subprocess.STDOUT)
 
 
 def run(duration: float = 60.0, clients: int = 16, seed: int = 1,

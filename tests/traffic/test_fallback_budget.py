@@ -44,7 +44,7 @@ def test_hanging_models_fall_back_to_legacy_within_the_budget(
                           "selection": {"seed": 1}, "model_timeout_seconds": 30.0},
             divert={"shadow_legacy": False, "fallback_after_seconds": 2.0},
             feature_flags={"enable_model_selection": False})
-        with ProxyProcess(config) as proxy:
+        with ProxyProcess(config, env=fleet.keys()) as proxy:
             rig = Rig(proxy, redis_server, prefix, legacy)
             rig.set_flags(divert_percent=100)
             reference = httpx.post(server.url + "/v1/chat/completions", json=BODY).content
@@ -70,7 +70,7 @@ def test_a_hanging_built_in_stream_falls_back_within_the_budget(
         prefix = next_prefix()
         config = make_config(server.url, redis_server, prefix, models=fleet.entries(),
                              divert={"shadow_legacy": False, "fallback_after_seconds": 1.0})
-        with ProxyProcess(config) as proxy:
+        with ProxyProcess(config, env=fleet.keys()) as proxy:
             rig = Rig(proxy, redis_server, prefix, legacy)
             rig.set_flags(divert_percent=100)
             started = time.monotonic()
