@@ -25,6 +25,7 @@ from proxy.ramp.state_store import RampStore
 from proxy.redisclient import redis_client
 from proxy.report.aggregate_store import ReportStore
 from proxy.report.entry import ReportEntry, RoleCost
+from tests.fakes.servers import RedisServer
 
 T = TypeVar("T")
 NOW = 1_800_000_000.0  # an hour boundary: a whole test stays in one report bucket
@@ -163,3 +164,12 @@ async def world(redis: str | RedisSection) -> AsyncIterator[World]:
         yield w
     finally:
         await w.aclose()
+
+
+def with_world(server: RedisServer, body: Callable[[World], Awaitable[None]]) -> None:
+    """Run `body` against a fresh ramp world on the session's redis-server."""
+    async def main() -> None:
+        async with world(server.url) as w:
+            await body(w)
+
+    run(main())

@@ -7,25 +7,15 @@ releases the lock, and `start` can begin again."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
 
 from proxy.flags.writer import FlagWriter
 from proxy.ramp.control import RampError, resume_ramp, stop_ramp
 from proxy.ramp.runner import RampRunner
 from tests.fakes.servers import RedisServer
-from tests.ramp.helpers import ROUTE, World, run, tiny_policy, world
+from tests.ramp.helpers import ROUTE, World, tiny_policy, with_world
 
 pytestmark = pytest.mark.integration
-
-
-def with_world(server: RedisServer, body: Callable[[World], Awaitable[None]]) -> None:
-    async def main() -> None:
-        async with world(server.url) as w:
-            await body(w)
-
-    run(main())
 
 
 async def started(w: World, **runner: object) -> RampRunner:

@@ -19,17 +19,9 @@ from proxy.ramp.control import RampError, apply_until_stable, pause_ramp, resume
 from proxy.ramp.runner import RampRunner, build_ramp
 from proxy.ramp.state import RampStateInvalid, new_ramp
 from tests.fakes.servers import RedisServer
-from tests.ramp.helpers import NOW, ROUTE, World, eventually, run, tiny_policy, world
+from tests.ramp.helpers import NOW, ROUTE, World, eventually, run, tiny_policy, with_world, world
 
 pytestmark = pytest.mark.integration
-
-
-def with_world(server: RedisServer, body: Callable[[World], Awaitable[None]]) -> None:
-    async def main() -> None:
-        async with world(server.url) as w:
-            await body(w)
-
-    run(main())
 
 
 async def route_flags(w: World) -> tuple[float | None, float | None, bool | None]:

@@ -7,17 +7,15 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import pytest
+from typing import TypeVar
 
 from proxy.redisclient import redis_client
 from proxy.report.aggregate import RouteSummary
 from proxy.report.aggregate_store import ReportStore
 from proxy.report.buffer import ReportBuffer
-from tests.telemetry.conftest import Memory
+from tests.telemetry.conftest import Memory, memory  # noqa: F401  (the fixture, shared)
 
 T = TypeVar("T")
 
@@ -29,18 +27,6 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
             return await make()
     return asyncio.run(main())
 
-
-@pytest.fixture
-def memory() -> Iterator[Callable[..., Memory]]:
-    made: list[Memory] = []
-
-    def make(**options: Any) -> Memory:
-        made.append(Memory(**options))
-        return made[-1]
-
-    yield make
-    for item in made:
-        item.telemetry.close(timeout=5)
 
 
 @dataclass
