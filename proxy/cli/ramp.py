@@ -144,42 +144,34 @@ def run_start(args: argparse.Namespace) -> int:
 
 
 def run_pause(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-
-    async def pause(tools: Tools) -> int:
-        state = await pause_ramp(tools.store, now=time.time(),
-                                 actor=args.actor or default_actor(), reason=args.reason)
-        print(f"ramp paused at {state.position()}: no promotions until `llm-shadow ramp "
-              f"resume`; guardrails still roll back on a clear breach")
-        return 0
-
-    return _with_tools(settings, pause)
+    return _transition(args, lambda tools, who: pause_ramp(tools.store, **who),
+                       "ramp paused at {}: no promotions until `llm-shadow ramp resume`; "
+                       "guardrails still roll back on a clear breach")
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-
-    async def resume(tools: Tools) -> int:
-        state = await resume_ramp(tools.store, now=time.time(),
-                                  actor=args.actor or default_actor(), reason=args.reason,
-                                  writer=tools.writer)
-        print(f"ramp resumed at {state.position()}: its flags are applied again")
-        return 0
-
-    return _with_tools(settings, resume)
+    return _transition(args, lambda tools, who: resume_ramp(tools.store, writer=tools.writer,
+                                                            **who),
+                       "ramp resumed at {}: its flags are applied again")
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    return _transition(args, lambda tools, who: stop_ramp(tools.store, **who),
+                       "ramp stopped at {}; the flags stay as they are (`llm-shadow "
+                       "status`); `llm-shadow ramp start` begins a new ramp")
 
-    async def stop(tools: Tools) -> int:
-        state = await stop_ramp(tools.store, now=time.time(),
-                                actor=args.actor or default_actor(), reason=args.reason)
-        print(f"ramp stopped at {state.position()}; the flags stay as they are "
-              f"(`llm-shadow status`); `llm-shadow ramp start` begins a new ramp")
+
+def _transition(args: argparse.Namespace,
+                change: Callable[[Tools, dict[str, Any]], Awaitable[RampState]],
+                said: str) -> int:
+    """A person's transition of the ramp: who and why recorded, the new position said."""
+    async def apply(tools: Tools) -> int:
+        state = await change(tools, {"now": time.time(), "reason": args.reason,
+                                     "actor": args.actor or default_actor()})
+        print(said.format(state.position()))
         return 0
 
-    return _with_tools(settings, stop)
+    return _with_tools(_settings(args), apply)
 
 
 def run_status(args: argparse.Namespace) -> int:
