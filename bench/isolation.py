@@ -23,12 +23,9 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import httpx
@@ -36,8 +33,10 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.processes import start_fake_upstream  # noqa: E402
+from bench.processes import start_proxy as launch_proxy  # noqa: E402
 from proxy.flags.writer import update_flags_sync  # noqa: E402
-from tests.fakes.servers import RedisServer, clean_env, free_port, wait_for  # noqa: E402
+from tests.fakes.servers import RedisServer, free_port, wait_for  # noqa: E402
 
 CHAT = {"model": "bench", "stream": True,
         "messages": [{"role": "user", "content": "isolation benchmark"}]}
@@ -48,14 +47,6 @@ SCENARIOS = {
     "failing orchestrator": {"status": 500},
     "shadow off (again)": None,
 }
-
-
-def start_fake(port: int, behaviour: dict[str, Any]) -> subprocess.Popen[bytes]:
-    code = ("import uvicorn; from tests.fakes.upstream import FakeUpstream, Behaviour; "
-            f"app = FakeUpstream(record=False, default=Behaviour(**{behaviour!r})); "
-            f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning', "
-            "http='httptools', loop='uvloop', lifespan='off', backlog=4096)")
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=clean_env())
 
 
 def rss_kib(pid: int) -> int:
@@ -98,8 +89,8 @@ def main() -> None:
 
     redis = RedisServer().start()
     legacy_port, orch_port = free_port(), free_port()
-    legacy = start_fake(legacy_port, {"latency_ms": 5})
-    orchestrator = start_fake(orch_port, {"answer": "orchestrator"})
+    legacy = start_fake_upstream(legacy_port, {"latency_ms": 5})
+    orchestrator = start_fake_upstream(orch_port, {"answer": "orchestrator"})
     port, admin = free_port(), free_port()
     prefix = "bench-isolation"
     config = {"proxy": {"listen": {"port": port}, "admin": {"port": admin},
@@ -110,10 +101,7 @@ def main() -> None:
               "shadow": {"budget_usd_per_hour": 1e9, "max_concurrency": 64},
               "comparison": {"noise_sample_percent": 0},
               "flags": {"poll_interval": 0.1}}
-    path = Path(tempfile.mkdtemp()) / "config.json"
-    path.write_text(json.dumps(config))
-    proxy = subprocess.Popen([sys.executable, "-m", "proxy", "--log-level", "warning", "serve",
-                              "--config", str(path)], cwd=REPO, env=clean_env())
+    proxy = launch_proxy(config, ready=False)
     url = f"http://127.0.0.1:{port}/openai/v1/chat/completions"
     try:
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{admin}/readyz").status_code == 200,

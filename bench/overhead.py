@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,9 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fakes.servers import clean_env, free_port, wait_for  # noqa: E402
+from bench.processes import start_fake_upstream  # noqa: E402
+from bench.processes import start_proxy as launch_proxy  # noqa: E402
+from tests.fakes.servers import free_port, wait_for  # noqa: E402
 
 CHAT = {"model": "bench", "messages": [{"role": "user", "content": "benchmark the proxy"}]}
 STREAM = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
@@ -82,31 +83,13 @@ async def run_cell(base: str, path: str, body: dict, n: int, concurrency: int,
     return Cell(latencies, ttfbs, elapsed)
 
 
-def start_upstream(port: int) -> subprocess.Popen[bytes]:
-    code = (
-        "import uvicorn; from tests.fakes.upstream import FakeUpstream; "
-        "app = FakeUpstream(record=False); "
-        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning', "
-        "http='httptools', loop='uvloop', lifespan='off')"
-    )
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=clean_env())
-
-
 def start_proxy(upstream: str, transport: str, parser: str) -> tuple[subprocess.Popen[bytes], int]:
     port, admin = free_port(), free_port()
     config = {"proxy": {"listen": {"port": port}, "admin": {"port": admin},
                         "transport": transport, "http_parser": parser,
                         "routes": [{"prefix": "/openai", "upstream": upstream}]},
               "redis": {"url": "redis://127.0.0.1:9/0"}}
-    path = Path(tempfile.mkdtemp()) / "config.json"
-    path.write_text(json.dumps(config))
-    process = subprocess.Popen([sys.executable, "-m", "proxy", "--log-level", "warning",
-                                "serve", "--config", str(path)], cwd=REPO, env=clean_env())
-    import httpx
-
-    wait_for(lambda: httpx.get(f"http://127.0.0.1:{admin}/readyz").status_code == 200,
-             timeout=30)
-    return process, port
+    return launch_proxy(config), port
 
 
 async def compare(direct: str, proxied: str, n: int, concurrency: int, stream: bool,
@@ -146,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
 
     up_port = free_port()
-    upstream = start_upstream(up_port)
+    upstream = start_fake_upstream(up_port)
     direct = f"http://127.0.0.1:{up_port}"
     import httpx
 

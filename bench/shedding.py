@@ -33,7 +33,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,19 +45,13 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.processes import start_fake_upstream  # noqa: E402
+from bench.processes import start_proxy as launch_proxy  # noqa: E402
 from proxy.config.shadow import ShadowSection  # noqa: E402
 from proxy.flags.writer import update_flags_sync  # noqa: E402
-from tests.fakes.servers import RedisServer, clean_env, free_port, wait_for  # noqa: E402
+from tests.fakes.servers import RedisServer, free_port, wait_for  # noqa: E402
 
 CHAT = {"model": "bench", "messages": [{"role": "user", "content": "shedding benchmark"}]}
-
-
-def start_fake(port: int, behaviour: dict[str, Any]) -> subprocess.Popen[bytes]:
-    code = ("import uvicorn; from tests.fakes.upstream import FakeUpstream, Behaviour; "
-            f"app = FakeUpstream(record=False, default=Behaviour(**{behaviour!r})); "
-            f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning', "
-            "http='auto', loop='auto', lifespan='off', backlog=4096)")
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=clean_env())
 
 
 @dataclass
@@ -100,13 +93,7 @@ def start_proxy(name: str, redis: RedisServer, legacy: int, orchestrator: int,
               "shadow": {"budget_usd_per_hour": 1e9, **shadow},
               "comparison": {"noise_sample_percent": 0},
               "flags": {"poll_interval": 0.1}}
-    path = Path(tempfile.mkdtemp()) / "config.json"
-    path.write_text(json.dumps(config))
-    process = subprocess.Popen([sys.executable, "-m", "proxy", "--log-level", "warning",
-                                "serve", "--config", str(path)], cwd=REPO, env=clean_env())
-    wait_for(lambda: httpx.get(f"http://127.0.0.1:{admin}/readyz").status_code == 200,
-             timeout=30)
-    return Proxy(name, prefix, port, admin, process, redis.url)
+    return Proxy(name, prefix, port, admin, launch_proxy(config), redis.url)
 
 
 @dataclass
@@ -343,8 +330,8 @@ def main() -> None:
 
     redis = RedisServer().start()
     legacy_port, orch_port = free_port(), free_port()
-    legacy = start_fake(legacy_port, {})
-    orchestrator = start_fake(orch_port, {"answer": "orchestrator"})
+    legacy = start_fake_upstream(legacy_port, {})
+    orchestrator = start_fake_upstream(orch_port, {"answer": "orchestrator"})
     wait_for(lambda: httpx.get(f"http://127.0.0.1:{legacy_port}/v1/models").is_success)
     wait_for(lambda: httpx.get(f"http://127.0.0.1:{orch_port}/v1/models").is_success)
     default_lag = ShadowSection().shed_lag_ms

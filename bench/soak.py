@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import subprocess
@@ -45,6 +44,8 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.processes import start_fake_upstream  # noqa: E402
+from bench.processes import start_proxy as launch_proxy  # noqa: E402
 from proxy.decision import bucket_of  # noqa: E402
 from proxy.flags.writer import update_flags_sync  # noqa: E402
 from tests.fakes.servers import RedisServer, clean_env, free_port, wait_for  # noqa: E402
@@ -243,14 +244,6 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def start_legacy(port: int) -> subprocess.Popen[bytes]:
-    code = ("import uvicorn; from tests.fakes.upstream import FakeUpstream; "
-            "app = FakeUpstream(record=False); "
-            f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning', "
-            "lifespan='off', backlog=2048)")
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=clean_env())
-
-
 def start_chaos(port: int, seed: int) -> subprocess.Popen[bytes]:
     code = ("import threading; from tests.fakes.chaos import ChaosOrchestrator; "
             f"ChaosOrchestrator(weights={WEIGHTS!r}, seed={seed}, slow_seconds=0.5, "
@@ -272,12 +265,7 @@ def start_proxy(redis: RedisServer, legacy: int, chaos: int, log: Path,
               "comparison": {"noise_sample_percent": 0,
                              "policy_file": str(REPO / "policies" / "divergence.json")},
               "flags": {"poll_interval": 0.25}}
-    path = Path(tempfile.mkdtemp(prefix="llm-shadow-soak-")) / "config.json"
-    path.write_text(json.dumps(config))
-    with log.open("ab") as sink:  # the child has its own descriptor
-        return subprocess.Popen([sys.executable, "-m", "proxy", "--log-level", "warning",
-                                 "serve", "--config", str(path)], cwd=REPO, env=clean_env(),
-                                stdout=sink, stderr=subprocess.STDOUT)
+    return launch_proxy(config, log=log, ready=False)
 
 
 def run(duration: float = 60.0, clients: int = 16, seed: int = 1,
@@ -289,7 +277,7 @@ def run(duration: float = 60.0, clients: int = 16, seed: int = 1,
     redis = RedisServer(appendonly=True).start()
     legacy_port, chaos_port, port, admin = free_port(), free_port(), free_port(), free_port()
     log = Path(tempfile.mkdtemp(prefix="llm-shadow-soak-")) / "proxy.log"
-    legacy = start_legacy(legacy_port)
+    legacy = start_fake_upstream(legacy_port, backlog=2048)
     chaos = start_chaos(chaos_port, seed)
     proxy = start_proxy(redis, legacy_port, chaos_port, log, port, admin)
     admin_url = f"http://127.0.0.1:{admin}"
