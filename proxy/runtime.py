@@ -12,6 +12,7 @@ it starts waits for Redis.
     redis (shared, background only)  learned records, shadow budget, report aggregates
     orchestrator pipeline / endpoint the orchestrator target (proxy.orchestrator)
     shadow client + runner           shadow jobs and noise samples (proxy.shadow)
+    judge (own client)               the optional judge of comparisons (proxy.judge)
     diverter                         divert with legacy fallback (proxy.divert)
     recorder                         after-the-fact usage, cost and spans (proxy.recording)
     ramp runner                      the guarded auto-ramp, when started (proxy.ramp)
@@ -36,6 +37,7 @@ from proxy.divert import Diverter
 from proxy.flags.service import FlagService
 from proxy.forward import Forwarder
 from proxy.handler import Load
+from proxy.judge.grader import build_judge
 from proxy.orchestrator.external import ExternalTarget
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
 from proxy.orchestrator.target import InProcessTarget, Target
@@ -106,9 +108,10 @@ class Runtime:
                                                client=self.redis)
                        if self.redis is not None else None)
         self.report_buffer = ReportBuffer(self.report) if self.report is not None else None
+        self.judge = build_judge(self.settings, self.redis, self.telemetry, self.report_buffer)
         self.comparer = Comparer(self._divergence_policy(),
                                  Limits.from_section(config.comparison), self.telemetry,
-                                 self.report_buffer)
+                                 self.report_buffer, self.judge)
 
     def _orchestrator_paths(self) -> None:
         """Shadow (its own client and pool, never the legacy one) and divert."""
@@ -181,6 +184,7 @@ class Runtime:
             log.error("divergence policy not reloaded, keeping the running one:\n%s", exc)
         self.comparer.limits = Limits.from_section(section)
         self.shadow.noise_percent = section.noise_sample_percent
+        self.judge.apply_settings(settings)
 
     def _observe_flags(self) -> FlagObservation:
         view = self.flags.current
@@ -201,7 +205,8 @@ class Runtime:
 
     async def _start(self) -> None:
         """Start everything; closing runs in reverse: shadows are cancelled first, then
-        the recorder drains, then the report buffer flushes what both left."""
+        the recorder drains, then judgements in flight are cancelled, then the report
+        buffer flushes what they all left."""
         stack = self._stack
         stack.push_async_callback(self.telemetry.aclose)
         stack.push_async_callback(self.legacy_transport.aclose)
@@ -224,6 +229,8 @@ class Runtime:
         if self.report_buffer is not None:
             self.report_buffer.start()
             stack.push_async_callback(self.report_buffer.aclose)
+        self.judge.announce()
+        stack.push_async_callback(self.judge.aclose)  # after what starts judgements
         self.recorder.start()
         stack.push_async_callback(self.recorder.aclose)
         stack.push_async_callback(self.shadow.aclose)
@@ -244,6 +251,7 @@ class Runtime:
                        "max_concurrency": self.shadow.max_concurrency,
                        "completed": self.shadow.completed,
                        "skipped": dict(self.shadow.skipped)},
+            "judge": self.judge.stats(),
             "recorder": {"queued": self.recorder.queue.qsize(),
                          "dropped": self.recorder.dropped},
             "ramp": None if self.ramp is None else {

@@ -195,6 +195,9 @@ def test_stats_shape_with_redis() -> None:
 
     stats = run(go)
     ramp = stats.pop("ramp")
+    judge = stats.pop("judge")
+    assert judge == {"enabled": False, "in_flight": 0, "max_concurrency": 4, "verdicts": {},
+                     "failed": {}, "skipped": {}, "not_judged": {}}
     assert stats == {
         "in_flight": 0,
         "legacy_pool": {"in_use": 0, "size": 9},
@@ -213,4 +216,5 @@ def test_stats_shape_without_redis() -> None:
 
     stats = run(go)
     assert stats["ramp"] is None and stats["report"] is None
-    assert set(stats) == {"in_flight", "legacy_pool", "shadow", "recorder", "ramp", "report"}
+    assert set(stats) == {"in_flight", "legacy_pool", "shadow", "judge", "recorder", "ramp",
+                          "report"}

@@ -10,6 +10,7 @@ replica and every bucket in the window). Derived numbers:
   answers are counted apart); fallback rate = divert fallbacks / divert requests;
 - latency delta (orchestrator minus legacy) p50 / p95 from the signed log histogram
   (+-9 % resolution, see `entry.latency_bin`);
+- the judge's verdicts against the rules' labels: `proxy.report.judgements`;
 - cost per request by role = USD of that role / requests that had a call of that role
   (unpriced calls are counted, never guessed); per day = USD / observed days, where
   the observed window runs from the first bucket with data (or `since`) to `until`,
@@ -25,6 +26,7 @@ from typing import Any
 from proxy.comparison.compare import Label
 from proxy.comparison.noise import Excess, Proportion, excess_divergence
 from proxy.report.entry import ROLES, Role, bin_centre_ms, label_counts
+from proxy.report.judgements import JudgeSummary, judge_summary
 
 DAY = 86_400.0
 
@@ -87,6 +89,7 @@ class RouteSummary:
     cost: dict[Role, RoleCostSummary]
     models: dict[str, dict[str, int]] = field(default_factory=dict)
     top: tuple[TopRequest, ...] = ()
+    judge: JudgeSummary | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -248,7 +251,7 @@ def summarise(route: str, buckets: Sequence[Bucket], *, since: float, until: flo
         fallback_rate=_rate(get("divert:fallbacks", 0), diverts),
         latency_samples=sum(hist.values()), latency_delta_p50_ms=quantile(hist, 0.5),
         latency_delta_p95_ms=quantile(hist, 0.95), cost=_costs(fields, days),
-        models=_models(fields), top=_top(buckets, top),
+        models=_models(fields), top=_top(buckets, top), judge=judge_summary(fields),
     )
 
 

@@ -1,5 +1,6 @@
 """The shadow budget: US dollars per hour that shadow and noise calls may spend, shared by
-every replica.
+every replica. The judge (`proxy.judge`) spends from a budget of the same kind under its
+own key (`kind="judge"`), so neither can starve the other.
 
 Layer: adapter (Redis) with an in-process twin. A call reserves its estimated cost before
 it starts and settles the real cost after, so concurrent replicas cannot overspend by
@@ -35,6 +36,8 @@ class BudgetUnavailable(Exception):
 
 
 class Budget(Protocol):
+    limit: float  # USD per hour; a reload may change it
+
     async def reserve(self, usd: float) -> str | None:
         """The hour the amount was reserved in, or None when the budget is spent."""
 
@@ -45,19 +48,21 @@ class Budget(Protocol):
     async def spent(self) -> float: ...
 
 
-def hour_key(prefix: str, now: float | None = None) -> str:
-    return f"{prefix}:budget:shadow:{time.strftime('%Y%m%d%H', time.gmtime(now))}"
+def hour_key(prefix: str, now: float | None = None, kind: str = "shadow") -> str:
+    return f"{prefix}:budget:{kind}:{time.strftime('%Y%m%d%H', time.gmtime(now))}"
 
 
 class RedisBudget:
-    def __init__(self, client: aioredis.Redis, prefix: str, usd_per_hour: float):
+    def __init__(self, client: aioredis.Redis, prefix: str, usd_per_hour: float,
+                 kind: str = "shadow"):
         self.client = client
         self.prefix = prefix
         self.limit = usd_per_hour
+        self.kind = kind
         self._reserve = client.register_script(_RESERVE)
 
     async def reserve(self, usd: float) -> str | None:
-        key = hour_key(self.prefix)
+        key = hour_key(self.prefix, kind=self.kind)
         try:
             granted = await self._reserve(keys=[key], args=[f"{usd:.8f}", f"{self.limit:.8f}"])
         except RedisError as exc:
@@ -74,11 +79,11 @@ class RedisBudget:
             pipe.expire(hour, 7200)
             await pipe.execute()
         except RedisError as exc:
-            log.warning("shadow budget not settled (%s)", type(exc).__name__)
+            log.warning("%s budget not settled (%s)", self.kind, type(exc).__name__)
 
     async def spent(self) -> float:
         try:
-            value = await self.client.get(hour_key(self.prefix))
+            value = await self.client.get(hour_key(self.prefix, kind=self.kind))
         except RedisError as exc:
             raise BudgetUnavailable(type(exc).__name__) from exc
         return float(value or 0)
