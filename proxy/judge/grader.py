@@ -330,8 +330,7 @@ def judge_models(settings: Settings) -> dict[str, AIModel]:
 
 def keyless_models(settings: Settings) -> frozenset[str]:
     """Models (enabled or not) whose `api_key_env` names a variable that is unset."""
-    return frozenset(entry.name for entry in settings.config.models
-                     if entry.api_key_env and entry.name not in settings.model_keys)
+    return frozenset(settings.missing_keys(disabled_too=True))
 
 
 def build_judge(settings: Settings, redis: aioredis.Redis | None, telemetry: Telemetry,

@@ -17,7 +17,7 @@ from proxy.telemetry.names import EVALUATION_NAME, JUDGE_EVALUATION_NAME
 
 @dataclass(frozen=True, slots=True)
 class ModelCall:
-    """One call to a model (legacy upstream, noise sample, orchestrator model), recorded
+    """One call to a model (legacy upstream, noise sample, orchestrator model, judge), recorded
     after it finished as a CLIENT span plus the GenAI client metrics.
 
     `error_type` must be a code (`timeout`, `rate_limit_exceeded`, `429`, a class name);

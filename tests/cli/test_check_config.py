@@ -126,3 +126,18 @@ def test_serve_names_keyless_models_in_its_log_and_on_readyz(upstream_url: str) 
         wait_for(lambda: "extra" in httpx.get(proxy.admin_url + "/readyz").json()[
             "models_without_key"], message="/readyz after the reload")
     assert "sk-secret-dashscope" not in proxy.log()
+
+
+def test_a_judge_model_without_its_key_is_named(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    config = {"models": [{"name": "grader", "api_key_env": "TEST_JUDGE_KEY", "enabled": False}],
+              "comparison": {"judge": {"enabled": True, "model": "grader",
+                                       "routes": ["/openai"]}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = llm_shadow("check-config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ("llm-shadow: warning: the judge does not run, its "
+                                     "model's API key variable is unset: grader "
+                                     "(TEST_JUDGE_KEY)")
+    assert llm_shadow("check-config", cwd=tmp_path,
+                      env={"TEST_JUDGE_KEY": "k"}).stderr == ""
