@@ -238,7 +238,8 @@ def test_stats_shape_with_redis() -> None:
     ramp = stats.pop("ramp")
     judge = stats.pop("judge")
     assert judge == {"enabled": False, "in_flight": 0, "max_concurrency": 4, "verdicts": {},
-                     "failed": {}, "skipped": {}, "not_judged": {}}
+                     "failed": {}, "skipped": {}, "not_judged": {},
+                     "cancelled": 0}
     assert stats == {
         "in_flight": 0,
         "legacy_pool": {"in_use": 0, "size": 9},

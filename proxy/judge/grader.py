@@ -120,6 +120,7 @@ class Judge:
         self.skipped: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.verdicts: Counter[str] = Counter()
+        self.cancelled = 0  # withdrawn by a reload, or at shutdown
         self._redis_slots = asyncio.Semaphore(REDIS_SLOTS)
 
     # --- in the comparer: synchronous, never awaits ----------------------------------
@@ -164,6 +165,7 @@ class Judge:
         try:
             await self._judge(job, started)
         except asyncio.CancelledError:
+            self.cancelled += 1
             raise
         except Exception:  # a judge fault must never reach the comparison: count it
             log.exception("judge of request %s failed", job.call.request_id)
@@ -280,7 +282,8 @@ class Judge:
         return {"enabled": self.section.enabled, "in_flight": len(self.tasks),
                 "max_concurrency": self.section.max_concurrency,
                 "verdicts": dict(self.verdicts), "failed": dict(self.failed),
-                "skipped": dict(self.skipped), "not_judged": dict(self.not_judged)}
+                "skipped": dict(self.skipped), "not_judged": dict(self.not_judged),
+                "cancelled": self.cancelled}
 
 
 def question_of(call: TargetCall) -> str:

@@ -351,6 +351,7 @@ def test_withdrawing_a_route_on_reload_cancels_its_calls_in_flight(
             h.judge.apply_settings(judge_settings(fake_judge, routes=["/anthropic"]))
             await h.settle()
             assert h.judge.verdicts == {} and h.judge.failed == {}
+            assert h.judge.cancelled == 1
             h.compare(judging("subset"))
             assert h.judge.not_judged == {"route_not_allowed": 1}
 
