@@ -13,6 +13,7 @@ it starts waits for Redis.
     orchestrator pipeline / endpoint the orchestrator target (proxy.orchestrator)
     shadow client + runner           shadow jobs and noise samples (proxy.shadow)
     pressure probe                   event-loop lag and CPU throttling: sheds shadows
+    judge (own client)               the optional judge of comparisons (proxy.judge)
     diverter                         divert with legacy fallback (proxy.divert)
     recorder                         after-the-fact usage, cost and spans (proxy.recording)
     ramp runner                      the guarded auto-ramp, when started (proxy.ramp)
@@ -35,6 +36,7 @@ from proxy.divert import Diverter
 from proxy.flags.service import FlagService
 from proxy.forward import Forwarder
 from proxy.handler import Load
+from proxy.judge.grader import build_judge
 from proxy.orchestrator.external import ExternalTarget
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
 from proxy.orchestrator.target import InProcessTarget, Target
@@ -106,9 +108,10 @@ class Runtime:
         self.report = ReportStore.from_config(config.redis, config.comparison,
                                               client=self.redis)
         self.report_buffer = ReportBuffer(self.report)
+        self.judge = build_judge(self.settings, self.redis, self.telemetry, self.report_buffer)
         self.comparer = Comparer(self._divergence_policy(),
                                  Limits.from_section(config.comparison), self.telemetry,
-                                 self.report_buffer)
+                                 self.report_buffer, self.judge)
 
     def _orchestrator_paths(self) -> None:
         """Shadow (its own client and pool, never the legacy one) and divert."""
@@ -183,6 +186,7 @@ class Runtime:
             log.error("divergence policy not reloaded, keeping the running one:\n%s", exc)
         self.comparer.limits = Limits.from_section(section)
         self.shadow.noise_percent = section.noise_sample_percent
+        self.judge.apply_settings(settings)
 
     def _observe_flags(self) -> FlagObservation:
         view = self.flags.current
@@ -203,7 +207,8 @@ class Runtime:
 
     async def _start(self) -> None:
         """Start everything; closing runs in reverse: shadows are cancelled first, then
-        the recorder drains, then the report buffer flushes what both left."""
+        the recorder drains, then judgements in flight are cancelled, then the report
+        buffer flushes what they all left."""
         stack = self._stack
         stack.push_async_callback(self.telemetry.aclose)
         stack.push_async_callback(self.legacy_transport.aclose)
@@ -223,6 +228,8 @@ class Runtime:
         self.telemetry.observe_flags(self._observe_flags)
         self.report_buffer.start()
         stack.push_async_callback(self.report_buffer.aclose)
+        self.judge.announce()
+        stack.push_async_callback(self.judge.aclose)  # after what starts judgements
         self.recorder.start()
         stack.push_async_callback(self.recorder.aclose)
         self.probe.start()
@@ -248,6 +255,7 @@ class Runtime:
             "pressure": self.probe.stats(),
             "divert": {"fallbacks": dict(self.diverter.fallbacks),
                        "streams_cut": dict(self.diverter.cuts)},
+            "judge": self.judge.stats(),
             "recorder": {"queued": self.recorder.queue.qsize(),
                          "dropped": self.recorder.dropped},
             "ramp": {"holding": self.ramp.holding, "evaluations": self.ramp.evaluations,

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from proxy.comparison.policy import load_policy as load_divergence
+from proxy.judge.rubric import load_rubric as load_judge
 from proxy.orchestrator.validation import load_policy as load_validation
 from proxy.ramp.schedule import load_policy as load_ramp
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 LOADERS: dict[str, Callable[[Path], Any]] = {
     "divergence.json": load_divergence,
+    "judge.json": load_judge,
     "ramp.json": load_ramp,
     "validation.json": load_validation,
 }

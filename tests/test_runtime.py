@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from proxy.config import Settings, parse_config
 from proxy.decision import decide
+from proxy.exchange import Captured
 from proxy.redisclient import in_process, redis_client
 from proxy.report.aggregate_store import ReportStore
 from proxy.runtime import Runtime
@@ -155,6 +156,46 @@ def _legacy_answer(runtime: Runtime) -> Any:
     return record
 
 
+def test_the_judge_is_wired_and_a_reload_that_switches_it_off_cancels_its_calls() -> None:
+    """The comparer offers comparisons to the runtime's judge; a reload that switches
+    the judge off applies at once and cancels the judgement still waiting for its
+    model."""
+    with ModelFleet({"judge": ModelBehaviour(hang=True)}) as fleet:
+        judge = {"enabled": True, "model": "judge", "routes": ["/openai"],
+                 "sample_percent": 100, "labels": ["minor", "major"]}
+        settings = settings_for(models=fleet.entries(judge={"enabled": False}),
+                                comparison={"judge": judge})
+
+        async def go() -> None:
+            async with Runtime(settings) as runtime:
+                assert runtime.comparer.judge is runtime.judge
+                where = runtime.routes.resolve(b"/openai/v1/chat/completions", b"")
+                runtime.comparer.candidate(target_call("shadow", where),
+                                           legacy=_answer("Paris is in France."),
+                                           candidate=_answer("Lyon is in France."),
+                                           parent=None, outcome="ok")
+                await async_wait_for(lambda: fleet["judge"].requests,
+                                     message="the judgement reached its model")
+                assert runtime.stats()["judge"]["in_flight"] == 1
+                runtime._apply_settings(settings_for(models=fleet.entries(),
+                                                     comparison={}))
+                assert not runtime.judge.section.enabled
+                await async_wait_for(lambda: not runtime.judge.tasks,
+                                     message="the withdrawn judgement cancelled")
+            assert not runtime.judge.tasks
+
+        run(go)
+        wait_for(lambda: fleet["judge"].requests[0].disconnected,
+                 message="the judge model saw the cancelled call")
+
+
+def _answer(text: str) -> Captured:
+    body = orjson.dumps({"choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": text}}]})
+    return Captured(200, [(b"content-type", b"application/json")], body, False, 0.0, 0.1,
+                    1.0)
+
+
 # --- Redis away -----------------------------------------------------------------------
 
 def test_start_up_does_not_wait_for_an_unreachable_redis() -> None:
@@ -195,6 +236,10 @@ def test_stats_shape_with_redis() -> None:
 
     stats = run(go)
     ramp, pressure = stats.pop("ramp"), stats.pop("pressure")
+    judge = stats.pop("judge")
+    assert judge == {"enabled": False, "in_flight": 0, "max_concurrency": 4, "verdicts": {},
+                     "failed": {}, "skipped": {}, "not_judged": {},
+                     "cancelled": 0}
     assert stats == {
         "in_flight": 0,
         "legacy_pool": {"in_use": 0, "size": 9},
@@ -217,5 +262,5 @@ def test_stats_shape_without_redis() -> None:
 
     stats = run(go)
     assert isinstance(stats["ramp"], dict) and stats["report"] == {"pending": 0, "dropped": 0}
-    assert set(stats) == {"in_flight", "legacy_pool", "shadow", "pressure", "divert",
+    assert set(stats) == {"in_flight", "legacy_pool", "shadow", "pressure", "divert", "judge",
                           "recorder", "ramp", "report"}

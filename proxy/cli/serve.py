@@ -72,4 +72,9 @@ def run_check(args: argparse.Namespace) -> int:
         print("llm-shadow: warning: models not selected, their API key variable is unset: "
               + ", ".join(f"{name} ({variable})" for name, variable in sorted(missing.items())),
               file=sys.stderr)
+    judge = config.comparison.judge
+    variable = settings.missing_keys(disabled_too=True).get(judge.model or "")
+    if judge.enabled and variable:
+        print(f"llm-shadow: warning: the judge does not run, its model's API key variable "
+              f"is unset: {judge.model} ({variable})", file=sys.stderr)
     return 0

@@ -1,14 +1,67 @@
-"""The `comparison` section: how answers are compared and how long the comparison report
-keeps its aggregates.
+"""The `comparison` section: how answers are compared, how long the comparison report
+keeps its aggregates, and the optional judge (`comparison.judge`).
 
-Layer: pure core.
+Layer: pure core. Whether the judge's model is one of `models` and its routes are
+configured routes is checked where both are known (`proxy.config.model.Config`).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from proxy.config.base import Section
+
+# The rules' labels a judge may be asked about (an identical answer needs no judge).
+JudgedLabel = Literal["equivalent", "minor", "major"]
+
+
+class JudgeSection(Section):
+    """The optional judge: a model from `models` that classifies the orchestrator's
+    answer against legacy's (same facts, subset, superset, contradiction, irrelevant
+    difference) for a sample of compared prose answers (`proxy.judge`).
+
+    The answers and the question go to that model, so it runs only where the operator
+    said so twice: `enabled` is true AND the request's route is listed in `routes`.
+    Nothing is listed by default. Of the comparisons on those routes, those whose rules
+    label is in `labels` and whose reason comes from the prose rules are eligible, and
+    `sample_percent` of them (by a stable hash of the request id) are judged, at most
+    `max_concurrency` at a time (more are dropped and counted), each within
+    `timeout_seconds`, all within `budget_usd_per_hour` (shared by the replicas, like
+    the shadow budget). `policy_file` holds the prompt and the class definitions.
+    """
+
+    enabled: bool = False
+    model: str | None = None
+    routes: tuple[str, ...] = ()
+    sample_percent: float = Field(default=10.0, ge=0, le=100)
+    labels: tuple[JudgedLabel, ...] = ("equivalent", "minor")
+    budget_usd_per_hour: float = Field(default=1.0, ge=0)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    policy_file: str = "policies/judge.json"
+
+    @field_validator("routes")
+    @classmethod
+    def _route_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in value:
+            if not prefix.startswith("/"):
+                raise ValueError(f"{prefix!r} is not a route prefix such as '/openai'")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> JudgeSection:
+        if not self.enabled:
+            return self
+        if not self.model:
+            raise ValueError("enabled needs `model`: the name of one of `models`")
+        if not self.routes:
+            raise ValueError("enabled needs `routes`: the route prefixes whose answers "
+                             "may be sent to the judge model (none are by default)")
+        if not self.labels:
+            raise ValueError("enabled needs `labels`: which rules labels to judge")
+        return self
 
 
 class ComparisonSection(Section):
@@ -35,6 +88,7 @@ class ComparisonSection(Section):
     report_retention_hours: int = Field(default=168, ge=1, le=24 * 90)
     report_bucket_seconds: int = Field(default=3600, ge=60, le=86_400)
     report_top_requests: int = Field(default=20, ge=1, le=1000)
+    judge: JudgeSection = JudgeSection()
 
     @model_validator(mode="after")
     def _bounded_buckets(self) -> ComparisonSection:

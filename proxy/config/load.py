@@ -82,12 +82,13 @@ class Settings:
         path = Path(relative)
         return path if path.is_absolute() else self.base_dir / path
 
-    def missing_keys(self) -> dict[str, str]:
-        """Enabled models whose `api_key_env` variable is unset or empty: model name →
-        variable name. Such a model is never selected (its calls would go out without
-        credentials)."""
+    def missing_keys(self, *, disabled_too: bool = False) -> dict[str, str]:
+        """Enabled models (all with `disabled_too`: the judge may call a disabled one)
+        whose `api_key_env` variable is unset or empty: model name → variable name. Such
+        a model is never called (its calls would go out without credentials)."""
         return {model.name: model.api_key_env for model in self.config.models
-                if model.enabled and model.api_key_env and model.name not in self.model_keys}
+                if (model.enabled or disabled_too) and model.api_key_env
+                and model.name not in self.model_keys}
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:

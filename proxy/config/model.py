@@ -8,7 +8,8 @@ Layer: pure core. Each section lives in the module of its concern (`proxy.config
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from proxy.config.base import Section
 from proxy.config.comparison import ComparisonSection
@@ -51,4 +52,26 @@ class Config(Section):
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"models: name {name!r} appears more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _judge_references(self) -> Config:
+        """The judge names one of `models` and only configured routes (errors name the
+        judge's own key, not the top level)."""
+        judge = self.comparison.judge
+        problems: list[tuple[tuple[str | int, ...], str, object]] = []
+        names = [model.name for model in self.models]
+        if judge.model is not None and judge.model not in names:
+            problems.append((("model",), f"{judge.model!r} is not one of `models` "
+                             f"({', '.join(names) or 'none configured'})", judge.model))
+        prefixes = [route.prefix for route in self.proxy.routes]
+        for index, prefix in enumerate(judge.routes):
+            if prefix not in prefixes:
+                problems.append((("routes", index), f"{prefix!r} is not a configured "
+                                 f"route ({', '.join(prefixes)})", prefix))
+        if problems:
+            raise ValidationError.from_exception_data("Config", [
+                InitErrorDetails(type=PydanticCustomError("value_error", message),
+                                 loc=("comparison", "judge", *where), input=value)
+                for where, message, value in problems])
         return self

@@ -16,7 +16,9 @@ the inode we watch).
   `legacy_system`, `traffic`; see `proxy.flags.view`), the orchestrator's settings,
   models and keys, and the comparison's divergence policy (its file is re-read on every
   reload, so SIGHUP after editing `policies/divergence.json` applies it), text and JSON
-  bounds and noise share. Everything else that changed (listeners, routes, pools,
+  bounds and noise share, and the whole `comparison.judge` section with its rubric
+  (so the judge can be switched off, or a route withdrawn, without a restart).
+  Everything else that changed (listeners, routes, pools,
   `comparison.inject_stream_usage_routes` and `report_*`, telemetry, log, ...) is named
   in one warning, the same whether the reload came from SIGHUP or a file change: it
   takes effect at the next restart.
@@ -44,7 +46,8 @@ LIVE_SECTIONS = frozenset({"system", "feature_flags", "legacy_system", "traffic"
                            "orchestrator", "models"})
 # Keys of sections that apply live only in part (proxy.runtime.Runtime._apply_comparison).
 LIVE_KEYS = frozenset({"comparison.policy_file", "comparison.max_text_chars",
-                       "comparison.max_json_nodes", "comparison.noise_sample_percent"})
+                       "comparison.max_json_nodes", "comparison.noise_sample_percent",
+                       "comparison.judge"})
 PARTLY_LIVE = frozenset(key.split(".")[0] for key in LIVE_KEYS)
 
 Fingerprint = tuple[int, int, int]

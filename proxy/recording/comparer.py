@@ -1,7 +1,8 @@
 """Comparing the two answers of one request, off the request path, and recording the
 result: a comparison span with the `gen_ai.evaluation.result` event, the report
 aggregates in Redis, and this replica's running rates per route (divergence and the
-noise floor from legacy-vs-legacy resamples).
+noise floor from legacy-vs-legacy resamples). A compared request is then offered to the
+optional judge (`proxy.judge.grader`), which decides for itself whether to grade it.
 
 Layer: composition. The comparison itself is pure (`proxy.comparison`); this module
 feeds it complete answers and hands its result to telemetry and the report buffer (which
@@ -17,8 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.apis import Api, request_model
-from proxy.comparison import Comparison, DivergencePolicy, Limits, compare, extract_answer
+from proxy.comparison import (
+    Answer,
+    Comparison,
+    DivergencePolicy,
+    Limits,
+    compare,
+    extract_answer,
+)
 from proxy.exchange import Captured
+from proxy.judge.grader import Judge
 from proxy.orchestrator.target import TargetCall
 from proxy.recording.calls import comparison_record
 from proxy.report.buffer import ReportBuffer
@@ -54,7 +63,7 @@ def failure_outcome(reason: str | None) -> Outcome:
     return "low_confidence" if reason == "low_confidence" else "failed"
 
 
-def answer_of(api: Api | None, captured: Captured) -> object:
+def answer_of(api: Api | None, captured: Captured) -> Answer:
     return extract_answer(api, captured.body, content_type=captured.header(b"content-type"),
                           content_encoding=captured.header(b"content-encoding"),
                           truncated=captured.truncated or not captured.completed)
@@ -62,41 +71,45 @@ def answer_of(api: Api | None, captured: Captured) -> object:
 
 class Comparer:
     def __init__(self, policy: DivergencePolicy, limits: Limits, telemetry: Telemetry,
-                 report: ReportBuffer | None):
+                 report: ReportBuffer | None, judge: Judge | None = None):
         self.policy = policy
         self.limits = limits
         self.telemetry = telemetry
         self.report = report
+        self.judge = judge
         self.rates: dict[str, RouteRates] = {}
 
-    def _diverge(self, route: str, api: Api | None, a: Captured, b: Captured) -> Comparison:
-        return compare(answer_of(api, a), answer_of(api, b),  # type: ignore[arg-type]
-                       self.policy.for_route(route), self.limits)
+    def _diverge(self, route: str, a: Answer, b: Answer) -> Comparison:
+        return compare(a, b, self.policy.for_route(route), self.limits)
 
     def candidate(self, call: TargetCall, *, legacy: Captured, candidate: Captured,
                   parent: SpanRef | None, outcome: Outcome,
                   divert: bool = False) -> Comparison:
         """Legacy against the orchestrator's answer to the same request."""
         route = call.route
-        result = self._diverge(route, call.api, legacy, candidate)
+        legacy_answer, answer = answer_of(call.api, legacy), answer_of(call.api, candidate)
+        result = self._diverge(route, legacy_answer, answer)
         rates = self.rates.setdefault(route, RouteRates())
         rates.compared += 1
         rates.divergent += result.divergent
         delta = candidate.duration - legacy.duration
-        self.telemetry.record_comparison(parent, comparison_record(
+        span = self.telemetry.record_comparison(parent, comparison_record(
             route, result, latency_delta=delta, noise_floor=rates.noise_floor,
             above_noise=rates.above_noise, response_id=None))
         self._report(ReportEntry(route, call.request_id, at=time.time(),
                                  model=request_model(call.payload), comparison=result,
                                  latency_delta_s=delta, orchestrator=outcome,
                                  divert=divert))
+        if self.judge is not None:
+            self.judge.consider(call, legacy_answer, answer, result, span)
         return result
 
     def noise(self, call: TargetCall, *, legacy: Captured, resample: Captured) -> Comparison:
         """Legacy against itself: the noise floor's sample (its cost is recorded by the
         call that made it)."""
         route = call.route
-        result = self._diverge(route, call.api, legacy, resample)
+        result = self._diverge(route, answer_of(call.api, legacy),
+                               answer_of(call.api, resample))
         rates = self.rates.setdefault(route, RouteRates())
         rates.noise += 1
         rates.noise_divergent += result.divergent

@@ -10,6 +10,7 @@ replica and every bucket in the window). Derived numbers:
   answers are counted apart); fallback rate = divert fallbacks / divert requests;
 - latency delta (orchestrator minus legacy) p50 / p95 from the signed log histogram
   (+-9 % resolution, see `entry.latency_bin`);
+- the judge's verdicts against the rules' labels: `proxy.report.judgements`;
 - cost per request by role = USD of that role / requests that had a call of that role
   (unpriced calls are counted, never guessed); per day = USD / observed days, where
   the observed window runs from the first bucket with data (or `since`) to `until`,
@@ -25,6 +26,7 @@ from typing import Any
 from proxy.comparison.compare import Label
 from proxy.comparison.noise import Excess, Proportion, excess_divergence
 from proxy.report.entry import ROLES, Role, bin_centre_ms, label_counts
+from proxy.report.judgements import JudgeSummary, judge_summary
 
 DAY = 86_400.0
 
@@ -89,6 +91,7 @@ class RouteSummary:
     top: tuple[TopRequest, ...] = ()
     # Shadows that were due and did not run, by reason (overload, concurrency_full).
     shadow_skipped: dict[str, int] = field(default_factory=dict)
+    judge: JudgeSummary | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -250,7 +253,7 @@ def summarise(route: str, buckets: Sequence[Bucket], *, since: float, until: flo
         fallback_rate=_rate(get("divert:fallbacks", 0), diverts),
         latency_samples=sum(hist.values()), latency_delta_p50_ms=quantile(hist, 0.5),
         latency_delta_p95_ms=quantile(hist, 0.95), cost=_costs(fields, days),
-        models=_models(fields), top=_top(buckets, top),
+        models=_models(fields), top=_top(buckets, top), judge=judge_summary(fields),
         shadow_skipped={name[5:]: int(value) for name, value in sorted(fields.items())
                         if name.startswith("skip:")},
     )

@@ -10,7 +10,8 @@ cost is attributed to exactly one role, so nothing is counted twice:
   the shadow of a divert);
 - `noise`: the second legacy call of a noise sample;
 - `orchestrator`: each model call the in-process orchestrator made, shadow or divert, or
-  the one call to an external orchestrator endpoint.
+  the one call to an external orchestrator endpoint;
+- `judge`: the optional judge's model call grading a comparison (`proxy.judge`).
 
 The counter field names are the storage format of the bucket hashes (see `store`).
 """
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from proxy.comparison.compare import Comparison, Label
+from proxy.report.judgements import JudgeTally, judge_increments
 
-Role = Literal["legacy", "shadow", "noise", "orchestrator"]
-ROLES: tuple[Role, ...] = ("legacy", "shadow", "noise", "orchestrator")
+Role = Literal["legacy", "shadow", "noise", "orchestrator", "judge"]
+ROLES: tuple[Role, ...] = ("legacy", "shadow", "noise", "orchestrator", "judge")
 Outcome = Literal["ok", "low_confidence", "failed"]
 
 MAX_MODEL_NAME = 80
@@ -61,6 +63,7 @@ class ReportEntry:
     fallback: bool = False
     # A shadow that was due and did not run, by reason (`overload`, `concurrency_full`).
     skipped: str | None = None
+    judge: JudgeTally | None = None
 
 
 def latency_bin(delta_ms: float) -> int:
@@ -111,6 +114,8 @@ def increments(entry: ReportEntry) -> tuple[dict[str, int], dict[str, float]]:
             add("divert:fallbacks")
     if entry.skipped is not None:
         add(f"skip:{entry.skipped}")
+    if entry.judge is not None:
+        judge_increments(entry.judge, add)
     return ints, floats
 
 

@@ -15,6 +15,7 @@ import orjson
 from proxy.comparison.compare import LABELS, Label
 from proxy.comparison.noise import Excess
 from proxy.report.aggregate import Report, RouteSummary
+from proxy.report.judgements import judge_lines
 
 
 def render_json(report: Report) -> str:
@@ -87,6 +88,7 @@ def _route(summary: RouteSummary) -> list[str]:
         lines.append("shadows skipped " + "   ".join(
             f"{reason} {count}" for reason, count in s.shadow_skipped.items()))
     lines += _cost_lines(s)
+    lines += judge_lines(s.judge)
     for model, counts in sorted(s.models.items()):
         total = counts.get("compared", 0)
         divergent = counts.get("minor", 0) + counts.get("major", 0)

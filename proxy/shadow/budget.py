@@ -1,5 +1,6 @@
 """The shadow budget: US dollars per hour that shadow and noise calls may spend, shared by
-every replica.
+every replica. The judge (`proxy.judge`) spends from a budget of the same kind under its
+own key (`kind="judge"`), so neither can starve the other.
 
 Layer: adapter (Redis; `memory://` when there is no Redis). A call reserves its
 estimated cost before it starts and settles the real cost after, so concurrent replicas
@@ -36,6 +37,8 @@ class BudgetUnavailable(RedisUnavailable):
 
 
 class Budget(Protocol):
+    limit: float  # USD per hour; a reload may change it
+
     async def reserve(self, usd: float) -> str | None:
         """The hour the amount was reserved in, or None when the budget is spent."""
 
@@ -46,20 +49,22 @@ class Budget(Protocol):
     async def spent(self) -> float: ...
 
 
-def hour_key(prefix: str, now: float | None = None) -> str:
-    return f"{prefix}:budget:shadow:{time.strftime('%Y%m%d%H', time.gmtime(now))}"
+def hour_key(prefix: str, now: float | None = None, kind: str = "shadow") -> str:
+    return f"{prefix}:budget:{kind}:{time.strftime('%Y%m%d%H', time.gmtime(now))}"
 
 
 class RedisBudget:
-    def __init__(self, client: Client, prefix: str, usd_per_hour: float):
+    def __init__(self, client: Client, prefix: str, usd_per_hour: float,
+                 kind: str = "shadow"):
         self.client = client
         self.prefix = prefix
         self.limit = usd_per_hour
+        self.kind = kind
         self._reserve = client.register_script(_RESERVE)
 
     async def reserve(self, usd: float) -> str | None:
-        key = hour_key(self.prefix)
-        async with redis_failures("reserve shadow budget", BudgetUnavailable):
+        key = hour_key(self.prefix, kind=self.kind)
+        async with redis_failures(f"reserve {self.kind} budget", BudgetUnavailable):
             granted = await self._reserve(keys=[key], args=[f"{usd:.8f}", f"{self.limit:.8f}"])
         return key if granted else None
 
@@ -68,16 +73,16 @@ class RedisBudget:
         if abs(difference) < 1e-12:
             return
         try:
-            async with redis_failures("settle shadow budget", BudgetUnavailable):
+            async with redis_failures(f"settle {self.kind} budget", BudgetUnavailable):
                 pipe = self.client.pipeline(transaction=False)
                 pipe.incrbyfloat(hour, round(difference, 8))
                 pipe.expire(hour, 7200)
                 await pipe.execute()
         except BudgetUnavailable as exc:
-            log.warning("shadow budget not settled (%s)", exc)
+            log.warning("%s budget not settled (%s)", self.kind, exc)
 
     async def spent(self) -> float:
-        async with redis_failures("read shadow budget", BudgetUnavailable):
-            value = await self.client.get(hour_key(self.prefix))
+        async with redis_failures(f"read {self.kind} budget", BudgetUnavailable):
+            value = await self.client.get(hour_key(self.prefix, kind=self.kind))
         return float(value or 0)
 

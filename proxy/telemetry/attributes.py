@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from proxy.telemetry import names as n
-from proxy.telemetry.records import Comparison, ModelCall
+from proxy.telemetry.records import Comparison, Judgement, ModelCall
 from proxy.telemetry.redaction import safe_error_type, safe_host, split_path
 
 Value = str | bool | int | float | Sequence[str]
@@ -194,3 +194,39 @@ def _server(attrs: Attributes, address: str | None, port: int | None) -> None:
         attrs[n.SERVER_ADDRESS] = safe_host(address)
         if port:
             attrs[n.SERVER_PORT] = port
+
+
+def judgement_attributes(judgement: Judgement) -> Attributes:
+    """The `judge` span: the verdict beside the rules' label, and how they stand."""
+    attrs: Attributes = {n.ROUTE: judgement.route, n.DIVERGENCE_LABEL: judgement.rules_label}
+    for key, value in ((n.JUDGE_VERDICT, judgement.verdict),
+                       (n.JUDGE_AGREEMENT, judgement.agreement),
+                       (n.ERROR_TYPE, safe_error_type(judgement.error_type))):
+        if value is not None:
+            attrs[key] = value
+    return attrs
+
+
+def judgement_event_attributes(judgement: Judgement) -> Attributes:
+    """The judge's `gen_ai.evaluation.result` event: the verdict is a class, so it is
+    the score label and there is no score value; a failure carries `error.type`."""
+    attrs: Attributes = {n.GEN_AI_EVALUATION_NAME: judgement.evaluation_name}
+    if judgement.verdict is not None:
+        attrs[n.GEN_AI_EVALUATION_SCORE_LABEL] = judgement.verdict
+    if judgement.explanation:
+        attrs[n.GEN_AI_EVALUATION_EXPLANATION] = judgement.explanation[:MAX_EXPLANATION]
+    error = safe_error_type(judgement.error_type)
+    if error:
+        attrs[n.ERROR_TYPE] = error
+    return attrs
+
+
+def judgement_metric_attributes(judgement: Judgement) -> Attributes:
+    attrs: Attributes = {n.ROUTE: judgement.route, n.DIVERGENCE_LABEL: judgement.rules_label,
+                         n.JUDGE_VERDICT: judgement.verdict or "none"}
+    if judgement.agreement is not None:
+        attrs[n.JUDGE_AGREEMENT] = judgement.agreement
+    error = safe_error_type(judgement.error_type)
+    if error:
+        attrs[n.ERROR_TYPE] = error
+    return attrs

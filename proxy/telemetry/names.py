@@ -24,6 +24,7 @@ from typing import Final
 
 PREFIX: Final = "llm_shadow"
 EVALUATION_NAME: Final = "llm_shadow.divergence"
+JUDGE_EVALUATION_NAME: Final = "llm_shadow.judge"
 
 # --- Stable shared attributes (HTTP, URL, server, error) ---
 ERROR_TYPE: Final = "error.type"
@@ -93,6 +94,9 @@ DIVERT_CUT_REASON: Final = "llm_shadow.divert.cut_reason"
 USAGE_ESTIMATED: Final = "llm_shadow.usage.estimated"
 STREAM_TRUNCATED: Final = "llm_shadow.stream.truncated"
 DROP_REASON: Final = "llm_shadow.telemetry.drop_reason"
+JUDGE_VERDICT: Final = "llm_shadow.judge.verdict"
+JUDGE_AGREEMENT: Final = "llm_shadow.judge.agreement"
+JUDGE_SKIP_REASON: Final = "llm_shadow.judge.skip_reason"
 
 # Roles of a recorded call (`llm_shadow.role`):
 #   legacy        the legacy upstream call whose answer the client received
@@ -102,10 +106,12 @@ DROP_REASON: Final = "llm_shadow.telemetry.drop_reason"
 #   orchestrator  a model call made by the orchestrator pipeline (its parent span's role
 #                 says whether it served a shadow or a divert)
 #   divert        the orchestrator answering a diverted request
-ROLES: Final = ("legacy", "shadow", "noise", "orchestrator", "divert")
+#   judge         the optional judge's model call, grading a comparison
+ROLES: Final = ("legacy", "shadow", "noise", "orchestrator", "divert", "judge")
 
 # --- Spans and events ---
 COMPARISON_SPAN: Final = "comparison"
+JUDGE_SPAN: Final = "judge"
 EVALUATION_RESULT_EVENT: Final = "gen_ai.evaluation.result"
 OPERATION_DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
 
@@ -121,6 +127,8 @@ METRIC_DIVERT_STREAMS_CUT: Final = "llm_shadow.divert.streams_cut"
 METRIC_FLAGS_VERSION: Final = "llm_shadow.flags.version"
 METRIC_FLAGS_AGE: Final = "llm_shadow.flags.age"
 METRIC_SPANS_DROPPED: Final = "llm_shadow.telemetry.spans.dropped"
+METRIC_JUDGE_VERDICTS: Final = "llm_shadow.judge.verdicts"
+METRIC_JUDGE_SKIPPED: Final = "llm_shadow.judge.skipped"
 
 # Bucket boundaries from the conventions (v1.41 metrics tables).
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,

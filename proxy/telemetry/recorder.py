@@ -29,7 +29,7 @@ from proxy.config.telemetry import CaptureMode
 from proxy.telemetry import attributes as attrs
 from proxy.telemetry import names as n
 from proxy.telemetry.lifecycle import Providers
-from proxy.telemetry.records import Comparison, FlagObservation, ModelCall
+from proxy.telemetry.records import Comparison, FlagObservation, Judgement, ModelCall
 from proxy.telemetry.redaction import header_attributes, reason_code
 from proxy.telemetry.tally import Key, Tally
 
@@ -142,6 +142,11 @@ class Telemetry:
         self._cuts = Tally(meter, n.METRIC_DIVERT_STREAMS_CUT, "{request}",
                            "Diverted streams the orchestrator failed after their first "
                            "byte (aborted, never spliced), by reason")
+        self._verdicts = Tally(meter, n.METRIC_JUDGE_VERDICTS, "{comparison}",
+                               "Judge verdicts by rules label, verdict and agreement")
+        self._judge_skipped = Tally(meter, n.METRIC_JUDGE_SKIPPED, "{comparison}",
+                                    "Comparisons the judge was to grade and did not, "
+                                    "by reason")
         self._meter = meter
         meter.create_observable_counter(n.METRIC_SPANS_DROPPED, [self._observe_drops],
                                         "{span}", "Spans dropped before export")
@@ -259,7 +264,34 @@ class Telemetry:
         span.end(self._ns(end))
         return SpanRef(span.get_span_context())
 
+    def record_judgement(self, parent: Parent, judgement: Judgement) -> SpanRef:
+        """The judge's verdict on a comparison (`parent`: the comparison's span): an
+        INTERNAL `judge` span with a second `gen_ai.evaluation.result` event (name
+        `llm_shadow.judge`), its model call as a child, and the verdict counter."""
+        self._verdicts.add(1, tuple(attrs.judgement_metric_attributes(judgement).items()))
+        if not self.tracing:
+            if judgement.call is not None:
+                self._record_call_metrics(judgement.call)
+            return SpanRef(trace_api.INVALID_SPAN_CONTEXT)
+        span = self.tracer.start_span(
+            n.JUDGE_SPAN, self._context(parent), SpanKind.INTERNAL,
+            attrs.judgement_attributes(judgement), start_time=self._ns(judgement.start))
+        if judgement.error_type is not None:
+            span.set_status(Status(StatusCode.ERROR))
+        span.add_event(n.EVALUATION_RESULT_EVENT,
+                       attrs.judgement_event_attributes(judgement), self._ns(judgement.end))
+        ref = SpanRef(span.get_span_context())
+        if judgement.call is not None:
+            self.record_model_call(ref, judgement.call)
+        span.end(self._ns(judgement.end))
+        return ref
+
     # --- counters and gauges ---
+
+    def count_judge_skipped(self, reason: str, route: str | None = None) -> None:
+        """A comparison chosen for the judge that was not graded (pool full, budget,
+        too long, no key)."""
+        self._judge_skipped.add(1, _key((n.JUDGE_SKIP_REASON, reason), (n.ROUTE, route)))
 
     def count_shadow_skipped(self, reason: str, route: str | None = None) -> None:
         """A shadow that was not run or not finished (pool full, budget, deadline, ...)."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxy.telemetry.names import EVALUATION_NAME
+from proxy.telemetry.names import EVALUATION_NAME, JUDGE_EVALUATION_NAME
 
 
 @dataclass(frozen=True, slots=True)
 class ModelCall:
-    """One call to a model (legacy upstream, noise sample, orchestrator model), recorded
+    """One call to a model (legacy upstream, noise sample, orchestrator model, judge), recorded
     after it finished as a CLIENT span plus the GenAI client metrics.
 
     `error_type` must be a code (`timeout`, `rate_limit_exceeded`, `429`, a class name);
@@ -81,6 +81,32 @@ class Comparison:
     error_type: str | None = None
     start: float | None = None
     end: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The judge's verdict on one comparison (or why there is none), recorded as a
+    `judge` span under the comparison with a second `gen_ai.evaluation.result` event,
+    and the judge's model call (role `judge`) beneath it.
+
+    `verdict` is one of the judge's classes, or None when the judge failed
+    (`error_type`: `timeout`, `invalid_verdict`, an HTTP or transport code).
+    `rules_label` is the comparison's label, `agreement` how the two stand
+    (`agree`, `rules_lenient`, `rules_strict`). `explanation` is the judge's own
+    sentence about the answers: content, so the caller sets it only when content
+    capture is opted in.
+    """
+
+    route: str
+    rules_label: str
+    verdict: str | None
+    agreement: str | None
+    start: float
+    end: float
+    explanation: str | None = None
+    error_type: str | None = None
+    call: ModelCall | None = None
+    evaluation_name: str = JUDGE_EVALUATION_NAME
 
 
 @dataclass(frozen=True, slots=True)

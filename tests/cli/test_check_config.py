@@ -35,12 +35,12 @@ def test_ok_lists_every_policy_file(folder: Path) -> None:
                         env={"TEST_DASHSCOPE_KEY": "k1", "TEST_DEEPSEEK_KEY": "k2"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "config.json: OK (2 routes, 3 models)"
-    for name in ("divergence", "validation", "ramp"):
+    for name in ("divergence", "validation", "ramp", "judge"):
         assert f"  {name} policy: {folder / 'policies' / name}.json" in result.stdout
     assert result.stderr == ""
 
 
-@pytest.mark.parametrize("name", ["divergence", "validation", "ramp"])
+@pytest.mark.parametrize("name", ["divergence", "validation", "ramp", "judge"])
 def test_an_unknown_key_in_a_policy_fails_naming_file_and_key(folder: Path,
                                                               name: str) -> None:
     path = folder / "policies" / f"{name}.json"
@@ -74,6 +74,19 @@ def test_missing_policies_are_built_in_and_said_so(tmp_path: Path) -> None:
     assert f"  validation policy: built-in ({tmp_path}/policies/validation.json not found)" \
         in lines
     assert any(line.startswith("  ramp policy: none") for line in lines)
+    assert f"  judge policy: none ({tmp_path}/policies/judge.json not found; the judge " \
+        "cannot run without its prompt)" in lines
+
+
+def test_an_enabled_judge_without_its_policy_fails_naming_the_key(tmp_path: Path) -> None:
+    config = {"models": [{"name": "grader"}],
+              "comparison": {"judge": {"enabled": True, "model": "grader",
+                                       "routes": ["/openai"]}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = llm_shadow("check-config", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{tmp_path}/policies/judge.json: not found (comparison.judge.policy_file)" \
+        in result.stderr
 
 
 def test_models_without_their_api_key_are_named(folder: Path) -> None:
@@ -91,7 +104,8 @@ def test_an_otel_typo_fails_as_serve_would(folder: Path) -> None:
 def test_check_reports_each_file_once_without_logging(folder: Path) -> None:
     results = check(load_config(str(folder / "config.json"), env={}))
     assert [(file.name, file.found, error) for file, error in results] == [
-        ("divergence", True, None), ("validation", True, None), ("ramp", True, None)]
+        ("divergence", True, None), ("validation", True, None), ("ramp", True, None),
+        ("judge", True, None)]
 
 
 @pytest.mark.integration
@@ -112,3 +126,18 @@ def test_serve_names_keyless_models_in_its_log_and_on_readyz(upstream_url: str) 
         wait_for(lambda: "extra" in httpx.get(proxy.admin_url + "/readyz").json()[
             "models_without_key"], message="/readyz after the reload")
     assert "sk-secret-dashscope" not in proxy.log()
+
+
+def test_a_judge_model_without_its_key_is_named(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    config = {"models": [{"name": "grader", "api_key_env": "TEST_JUDGE_KEY", "enabled": False}],
+              "comparison": {"judge": {"enabled": True, "model": "grader",
+                                       "routes": ["/openai"]}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = llm_shadow("check-config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ("llm-shadow: warning: the judge does not run, its "
+                                     "model's API key variable is unset: grader "
+                                     "(TEST_JUDGE_KEY)")
+    assert llm_shadow("check-config", cwd=tmp_path,
+                      env={"TEST_JUDGE_KEY": "k"}).stderr == ""

@@ -155,6 +155,12 @@ def test_restart_needed_names_keys_of_sections_that_apply_in_part() -> None:
                                            "proxy"]
 
 
+def test_the_judge_applies_live() -> None:
+    judged = config(comparison={"judge": {"sample_percent": 50, "routes": ["/openai"],
+                                          "max_concurrency": 9}})
+    assert restart_needed(config(), judged) == []
+
+
 def test_sighup_and_a_file_change_log_the_same(config_file: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     watcher = ConfigWatcher(load_config(str(config_file)), Reloads(), interval=0)

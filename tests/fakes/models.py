@@ -13,13 +13,16 @@ client went away (`Recorded` from `tests.fakes.upstream`), so tests assert on wh
 servers saw: overlapping receive times prove a concurrent fan-out, a `disconnected`
 request proves a cancelled call. A `Gate` holds answers until a given number of requests
 arrived across all servers (a rendezvous, not a timer): a sequential fan-out would never
-fill it. Like the fake upstream, this shares no code with the proxy.
+fill it. `scripted_verdict` makes a model a fake judge that answers the verdict a test
+writes into the answer it judges. Like the fake upstream, this shares no code with the
+proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -230,6 +233,22 @@ class ModelFleet:
 
 def _key_env(name: str) -> str:
     return f"FAKE_KEY_{name.upper().replace('-', '_')}"
+
+
+_ASKED_VERDICT = re.compile(r"verdict=([A-Za-z_]+)")
+
+
+def scripted_verdict(prompt: str) -> str:
+    """An `answer` that makes a fake model act as the judge: it replies with the verdict
+    the answers it is shown ask for (`verdict=subset` written in the candidate answer),
+    as the rubric asks: one JSON object, reason first. `verdict=garbage` gives a reply
+    that names no class; no marker at all gives `same_facts`."""
+    asked = _ASKED_VERDICT.findall(prompt)
+    verdict = asked[-1] if asked else "same_facts"
+    if verdict == "garbage":
+        return "Both answers look fine to me, more or less."
+    return orjson.dumps({"reason": f"the fake judge was asked for {verdict}",
+                         "verdict": verdict}).decode()
 
 
 def prompt_of(payload: Mapping[str, Any]) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from proxy.telemetry import attributes as a
 from proxy.telemetry import names as n
-from proxy.telemetry.records import Comparison, ModelCall
+from proxy.telemetry.records import Comparison, Judgement, ModelCall
 
 CALL = ModelCall(role="orchestrator", operation="chat", provider="anthropic",
                  request_model="claude-x", start=1.0, end=2.0, route="/anthropic",
@@ -70,3 +70,38 @@ def test_server_attributes_redact_the_query() -> None:
     attrs = a.server_attributes("POST", "/openai", "/openai/v1/x?token=S", "r", None, None,
                                 "http")
     assert attrs["url.query"] == "token=REDACTED" and "server.address" not in attrs
+
+
+# --- the judge ------------------------------------------------------------------------
+
+JUDGED = Judgement(route="/openai", rules_label="equivalent", verdict="contradiction",
+                   agreement="rules_lenient", start=1.0, end=2.0,
+                   explanation="x" * (a.MAX_EXPLANATION + 50))
+
+
+def test_judgement_span_and_event_attributes() -> None:
+    assert a.judgement_attributes(JUDGED) == {
+        n.ROUTE: "/openai", n.DIVERGENCE_LABEL: "equivalent",
+        n.JUDGE_VERDICT: "contradiction", n.JUDGE_AGREEMENT: "rules_lenient"}
+    event = a.judgement_event_attributes(JUDGED)
+    assert event[n.GEN_AI_EVALUATION_NAME] == "llm_shadow.judge"
+    assert event[n.GEN_AI_EVALUATION_SCORE_LABEL] == "contradiction"
+    assert n.GEN_AI_EVALUATION_SCORE_VALUE not in event  # a class has no score value
+    assert len(str(event[n.GEN_AI_EVALUATION_EXPLANATION])) == a.MAX_EXPLANATION
+
+
+def test_a_failed_judgement_has_an_error_type_and_no_label() -> None:
+    failed = Judgement(route="/openai", rules_label="minor", verdict=None, agreement=None,
+                       start=1.0, end=2.0, error_type="http_500")
+    assert a.judgement_attributes(failed)[n.ERROR_TYPE] == "http_500"
+    event = a.judgement_event_attributes(failed)
+    assert event == {n.GEN_AI_EVALUATION_NAME: "llm_shadow.judge", n.ERROR_TYPE: "http_500"}
+    assert a.judgement_metric_attributes(failed) == {
+        n.ROUTE: "/openai", n.DIVERGENCE_LABEL: "minor", n.JUDGE_VERDICT: "none",
+        n.ERROR_TYPE: "http_500"}
+
+
+def test_judgement_metric_attributes_are_low_cardinality() -> None:
+    assert a.judgement_metric_attributes(JUDGED) == {
+        n.ROUTE: "/openai", n.DIVERGENCE_LABEL: "equivalent",
+        n.JUDGE_VERDICT: "contradiction", n.JUDGE_AGREEMENT: "rules_lenient"}
