@@ -69,10 +69,6 @@ from proxy.transport import PoolLimits, build_client
 
 log = logging.getLogger("llm_shadow.judge")
 
-# Budget reads and writes at once: the judge shares the runtime's Redis pool, which fails
-# at once (it does not wait) when exhausted; more calls wait for a slot instead.
-REDIS_SLOTS = 4
-
 
 @dataclass(frozen=True)
 class _Job:
@@ -121,7 +117,6 @@ class Judge:
         self.failed: Counter[str] = Counter()
         self.verdicts: Counter[str] = Counter()
         self.cancelled = 0  # withdrawn by a reload, or at shutdown
-        self._redis_slots = asyncio.Semaphore(REDIS_SLOTS)
 
     # --- in the comparer: synchronous, never awaits ----------------------------------
 
@@ -177,8 +172,7 @@ class Judge:
         request = judge_request(job, system, user)
         reserve = price(job.model, _estimate(system, user, job.rubric))
         try:
-            async with self._redis_slots:
-                hour = await self.budget.reserve(reserve)
+            hour = await self.budget.reserve(reserve)
         except BudgetUnavailable:
             self._skip(job.call, job.label, "budget_unavailable")
             return
@@ -189,8 +183,7 @@ class Judge:
         try:
             outcome = await self._ask(job, request, reserve)
         finally:
-            async with self._redis_slots:
-                await self.budget.settle(hour, reserve, outcome.cost)
+            await self.budget.settle(hour, reserve, outcome.cost)
         self._record(job, outcome, started)
 
     async def _ask(self, job: _Job, request: ModelRequest, reserve: float) -> _Outcome:

@@ -13,6 +13,7 @@ unbudgeted. Failures are mapped by `proxy.redisfailure` to `BudgetUnavailable`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Protocol
@@ -55,16 +56,21 @@ def hour_key(prefix: str, now: float | None = None, kind: str = "shadow") -> str
 
 class RedisBudget:
     def __init__(self, client: Client, prefix: str, usd_per_hour: float,
-                 kind: str = "shadow"):
+                 kind: str = "shadow", slots: int = 4):
         self.client = client
         self.prefix = prefix
         self.limit = usd_per_hour
         self.kind = kind
         self._reserve = client.register_script(_RESERVE)
+        # At most `slots` budget commands at once: the shared client's pool is smaller
+        # than the number of shadows that may run, and redis-py fails at once (it does
+        # not wait) when its pool is exhausted; a background call can wait its turn.
+        self._slots = asyncio.Semaphore(slots)
 
     async def reserve(self, usd: float) -> str | None:
         key = hour_key(self.prefix, kind=self.kind)
-        async with redis_failures(f"reserve {self.kind} budget", BudgetUnavailable):
+        async with self._slots, redis_failures(f"reserve {self.kind} budget",
+                                               BudgetUnavailable):
             granted = await self._reserve(keys=[key], args=[f"{usd:.8f}", f"{self.limit:.8f}"])
         return key if granted else None
 
@@ -73,7 +79,8 @@ class RedisBudget:
         if abs(difference) < 1e-12:
             return
         try:
-            async with redis_failures(f"settle {self.kind} budget", BudgetUnavailable):
+            async with self._slots, redis_failures(f"settle {self.kind} budget",
+                                                   BudgetUnavailable):
                 pipe = self.client.pipeline(transaction=False)
                 pipe.incrbyfloat(hour, round(difference, 8))
                 pipe.expire(hour, 7200)
