@@ -266,8 +266,15 @@ def comparison_record(route: str, result: Divergence, *, latency_delta: float | 
                       response_id: str | None) -> Comparison:
     """`noise_floor` and `above_noise` are rates of the route (share of divergent
     legacy-vs-legacy resamples, and whether the route's divergence rate exceeds it), not
-    properties of this one request."""
+    properties of this one request.
+
+    What is content: the evidence quotes the answers (`Paris → Lyon`), and so do the
+    comparison's descriptive `reasons` (JSON paths are the answer's own keys, tool names
+    and error codes come from the answers). So the record carries the reason code (a fixed
+    set, never content) and the evidence, which telemetry writes only where content capture
+    is opted in; the descriptive `reasons` are not recorded at all (the evidence says the
+    same, bounded)."""
     return Comparison(route=route, score=result.score, label=result.label,
-                      explanation=";".join(result.reasons)[:200] or None,
+                      reason=result.reason or None, evidence=result.evidence,
                       response_id=response_id, noise_floor=noise_floor,
                       above_noise=above_noise, latency_delta=latency_delta)

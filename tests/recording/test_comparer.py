@@ -94,8 +94,19 @@ def test_the_routes_own_policy_applies() -> None:
     policy = DivergencePolicy.model_validate({"routes": {"/strict": {"case_sensitive": True}}})
     comparer = comparer_for(policy=policy)
     assert candidate(comparer, "Paris is the capital", "PARIS IS THE CAPITAL") == "equivalent"
+    # Case counts on /strict; the facts are the same, so the comparison caps it at minor
+    # (the rules: same facts in other words are at most minor).
     assert candidate(comparer, "Paris is the capital", "PARIS IS THE CAPITAL",
-                     route="/strict") == "major"
+                     route="/strict") == "minor"
+
+
+def test_a_routes_number_tolerance_applies() -> None:
+    policy = DivergencePolicy.model_validate(
+        {"routes": {"/tolerant": {"number_tolerance": 0.02}}})
+    comparer = comparer_for(policy=policy)
+    assert candidate(comparer, "It costs $100.", "It costs $101.") == "major"
+    assert candidate(comparer, "It costs $100.", "It costs $101.",
+                     route="/tolerant") != "major"
 
 
 @pytest.mark.parametrize(("reason", "outcome"), [
@@ -127,6 +138,35 @@ def test_a_comparison_span_carries_the_divergence_against_the_noise_floor(
     assert attributes[n.NOISE_FLOOR] == 0.5
     assert attributes[n.DIVERGENCE_ABOVE_NOISE] is True  # 1 of 1 against 1 of 2
     assert attributes[n.LATENCY_DELTA] == pytest.approx(2.5)  # the orchestrator was slower
+
+
+PARIS = "The capital of France is Paris."
+LYON = "The capital of France is Lyon."
+
+
+@pytest.mark.parametrize("capture", ["none", "span", "event", "span_and_event"])
+def test_the_reason_is_always_recorded_the_evidence_only_with_content_capture(
+        memory: Callable[..., Memory], capture: str) -> None:
+    recorded = memory(capture=capture)
+    comparer = comparer_for(recorded.telemetry)
+    assert candidate(comparer, PARIS, LYON) == "major"
+    (span,) = recorded.finished()
+    attributes = dict(span.attributes or {})
+    (event,) = span.events
+    event_attributes = dict(event.attributes or {})
+    assert attributes[n.DIVERGENCE_REASON] == "fact_changed"
+    explanation = event_attributes[n.GEN_AI_EVALUATION_EXPLANATION]
+    (count,) = recorded.points(n.METRIC_COMPARISONS)
+    assert dict(count.attributes)[n.DIVERGENCE_REASON] == "fact_changed"
+    assert "Lyon" not in repr(dict(count.attributes))
+    on_span = capture in ("span", "span_and_event")
+    in_event = capture in ("event", "span_and_event")
+    assert (n.DIVERGENCE_EVIDENCE in attributes) is on_span
+    if on_span:
+        assert "Paris → Lyon" in attributes[n.DIVERGENCE_EVIDENCE]
+    else:
+        assert "Lyon" not in repr(attributes)
+    assert explanation == ("fact_changed: Paris → Lyon" if in_event else "fact_changed")
 
 
 def test_the_latency_delta_is_negative_when_the_orchestrator_is_faster(
