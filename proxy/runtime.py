@@ -108,7 +108,8 @@ class Runtime:
         self.report_buffer = ReportBuffer(self.report) if self.report is not None else None
         self.comparer = Comparer(self._divergence_policy(),
                                  Limits.from_section(config.comparison), self.telemetry,
-                                 self.report_buffer)
+                                 self.report_buffer,
+                                 keep_examples=config.comparison.keep_examples)
 
     def _orchestrator_paths(self) -> None:
         """Shadow (its own client and pool, never the legacy one) and divert."""

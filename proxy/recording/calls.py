@@ -27,7 +27,7 @@ from proxy.exchange import Captured
 from proxy.orchestrator.conversation import Message, parse_request
 from proxy.orchestrator.result import OrchestratorAnswer
 from proxy.orchestrator.target import TargetCall
-from proxy.report.entry import RoleCost
+from proxy.report.entry import ModelUse, RoleCost
 from proxy.routing import Destination
 from proxy.telemetry import names as n
 from proxy.telemetry.records import Comparison, ModelCall
@@ -250,6 +250,15 @@ def orchestrator_costs(answer: OrchestratorAnswer | None) -> tuple[RoleCost, ...
     if answer is None:
         return ()
     return tuple(RoleCost("orchestrator", call.cost_usd) for call in answer.calls)
+
+
+def model_uses(answer: OrchestratorAnswer | None) -> tuple[ModelUse, ...]:
+    """The in-process orchestrator's model calls for the report's per-model rows."""
+    if answer is None:
+        return ()
+    used = set(answer.contributing_models)
+    return tuple(ModelUse(call.model, call.outcome, call.duration, call.cost_usd,
+                          call.model in used) for call in answer.calls)
 
 
 def endpoint_cost(prices: PriceTable, api: Api | None, captured: Captured,

@@ -3,6 +3,12 @@ result: a comparison span with the `gen_ai.evaluation.result` event, the report
 aggregates in Redis, and this replica's running rates per route (divergence and the
 noise floor from legacy-vs-legacy resamples).
 
+With content capture opted in and `comparison.keep_examples` above 0, a `major` or
+`minor` pair is also kept as an example (both answers, redacted and bounded: see
+`proxy.report.example`) with its trace id, for the report to show side by side. The
+orchestrator's model calls (when the in-process pipeline answered) go to the report as
+per-model counters, and the models whose answer was compared get its label.
+
 Layer: composition. The comparison itself is pure (`proxy.comparison`); this module
 feeds it complete answers and hands its result to telemetry and the report buffer (which
 writes to Redis in the background). It runs inside shadow and divert background tasks,
@@ -17,10 +23,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.apis import Api, request_model
-from proxy.comparison import Comparison, DivergencePolicy, Limits, compare, extract_answer
+from proxy.comparison import (
+    Answer,
+    Comparison,
+    DivergencePolicy,
+    Limits,
+    compare,
+    extract_answer,
+)
 from proxy.exchange import Captured
+from proxy.orchestrator.result import OrchestratorAnswer
 from proxy.orchestrator.target import TargetCall
-from proxy.recording.calls import comparison_record
+from proxy.recording.calls import comparison_record, model_uses
+from proxy.report import example
 from proxy.report.buffer import ReportBuffer
 from proxy.report.entry import Outcome, ReportEntry, RoleCost
 from proxy.telemetry.recorder import SpanRef, Telemetry
@@ -54,7 +69,7 @@ def failure_outcome(reason: str | None) -> Outcome:
     return "low_confidence" if reason == "low_confidence" else "failed"
 
 
-def answer_of(api: Api | None, captured: Captured) -> object:
+def answer_of(api: Api | None, captured: Captured) -> Answer:
     return extract_answer(api, captured.body, content_type=captured.header(b"content-type"),
                           content_encoding=captured.header(b"content-encoding"),
                           truncated=captured.truncated or not captured.completed)
@@ -62,23 +77,24 @@ def answer_of(api: Api | None, captured: Captured) -> object:
 
 class Comparer:
     def __init__(self, policy: DivergencePolicy, limits: Limits, telemetry: Telemetry,
-                 report: ReportBuffer | None):
+                 report: ReportBuffer | None, *, keep_examples: int = 0):
         self.policy = policy
         self.limits = limits
         self.telemetry = telemetry
         self.report = report
+        self.keep_examples = keep_examples
         self.rates: dict[str, RouteRates] = {}
 
-    def _diverge(self, route: str, api: Api | None, a: Captured, b: Captured) -> Comparison:
-        return compare(answer_of(api, a), answer_of(api, b),  # type: ignore[arg-type]
-                       self.policy.for_route(route), self.limits)
-
     def candidate(self, call: TargetCall, *, legacy: Captured, candidate: Captured,
-                  parent: SpanRef | None, outcome: Outcome,
-                  divert: bool = False) -> Comparison:
-        """Legacy against the orchestrator's answer to the same request."""
+                  parent: SpanRef | None, outcome: Outcome, divert: bool = False,
+                  answer: OrchestratorAnswer | None = None) -> Comparison:
+        """Legacy against the orchestrator's answer to the same request (`answer`: the
+        in-process pipeline's result, when it answered, for the per-model counts)."""
         route = call.route
-        result = self._diverge(route, call.api, legacy, candidate)
+        legacy_answer, candidate_answer = answer_of(call.api, legacy), answer_of(call.api,
+                                                                                 candidate)
+        result = compare(legacy_answer, candidate_answer, self.policy.for_route(route),
+                         self.limits)
         rates = self.rates.setdefault(route, RouteRates())
         rates.compared += 1
         rates.divergent += result.divergent
@@ -86,17 +102,38 @@ class Comparer:
         self.telemetry.record_comparison(parent, comparison_record(
             route, result, latency_delta=delta, noise_floor=rates.noise_floor,
             above_noise=rates.above_noise, response_id=None))
-        self._report(ReportEntry(route, call.request_id, at=time.time(),
+        contributors = answer.contributing_models if answer is not None else ()
+        now = time.time()
+        kept = (self._example(call, result, legacy_answer, candidate_answer, now,
+                              parent, contributors)
+                if self._keeps(result) else None)
+        self._report(ReportEntry(route, call.request_id, at=now,
                                  model=request_model(call.payload), comparison=result,
                                  latency_delta_s=delta, orchestrator=outcome,
-                                 divert=divert))
+                                 divert=divert, contributors=contributors, example=kept))
         return result
+
+    def _keeps(self, result: Comparison) -> bool:
+        """An example is kept only with content capture opted in (it quotes both
+        answers), `keep_examples` set, and for the labels people need to read."""
+        return (self.keep_examples > 0 and self.report is not None
+                and self.telemetry.captures_content and result.label in example.KEPT_LABELS)
+
+    def _example(self, call: TargetCall, result: Comparison, legacy: Answer,
+                 candidate: Answer, at: float, parent: SpanRef | None,
+                 contributors: tuple[str, ...]) -> example.Example:
+        return example.build(
+            route=call.route, request_id=call.request_id, at=at, label=result.label,
+            reason=result.reason, score=result.score, legacy=legacy, orchestrator=candidate,
+            evidence=result.evidence, trace_id=parent.trace_id if parent else "",
+            models=contributors, legacy_model=request_model(call.payload))
 
     def noise(self, call: TargetCall, *, legacy: Captured, resample: Captured) -> Comparison:
         """Legacy against itself: the noise floor's sample (its cost is recorded by the
         call that made it)."""
         route = call.route
-        result = self._diverge(route, call.api, legacy, resample)
+        result = compare(answer_of(call.api, legacy), answer_of(call.api, resample),
+                         self.policy.for_route(route), self.limits)
         rates = self.rates.setdefault(route, RouteRates())
         rates.noise += 1
         rates.noise_divergent += result.divergent
@@ -104,15 +141,20 @@ class Comparer:
         return result
 
     def outcome(self, *, route: str, request_id: str, outcome: Outcome,
-                      costs: Sequence[RoleCost] = (), divert: bool = False,
-                      fallback: bool = False) -> None:
-        """An orchestrator result with nothing to compare (it failed, or legacy did)."""
+                costs: Sequence[RoleCost] = (), divert: bool = False,
+                fallback: bool = False, answer: OrchestratorAnswer | None = None) -> None:
+        """An orchestrator result with nothing to compare (it failed, or legacy did);
+        `answer` (the in-process pipeline's) adds its model calls."""
         self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs),
-                                       orchestrator=outcome, divert=divert,
-                                       fallback=fallback))
+                                 orchestrator=outcome, divert=divert, fallback=fallback,
+                                 models=model_uses(answer)))
 
-    def costs(self, route: str, request_id: str, costs: Sequence[RoleCost]) -> None:
-        self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs)))
+    def costs(self, route: str, request_id: str, costs: Sequence[RoleCost], *,
+              answer: OrchestratorAnswer | None = None) -> None:
+        """Costs of one request; `answer` (the in-process pipeline's) adds its model
+        calls."""
+        self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs),
+                                 models=model_uses(answer)))
 
     def _report(self, entry: ReportEntry) -> None:
         if self.report is not None:

@@ -11,9 +11,16 @@ replica and every bucket in the window). Derived numbers:
 - latency delta (orchestrator minus legacy) p50 / p95 from the signed log histogram
   (+-9 % resolution, see `entry.latency_bin`);
 - cost per request by role = USD of that role / requests that had a call of that role
-  (unpriced calls are counted, never guessed); per day = USD / observed days, where
-  the observed window runs from the first bucket with data (or `since`) to `until`,
-  and is at least one bucket long.
+  (unpriced calls are counted, never guessed); per day is a projection, not a measure:
+  USD / observed days, where the observed window (`projection_seconds`) runs from the
+  first bucket with data (or `since`) to `until`, and is at least one bucket long;
+- labels by reason: each label's count split by the comparison's reason;
+- per orchestrator model (in-process pipeline): how often selection picked it, how
+  often its answer was used, its outcomes, latency p50/p95 (log bins, as above), cost,
+  and the labels of the compared answers it contributed to.
+
+The timeline can be re-binned to a coarser step than the stored buckets (`timeline`,
+`display_step`), so a chart of any window has a readable number of bars.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 from proxy.comparison.compare import Label
 from proxy.comparison.noise import Excess, Proportion, excess_divergence
 from proxy.report.entry import ROLES, Role, bin_centre_ms, label_counts
+from proxy.report.example import Example
 
 DAY = 86_400.0
 
@@ -49,12 +57,42 @@ class TopRequest:
 
 @dataclass(frozen=True, slots=True)
 class RoleCostSummary:
+    """`per_day` is a projection: the USD of the window scaled to a day (see
+    `RouteSummary.projection_seconds` for the window it projects from)."""
+
     usd: float
     calls: int
     unpriced: int
     requests: int
     per_request: float | None
     per_day: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestratorModel:
+    """One orchestrator model's row: `selected` = calls (selection picked it), `used` =
+    its answer was in the merged answer, `answers` = valid answers; errors and timeouts
+    over the calls that ran to an end (cancelled ones, stopped early because the answers
+    in hand sufficed, are not failures)."""
+
+    model: str
+    selected: int
+    selected_share: float | None
+    used: int
+    answers: int
+    invalid: int
+    errors: int
+    timeouts: int
+    cancelled: int
+    error_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    usd: float
+    unpriced: int
+    cost_per_call: float | None
+    compared: int
+    labels: dict[Label, int]
+    major_rate: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +125,10 @@ class RouteSummary:
     cost: dict[Role, RoleCostSummary]
     models: dict[str, dict[str, int]] = field(default_factory=dict)
     top: tuple[TopRequest, ...] = ()
+    reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    noise_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    orchestrator_models: dict[str, OrchestratorModel] = field(default_factory=dict)
+    projection_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -118,24 +160,40 @@ class RouteReport:
     summary: RouteSummary
     timeline: tuple[TimelinePoint, ...]
     latency_histogram: dict[int, int]
+    examples: tuple[Example, ...] = ()
+    timeline_seconds: int = 0  # the step of `timeline` (a multiple of the buckets')
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
+    """`since` .. `until` is the window asked for; `counted_since` .. `until` the one
+    counted: buckets of `bucket_seconds` are counted whole, so the first bucket may
+    start before `since` (by less than one bucket). `examples_kept` is the configured
+    `comparison.keep_examples` (0: none are kept)."""
+
     generated_at: float
     since: float
     until: float
     bucket_seconds: int
     routes: tuple[RouteReport, ...]
+    counted_since: float | None = None
+    examples_kept: int = 0
+
+    @property
+    def counted_from(self) -> float:
+        return self.since if self.counted_since is None else self.counted_since
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "generated_at": self.generated_at, "since": self.since, "until": self.until,
-            "bucket_seconds": self.bucket_seconds,
+            "counted_since": self.counted_from, "bucket_seconds": self.bucket_seconds,
+            "examples_kept": self.examples_kept,
             "routes": [{**r.summary.as_dict(),
+                        "timeline_seconds": r.timeline_seconds or self.bucket_seconds,
                         "timeline": [_point_dict(p) for p in r.timeline],
                         "latency_histogram_ms": {str(bin_centre_ms(k)): v for k, v
-                                                 in sorted(r.latency_histogram.items())}}
+                                                 in sorted(r.latency_histogram.items())},
+                        "examples": [example.as_dict() for example in r.examples]}
                        for r in self.routes],
         }
 
@@ -205,6 +263,47 @@ def _models(fields: Mapping[str, float]) -> dict[str, dict[str, int]]:
     return models
 
 
+def reason_counts(fields: Mapping[str, float], prefix: str) -> dict[str, dict[str, int]]:
+    """label -> reason -> count, from `{prefix}{label}:{reason}` counters."""
+    out: dict[str, dict[str, int]] = {}
+    for name, value in fields.items():
+        if name.startswith(prefix) and value:
+            label, _, reason = name[len(prefix):].partition(":")
+            out.setdefault(label, {})[reason] = int(value)
+    return {label: dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+            for label, counts in out.items()}
+
+
+def orchestrator_models(fields: Mapping[str, float],
+                        requests: int) -> dict[str, OrchestratorModel]:
+    raw: dict[str, dict[str, float]] = {}
+    for name, value in fields.items():
+        if name.startswith("om|"):
+            _, model, what = name.split("|", 2)
+            raw.setdefault(model, {})[what] = value
+    return {model: _model_row(model, counts, requests) for model, counts in sorted(raw.items())}
+
+
+def _model_row(model: str, counts: Mapping[str, float], requests: int) -> OrchestratorModel:
+    get = counts.get
+    selected, cancelled = int(get("calls", 0)), int(get("cancelled", 0))
+    errors, timeouts = int(get("error", 0)), int(get("timeout", 0))
+    hist = latency_histogram(counts)
+    labels = label_counts(counts, "label:")
+    compared = int(get("compared", 0))
+    usd = round(get("usd", 0.0), 9)
+    priced = selected - int(get("unpriced", 0))
+    return OrchestratorModel(
+        model=model, selected=selected, selected_share=_rate(selected, requests),
+        used=int(get("used", 0)), answers=int(get("valid", 0)),
+        invalid=int(get("invalid", 0)), errors=errors, timeouts=timeouts,
+        cancelled=cancelled, error_rate=_rate(errors + timeouts, selected - cancelled),
+        latency_p50_ms=quantile(hist, 0.5), latency_p95_ms=quantile(hist, 0.95), usd=usd,
+        unpriced=int(get("unpriced", 0)),
+        cost_per_call=round(usd / priced, 9) if priced > 0 else None, compared=compared,
+        labels=labels, major_rate=_rate(labels["major"], compared))
+
+
 def _top(buckets: Sequence[Bucket], limit: int) -> tuple[TopRequest, ...]:
     rows = []
     for bucket in buckets:
@@ -249,18 +348,43 @@ def summarise(route: str, buckets: Sequence[Bucket], *, since: float, until: flo
         latency_samples=sum(hist.values()), latency_delta_p50_ms=quantile(hist, 0.5),
         latency_delta_p95_ms=quantile(hist, 0.95), cost=_costs(fields, days),
         models=_models(fields), top=_top(buckets, top),
+        reasons=reason_counts(fields, "reason:"),
+        noise_reasons=reason_counts(fields, "noise_reason:"),
+        orchestrator_models=orchestrator_models(fields, orch),
+        projection_seconds=days * DAY,
     )
 
 
-def timeline(buckets: Sequence[Bucket]) -> tuple[TimelinePoint, ...]:
+# Steps a timeline is drawn in, and how many bars a chart should have at most.
+STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600,
+         43_200, 86_400, 172_800, 604_800)
+MAX_BARS = 60
+
+
+def display_step(window_seconds: float, bucket_seconds: int) -> int:
+    """The smallest step (a multiple of the stored buckets) that draws the window in at
+    most `MAX_BARS` bars: a one-minute window in 10 s buckets gives 6 bars, a week of
+    hourly buckets 3 h bars."""
+    for step in STEPS:
+        if step >= bucket_seconds and step % bucket_seconds == 0 \
+                and window_seconds / step <= MAX_BARS:
+            return step
+    return max(bucket_seconds, STEPS[-1])
+
+
+def timeline(buckets: Sequence[Bucket], step: int | None = None) -> tuple[TimelinePoint, ...]:
+    """One point per `step` seconds with data (default: per stored bucket)."""
+    groups: dict[float, list[Bucket]] = {}
+    for bucket in buckets:
+        if bucket.fields:
+            start = bucket.start if not step else (bucket.start // step) * step
+            groups.setdefault(start, []).append(bucket)
     points = []
-    for bucket in sorted(buckets, key=lambda b: b.start):
-        if not bucket.fields:
-            continue
-        fields = bucket.fields
+    for start in sorted(groups):
+        fields = merge(groups[start])
         noise = label_counts(fields, "noise:")
         points.append(TimelinePoint(
-            start=bucket.start, compared=int(fields.get("compared", 0)),
+            start=start, compared=int(fields.get("compared", 0)),
             labels=label_counts(fields, "label:"), noise_samples=int(fields.get("noise", 0)),
             noise_divergent=noise["minor"] + noise["major"],
             cost_usd={role: round(fields.get(f"cost:{role}:usd", 0.0), 9) for role in ROLES},
@@ -269,7 +393,10 @@ def timeline(buckets: Sequence[Bucket]) -> tuple[TimelinePoint, ...]:
 
 
 def route_report(route: str, buckets: Sequence[Bucket], *, since: float, until: float,
-                 bucket_seconds: int, top: int = 20) -> RouteReport:
+                 bucket_seconds: int, top: int = 20,
+                 examples: Sequence[Example] = ()) -> RouteReport:
     summary = summarise(route, buckets, since=since, until=until,
                         bucket_seconds=bucket_seconds, top=top)
-    return RouteReport(summary, timeline(buckets), latency_histogram(merge(buckets)))
+    step = display_step(until - since, bucket_seconds)
+    return RouteReport(summary, timeline(buckets, step), latency_histogram(merge(buckets)),
+                       tuple(examples), step)

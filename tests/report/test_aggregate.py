@@ -28,7 +28,8 @@ def test_increments_of_a_full_entry() -> None:
     assert ints == {
         "compared": 1, "label:minor": 1, "truncated": 1, "m|gpt-4o/x|compared": 1,
         "m|gpt-4o/x|minor": 1, f"lat:{latency_bin(250)}": 1, "lat:count": 1,
-        "noise": 1, "noise:identical": 1,
+        "noise": 1, "noise:identical": 1, "reason:minor:text_edit": 1,
+        "noise_reason:identical:identical": 1,
         "cost:legacy:calls": 1, "cost:legacy:requests": 1,
         "cost:orchestrator:calls": 3, "cost:orchestrator:unpriced": 1,
         "cost:orchestrator:requests": 1,

@@ -107,13 +107,20 @@ def test_keys_expire_and_the_top_set_is_bounded(redis_server: RedisServer) -> No
             "top_ttl": await client.ttl(store.top_key("/openai", start)),
             "top_size": await client.zcard(store.top_key("/openai", start)),
             "routes_ttl": await client.ttl(store.routes_key),
+            "fine_ttl": await client.ttl(store.fine_bucket_key("/openai", int(NOW))),
+            "fine_top_ttl": await client.ttl(store.fine_top_key("/openai", int(NOW))),
             "prefix": store.prefix,
         }
 
-    out = run(lambda: with_store(redis_server.url, body, retention_hours=2, top_requests=5))
+    out = run(lambda: with_store(redis_server.url, body, retention_hours=2, top_requests=5,
+                                 fine_bucket_seconds=10, fine_retention_minutes=30))
     prefix = out["prefix"]
-    assert out["keys"] == [f"{prefix}:bucket:/openai:{int(NOW)}", f"{prefix}:routes",
+    assert out["keys"] == [f"{prefix}:bucket:/openai:{int(NOW)}",
+                           f"{prefix}:fine:/openai:{int(NOW)}",
+                           f"{prefix}:finetop:/openai:{int(NOW)}", f"{prefix}:routes",
                            f"{prefix}:top:/openai:{int(NOW)}"]
+    # A fine bucket lives for its own 10 s plus the fine retention (30 min) after it.
+    assert 1790 < out["fine_ttl"] <= 1810 and 1790 < out["fine_top_ttl"] <= 1810
     assert prefix.endswith(":report")
     # The bucket lives for its own hour plus the retention (2 h) after it.
     assert 2 * HOUR < out["bucket_ttl"] <= 3 * HOUR
