@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from proxy.apis import Api, request_model
@@ -77,12 +77,14 @@ def answer_of(api: Api | None, captured: Captured) -> Answer:
 
 class Comparer:
     def __init__(self, policy: DivergencePolicy, limits: Limits, telemetry: Telemetry,
-                 report: ReportBuffer | None, *, keep_examples: int = 0):
+                 report: ReportBuffer | None, *, keep_examples: int = 0,
+                 clock: Callable[[], float] = time.time):
         self.policy = policy
         self.limits = limits
         self.telemetry = telemetry
         self.report = report
         self.keep_examples = keep_examples
+        self.clock = clock  # wall time of report entries
         self.rates: dict[str, RouteRates] = {}
 
     def candidate(self, call: TargetCall, *, legacy: Captured, candidate: Captured,
@@ -103,7 +105,7 @@ class Comparer:
             route, result, latency_delta=delta, noise_floor=rates.noise_floor,
             above_noise=rates.above_noise, response_id=None))
         contributors = answer.contributing_models if answer is not None else ()
-        now = time.time()
+        now = self.clock()
         kept = (self._example(call, result, legacy_answer, candidate_answer, now,
                               parent, contributors)
                 if self._keeps(result) else None)
@@ -137,7 +139,7 @@ class Comparer:
         rates = self.rates.setdefault(route, RouteRates())
         rates.noise += 1
         rates.noise_divergent += result.divergent
-        self._report(ReportEntry(route, call.request_id, at=time.time(), noise=result))
+        self._report(ReportEntry(route, call.request_id, at=self.clock(), noise=result))
         return result
 
     def outcome(self, *, route: str, request_id: str, outcome: Outcome,
@@ -145,7 +147,7 @@ class Comparer:
                 fallback: bool = False, answer: OrchestratorAnswer | None = None) -> None:
         """An orchestrator result with nothing to compare (it failed, or legacy did);
         `answer` (the in-process pipeline's) adds its model calls."""
-        self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs),
+        self._report(ReportEntry(route, request_id, at=self.clock(), costs=tuple(costs),
                                  orchestrator=outcome, divert=divert, fallback=fallback,
                                  models=model_uses(answer)))
 
@@ -153,7 +155,7 @@ class Comparer:
               answer: OrchestratorAnswer | None = None) -> None:
         """Costs of one request; `answer` (the in-process pipeline's) adds its model
         calls."""
-        self._report(ReportEntry(route, request_id, at=time.time(), costs=tuple(costs),
+        self._report(ReportEntry(route, request_id, at=self.clock(), costs=tuple(costs),
                                  models=model_uses(answer)))
 
     def _report(self, entry: ReportEntry) -> None:

@@ -25,14 +25,23 @@ The timeline can be re-binned to a coarser step than the stored buckets (`timeli
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from proxy.comparison.compare import Label
 from proxy.comparison.noise import Excess, Proportion, excess_divergence
-from proxy.report.entry import ROLES, Role, bin_centre_ms, label_counts
+from proxy.report.entry import (
+    ROLES,
+    Role,
+    bin_centre_ms,
+    label_counts,
+    latency_histogram,
+    quantile,
+)
 from proxy.report.example import Example
+from proxy.report.lineup import OrchestratorModel, orchestrator_models
 
 DAY = 86_400.0
 
@@ -66,33 +75,6 @@ class RoleCostSummary:
     requests: int
     per_request: float | None
     per_day: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class OrchestratorModel:
-    """One orchestrator model's row: `selected` = calls (selection picked it), `used` =
-    its answer was in the merged answer, `answers` = valid answers; errors and timeouts
-    over the calls that ran to an end (cancelled ones, stopped early because the answers
-    in hand sufficed, are not failures)."""
-
-    model: str
-    selected: int
-    selected_share: float | None
-    used: int
-    answers: int
-    invalid: int
-    errors: int
-    timeouts: int
-    cancelled: int
-    error_rate: float | None
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
-    usd: float
-    unpriced: int
-    cost_per_call: float | None
-    compared: int
-    labels: dict[Label, int]
-    major_rate: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,36 +189,17 @@ def _rate(hits: float, total: float) -> float | None:
     return hits / total if total else None
 
 
+__all__ = ["Bucket", "OrchestratorModel", "Report", "RouteReport", "RouteSummary",
+           "TimelinePoint", "TopRequest", "display_step", "latency_histogram", "merge",
+           "quantile", "route_report", "summarise", "timeline"]
+
+
 def merge(buckets: Iterable[Bucket]) -> dict[str, float]:
     total: dict[str, float] = {}
     for bucket in buckets:
         for name, value in bucket.fields.items():
             total[name] = total.get(name, 0.0) + value
     return total
-
-
-def latency_histogram(fields: Mapping[str, float]) -> dict[int, int]:
-    hist: dict[int, int] = {}
-    for name, value in fields.items():
-        if name.startswith("lat:") and name != "lat:count":
-            try:
-                hist[int(name[4:])] = int(value)
-            except ValueError:
-                continue
-    return hist
-
-
-def quantile(hist: Mapping[int, int], q: float) -> float | None:
-    """The q-quantile (0..1) of a latency histogram, as its bin's centre, in ms."""
-    total = sum(hist.values())
-    if total <= 0:
-        return None
-    rank, running = q * total, 0
-    for index in sorted(hist, key=bin_centre_ms):
-        running += hist[index]
-        if running >= rank:
-            return round(bin_centre_ms(index), 3)
-    return round(bin_centre_ms(max(hist, key=bin_centre_ms)), 3)
 
 
 def _costs(fields: Mapping[str, float], days: float) -> dict[Role, RoleCostSummary]:
@@ -272,36 +235,6 @@ def reason_counts(fields: Mapping[str, float], prefix: str) -> dict[str, dict[st
             out.setdefault(label, {})[reason] = int(value)
     return {label: dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
             for label, counts in out.items()}
-
-
-def orchestrator_models(fields: Mapping[str, float],
-                        requests: int) -> dict[str, OrchestratorModel]:
-    raw: dict[str, dict[str, float]] = {}
-    for name, value in fields.items():
-        if name.startswith("om|"):
-            _, model, what = name.split("|", 2)
-            raw.setdefault(model, {})[what] = value
-    return {model: _model_row(model, counts, requests) for model, counts in sorted(raw.items())}
-
-
-def _model_row(model: str, counts: Mapping[str, float], requests: int) -> OrchestratorModel:
-    get = counts.get
-    selected, cancelled = int(get("calls", 0)), int(get("cancelled", 0))
-    errors, timeouts = int(get("error", 0)), int(get("timeout", 0))
-    hist = latency_histogram(counts)
-    labels = label_counts(counts, "label:")
-    compared = int(get("compared", 0))
-    usd = round(get("usd", 0.0), 9)
-    priced = selected - int(get("unpriced", 0))
-    return OrchestratorModel(
-        model=model, selected=selected, selected_share=_rate(selected, requests),
-        used=int(get("used", 0)), answers=int(get("valid", 0)),
-        invalid=int(get("invalid", 0)), errors=errors, timeouts=timeouts,
-        cancelled=cancelled, error_rate=_rate(errors + timeouts, selected - cancelled),
-        latency_p50_ms=quantile(hist, 0.5), latency_p95_ms=quantile(hist, 0.95), usd=usd,
-        unpriced=int(get("unpriced", 0)),
-        cost_per_call=round(usd / priced, 9) if priced > 0 else None, compared=compared,
-        labels=labels, major_rate=_rate(labels["major"], compared))
 
 
 def _top(buckets: Sequence[Bucket], limit: int) -> tuple[TopRequest, ...]:
@@ -362,14 +295,16 @@ MAX_BARS = 60
 
 
 def display_step(window_seconds: float, bucket_seconds: int) -> int:
-    """The smallest step (a multiple of the stored buckets) that draws the window in at
-    most `MAX_BARS` bars: a one-minute window in 10 s buckets gives 6 bars, a week of
-    hourly buckets 3 h bars."""
+    """The stored bucket when the window fits in `MAX_BARS` of them, else the smallest
+    round step (a multiple of the bucket) that does: a one-minute window in 10 s buckets
+    gives 6 bars, two hours of them 2 min bars, a week of hourly buckets 3 h bars."""
+    if window_seconds / bucket_seconds <= MAX_BARS:
+        return bucket_seconds
     for step in STEPS:
-        if step >= bucket_seconds and step % bucket_seconds == 0 \
+        if step > bucket_seconds and step % bucket_seconds == 0 \
                 and window_seconds / step <= MAX_BARS:
             return step
-    return max(bucket_seconds, STEPS[-1])
+    return bucket_seconds * math.ceil(window_seconds / bucket_seconds / MAX_BARS)
 
 
 def timeline(buckets: Sequence[Bucket], step: int | None = None) -> tuple[TimelinePoint, ...]:

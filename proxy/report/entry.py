@@ -116,6 +116,30 @@ def bin_centre_ms(index: int) -> float:
     return centre if index > 0 else -centre
 
 
+def latency_histogram(fields: Mapping[str, float]) -> dict[int, int]:
+    hist: dict[int, int] = {}
+    for name, value in fields.items():
+        if name.startswith("lat:") and name != "lat:count":
+            try:
+                hist[int(name[4:])] = int(value)
+            except ValueError:
+                continue
+    return hist
+
+
+def quantile(hist: Mapping[int, int], q: float) -> float | None:
+    """The q-quantile (0..1) of a latency histogram, as its bin's centre, in ms."""
+    total = sum(hist.values())
+    if total <= 0:
+        return None
+    rank, running = q * total, 0
+    for index in sorted(hist, key=bin_centre_ms):
+        running += hist[index]
+        if running >= rank:
+            return round(bin_centre_ms(index), 3)
+    return round(bin_centre_ms(max(hist, key=bin_centre_ms)), 3)
+
+
 def model_field(model: str | None) -> str | None:
     if not model:
         return None

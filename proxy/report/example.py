@@ -14,7 +14,9 @@ Credentials are redacted with the telemetry's one rule (`proxy.telemetry.redacti
 values under a credential-like name (`api_key`, `authorization`, `password`, ...) in
 JSON answers and tool-call arguments, `name: value` / `name=value` pairs with such a
 name in text, user info and credential-like query values in URLs; evidence about a
-credential-like JSON path shows neither value. The rule is by name pattern, so it may
+credential-like JSON path shows neither value, and any value the rule found in either
+answer is blanked in the evidence too (evidence quotes a changed token without the name
+that marked it: `Paris → sk-...`). The rule is by name pattern, so it may
 redact more than credentials (`author: ...`, `max_tokens=...`): a little reading
 comfort, never a leaked key.
 
@@ -34,7 +36,13 @@ from typing import Any
 import orjson
 
 from proxy.comparison.answer import Answer
-from proxy.telemetry.redaction import REDACTED, is_sensitive_name, redact_json, redact_text
+from proxy.telemetry.redaction import (
+    REDACTED,
+    credentials_in,
+    is_sensitive_name,
+    redact_json,
+    redact_text,
+)
 
 MAX_SIDE_BYTES = 4096
 MAX_EXAMPLE_BYTES = 12 * 1024
@@ -130,11 +138,38 @@ def build(*, route: str, request_id: str, at: float, label: str, reason: str, sc
           trace_id: str = "", models: tuple[str, ...] = (),
           legacy_model: str | None = None) -> Example:
     """An example of a compared pair, redacted and bounded (see the module docstring)."""
+    secrets = credentials(legacy) | credentials(orchestrator)
     return Example(route=route, request_id=request_id, at=at, label=label, reason=reason,
                    score=round(score, 6), legacy=side_of(legacy),
                    orchestrator=side_of(orchestrator),
-                   evidence=tuple(redact_evidence(item) for item in evidence),
+                   evidence=tuple(scrub(redact_evidence(item), secrets) for item in evidence),
                    trace_id=trace_id, models=models, legacy_model=legacy_model)
+
+
+MIN_SECRET = 4  # shorter "credentials" (`token: 5`) are not worth blanking everywhere
+
+
+def credentials(answer: Answer) -> set[str]:
+    """The values the redaction rule finds in an answer (text, JSON, tool arguments)."""
+    found = credentials_in(answer.content_json) if answer.is_json else set()
+    found |= credentials_in(answer.text)
+    for call in answer.tool_calls:
+        found |= credentials_in(call.parsed) if call.is_json else credentials_in(
+            call.arguments)
+    return {value for value in found if len(value) >= MIN_SECRET}
+
+
+def scrub(item: str, secrets: set[str]) -> str:
+    """An evidence item with every credential found in the answers replaced: evidence
+    quotes a changed token without the name that marked it (`Paris → sk-...`)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        item = item.replace(secret, REDACTED)
+        if item.endswith("…"):  # cut by the evidence bound: a secret's beginning
+            for end in range(len(secret) - 1, MIN_SECRET - 1, -1):
+                if item.endswith(secret[:end] + "…"):
+                    item = item[:-end - 1] + REDACTED + "…"
+                    break
+    return item
 
 
 def side_of(answer: Answer) -> Side:

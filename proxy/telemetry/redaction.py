@@ -104,6 +104,51 @@ def redact_json(value: Any) -> Any:
     return value
 
 
+def credentials_in(value: Any) -> set[str]:
+    """The values `redact_text` / `redact_json` would replace in `value` (text or JSON):
+    to scrub them from anything quoting the same answer apart from their names (a
+    comparison's evidence, `Paris → sk-...`)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if is_sensitive_name(str(key)):
+                found |= _leaves(item)
+            else:
+                found |= credentials_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= credentials_in(item)
+    elif isinstance(value, str):
+        for match in _PAIR.finditer(value):
+            if is_sensitive_name(match["name"].rsplit(".", 1)[-1]):
+                found.add(match["value"].split()[-1])
+        for match in _URL.finditer(value):
+            found |= _url_credentials(match.group(0))
+    found.discard(REDACTED)
+    return found
+
+
+def _leaves(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_leaves(item) for item in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_leaves(item) for item in value)) if value else set()
+    return {str(value)} if value is not None else set()
+
+
+def _url_credentials(url: str) -> set[str]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return set()
+    found = {part for part in (parts.username, parts.password) if part}
+    for item in parts.query.split("&"):
+        name, sep, value = item.partition("=")
+        if sep and value and is_sensitive_name(name):
+            found.add(value)
+    return found
+
+
 def split_path(target: str) -> tuple[str, str]:
     """`(path, redacted query)` from a request target such as `/v1/x?key=...`."""
     path, _sep, query = target.partition("?")

@@ -56,9 +56,9 @@ class Report:
 
 
 @contextlib.asynccontextmanager
-async def report_on(url: str) -> AsyncIterator[Report]:
+async def report_on(url: str, **options: Any) -> AsyncIterator[Report]:
     client = redis_client(url, connect_timeout=1.0, socket_timeout=2.0)
-    store = ReportStore(client, f"test-{uuid.uuid4().hex[:8]}")
+    store = ReportStore(client, f"test-{uuid.uuid4().hex[:8]}", **options)
     buffer = ReportBuffer(store)
     buffer.start()
     try:

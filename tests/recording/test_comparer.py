@@ -5,6 +5,7 @@ real redis-server)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 
 from proxy.comparison import DivergencePolicy, Limits
 from proxy.exchange import Captured
+from proxy.orchestrator.classification import TaskType
+from proxy.orchestrator.result import CallRecord, OrchestratorAnswer
 from proxy.orchestrator.target import TargetCall
 from proxy.recording.comparer import Comparer, RouteRates, failure_outcome
 from proxy.report.buffer import ReportBuffer
@@ -246,3 +249,83 @@ def test_an_answer_cut_short_is_compared_as_truncated() -> None:
                                 candidate=answer(ONE, completed=False), parent=None,
                                 outcome="ok")
     assert result.truncated
+
+
+# --- kept pairs and per-model rows --------------------------------------------------
+
+def pipeline_answer(*contributors: str) -> OrchestratorAnswer:
+    """What the in-process pipeline reports: two models called, the first one used."""
+    calls = (CallRecord("qwen-max", "Alibaba", "openai", "q", 100.0, 100.2, "valid",
+                        cost_usd=0.001),
+             CallRecord("deepseek-chat", "DeepSeek", "openai", "d", 100.0, 130.0, "timeout"))
+    return OrchestratorAnswer("ok", "", "r1", TaskType.SIMPLE_QUERY,
+                              contributing_models=contributors, calls=calls)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("capture", ["none", "span"])
+def test_a_divergent_pair_is_kept_only_with_content_capture(
+        redis_server: RedisServer, memory: Callable[..., Memory], capture: str) -> None:
+    recorded = memory(capture=capture)
+
+    async def go() -> None:
+        async with report_on(redis_server.url, keep_examples=2) as report:
+            comparer = Comparer(DivergencePolicy(), Limits(), recorded.telemetry, report.buffer,
+                                keep_examples=2)
+            trace = recorded.telemetry.start_request("POST", "/openai", "/openai/v1/x", "r1")
+            for request_id, (legacy, orchestrator) in enumerate(
+                    [(PARIS, LYON), (PARIS, PARIS), (ONE, OTHER), (PARIS, LYON), (ONE, ONE)]):
+                comparer.candidate(call(request_id=f"r{request_id}"), legacy=answer(legacy),
+                                   candidate=answer(orchestrator), parent=trace,
+                                   outcome="ok", answer=pipeline_answer("qwen-max"))
+            summary = await report.summary("/openai")
+            kept = await report.store.examples("/openai", 0, time.time() + 1)
+            keys = await report.store.client.keys(f"{report.store.prefix}:examples:*")
+        assert summary.compared == 5 and summary.labels["major"] == 3
+        if capture == "none":
+            assert kept == [] and keys == []
+            return
+        # keep_examples 2: the last two of the three major pairs, newest first.
+        assert [e.request_id for e in kept] == ["r3", "r2"]
+        newest = kept[0]
+        assert (newest.label, newest.reason, newest.evidence) == \
+            ("major", "fact_changed", ("Paris → Lyon",))
+        assert newest.legacy.text == PARIS and newest.orchestrator.text == LYON
+        assert newest.trace_id == trace.trace_id and len(newest.trace_id) == 32
+        assert newest.models == ("qwen-max",) and newest.legacy_model == "gpt-4o-mini"
+
+    run(go)
+
+
+def test_no_pair_is_kept_without_keep_examples(memory: Callable[..., Memory]) -> None:
+    recorded = memory(capture="span")
+    buffer = ReportBuffer(sink=None)  # type: ignore[arg-type]  # never flushed here
+    comparer = Comparer(DivergencePolicy(), Limits(), recorded.telemetry, buffer)
+    candidate(comparer, PARIS, LYON)
+    assert [entry.example for entry in buffer.pending] == [None]
+
+
+@pytest.mark.integration
+def test_the_pipelines_model_calls_reach_the_report_per_model(
+        redis_server: RedisServer) -> None:
+    async def go() -> None:
+        async with report_on(redis_server.url) as report:
+            comparer = comparer_for(report=report.buffer)
+            answered = pipeline_answer("qwen-max")
+            comparer.costs("/openai", "r1", (RoleCost("orchestrator", 0.001),),
+                           answer=answered)
+            comparer.candidate(call(), legacy=answer(PARIS), candidate=answer(LYON),
+                               parent=None, outcome="ok", answer=answered)
+            comparer.outcome(route="/openai", request_id="r2", outcome="failed",
+                             answer=pipeline_answer())
+            summary = await report.summary("/openai")
+        qwen = summary.orchestrator_models["qwen-max"]
+        deepseek = summary.orchestrator_models["deepseek-chat"]
+        assert (qwen.selected, qwen.used, qwen.answers, qwen.compared) == (2, 1, 2, 1)
+        assert qwen.labels["major"] == 1 and qwen.usd == pytest.approx(0.002)
+        assert qwen.latency_p50_ms == pytest.approx(200, rel=0.1)
+        assert (deepseek.selected, deepseek.timeouts, deepseek.used) == (2, 2, 0)
+        assert deepseek.compared == 0
+        assert qwen.selected_share == 1.0  # 2 orchestrated requests, picked for both
+
+    run(go)
