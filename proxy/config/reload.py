@@ -17,9 +17,9 @@ the inode we watch).
   models and keys, and the comparison's divergence policy (its file is re-read on every
   reload, so SIGHUP after editing `policies/divergence.json` applies it), text and JSON
   bounds and noise share. Everything else that changed (listeners, routes, pools,
-  `comparison.inject_stream_usage_routes` and `report_*`, telemetry, log, ...) is named
-  in one warning, the same whether the reload came from SIGHUP or a file change: it
-  takes effect at the next restart.
+  `comparison.inject_stream_usage_routes`, `keep_examples` and `report_*`, telemetry,
+  log, ...) is named in one warning, the same whether the reload came from SIGHUP or a
+  file change: it takes effect at the next restart.
 """
 
 from __future__ import annotations

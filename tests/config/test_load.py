@@ -44,6 +44,15 @@ def test_the_shipped_config_json_is_valid() -> None:
      "orchestrator.default_quality_threshold: Input should be less than or equal to 1"),
     ({"models": [{"name": "a"}, {"name": "a"}]}, "models: name 'a' appears more than once"),
     ({"redis": {"url": "http://user:hunter2@host"}}, "redis.url: must start with redis://"),
+    ({"comparison": {"keep_examples": 500}},
+     "comparison.keep_examples: Input should be less than or equal to 100"),
+    ({"comparison": {"keep_examples": -1}},
+     "comparison.keep_examples: Input should be greater than or equal to 0"),
+    ({"comparison": {"report_bucket_seconds": 300, "report_fine_bucket_seconds": 600}},
+     "report_fine_bucket_seconds (600) must be shorter than report_bucket_seconds (300), "
+     "or 0 for none"),
+    ({"comparison": {"report_fine_bucket_seconds": 1, "report_fine_retention_minutes": 600}},
+     "36000 fine buckets per route (at most 5000)"),
 ])
 def test_errors_name_the_file_and_the_key(tmp_path: Path, data: object, expected: str) -> None:
     path = write(tmp_path, data)
