@@ -296,14 +296,16 @@ class ReportStore:
         return self.hourly
 
     async def examples(self, route: str, since: float, until: float) -> list[Example]:
-        """The kept pairs of a route recorded in [since, until], newest first."""
+        """The kept pairs of a route recorded in [since, until]: `major` ones first,
+        each label newest first."""
         pipe = self.client.pipeline(transaction=False)
         for label in KEPT_LABELS:
             pipe.lrange(self.examples_key(route, label), 0, -1)
         replies = await pipe.execute()
         kept = [example for reply in replies for raw in reply
                 if (example := decode(raw)) is not None and since <= example.at <= until]
-        return sorted(kept, key=lambda e: (-e.at, e.label))
+        return sorted(kept, key=lambda e: (KEPT_LABELS.index(e.label)
+                                           if e.label in KEPT_LABELS else 9, -e.at))
 
     async def summary(self, route: str, since: float,
                       until: float | None = None) -> RouteSummary:

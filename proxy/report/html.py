@@ -6,9 +6,10 @@ in order (`_route_section`, one function per part: a new part is one more line t
 the headline numbers; divergence by label over time as stacked shares of compared
 requests, in steps that fit the window (`RouteReport.timeline_seconds`), with the
 divergence rate (minor + major) and the noise floor drawn over them; labels by reason;
-the latency-delta distribution (orchestrator minus legacy, log-binned); cost by role
-(per request and in total); the orchestrator's models; the most divergent requests; the
-kept divergent pairs side by side (`proxy.report.sidebyside`). The text report sits at
+the kept divergent pairs side by side (`proxy.report.sidebyside`), what an operator
+reads first after the numbers; the orchestrator's models; the latency-delta
+distribution (orchestrator minus legacy, log-binned); cost by role (per request and in
+total); the most divergent requests. The text report sits at
 the end for the exact numbers. The page is about 5 MB, nearly all of it plotly.js.
 """
 
@@ -207,13 +208,12 @@ def _route_section(route: RouteReport, report: Report, jaeger_url: str | None) -
     if route.timeline:
         parts.append(_figure_html(divergence_figure(route, report.counted_from,
                                                     report.until)))
-    parts.append(_reasons(route))
+    parts += [_reasons(route), render_examples(route.examples, jaeger_url), _models(route)]
     if route.latency_histogram:
         parts.append(_figure_html(latency_figure(route)))
     if route.summary.cost:
         parts.append(_figure_html(cost_figure(route)))
-    parts += [_models(route), render_examples(route.examples, jaeger_url),
-              _top(route, report, jaeger_url), "</section>"]
+    parts += [_top(route, report, jaeger_url), "</section>"]
     return "\n".join(part for part in parts if part)
 
 

@@ -3,8 +3,9 @@ highlighted, the reason and evidence above them, and a link to the trace.
 
 Layer: pure core (strings in, HTML out; every value from an answer is escaped). The
 highlight is a token diff (words, numbers, punctuation, whitespace runs) of the two
-kept texts with `difflib.SequenceMatcher`: what only legacy says is marked on the left,
-what only the orchestrator says on the right. It is for the eye; the label and the
+kept texts with `difflib.SequenceMatcher` (line by line first for multi-line texts such
+as indented JSON): what only legacy says is marked on the left, what only the
+orchestrator says on the right. It is for the eye; the label and the
 evidence come from the comparison's own rules. A kept side is at most 4 KB, so the diff
 is quick even at its quadratic worst.
 
@@ -26,7 +27,7 @@ import orjson
 
 from proxy.report.example import Example, Side
 
-_TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
+_TOKEN = re.compile(r"\s+|\d+(?:[.,:]\d+)*|\w+|[^\w\s]", re.UNICODE)
 TAG = "llm_shadow.request.id"
 SERVICE = "llm-shadow"
 
@@ -54,8 +55,32 @@ def tokens(text: str) -> list[str]:
 
 
 def highlight(legacy: str, orchestrator: str) -> tuple[str, str]:
-    """Both texts as escaped HTML, tokens only one side has wrapped in `<mark>`
-    (`gone` on the legacy side, `new` on the orchestrator's)."""
+    """Both texts as escaped HTML, what only one side has wrapped in `<mark>` (`gone` on
+    the legacy side, `new` on the orchestrator's). Multi-line texts (indented JSON, code)
+    are matched line by line first, then token by token inside the lines that changed,
+    so a missing JSON key marks its whole line."""
+    if "\n" not in legacy and "\n" not in orchestrator:
+        return _token_diff(legacy, orchestrator)
+    a, b = legacy.splitlines(keepends=True), orchestrator.splitlines(keepends=True)
+    left: list[str] = []
+    right: list[str] = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        old, new = "".join(a[i1:i2]), "".join(b[j1:j2])
+        if op == "equal":
+            left.append(html.escape(old))
+            right.append(html.escape(new))
+        elif op == "replace":
+            marked = _token_diff(old, new)
+            left.append(marked[0])
+            right.append(marked[1])
+        else:
+            left.append(_mark("gone", old) if old else "")
+            right.append(_mark("new", new) if new else "")
+    return "".join(left), "".join(right)
+
+
+def _token_diff(legacy: str, orchestrator: str) -> tuple[str, str]:
     a, b = tokens(legacy), tokens(orchestrator)
     left: list[str] = []
     right: list[str] = []
@@ -74,13 +99,18 @@ def highlight(legacy: str, orchestrator: str) -> tuple[str, str]:
 
 
 def _mark(kind: str, text: str) -> str:
-    """Whitespace stays outside the mark, so a highlight hugs the words."""
-    stripped = text.strip()
-    if not stripped:
-        return html.escape(text)
-    start = text.index(stripped)
-    return (html.escape(text[:start]) + f'<mark class="{kind}">{html.escape(stripped)}</mark>'
-            + html.escape(text[start + len(stripped):]))
+    """Each line's text marked on its own; whitespace and line breaks stay outside the
+    marks, so a highlight hugs the words."""
+    out = []
+    for part in re.split(r"(\s*\n\s*)", text):
+        stripped = part.strip()
+        if not stripped:
+            out.append(html.escape(part))
+            continue
+        start = part.index(stripped)
+        out.append(html.escape(part[:start]) + f'<mark class="{kind}">{html.escape(stripped)}'
+                   f"</mark>" + html.escape(part[start + len(stripped):]))
+    return "".join(out)
 
 
 def trace_link(request_id: str, trace_id: str, jaeger_url: str | None) -> str | None:
@@ -101,7 +131,7 @@ def render_examples(examples: Sequence[Example], jaeger_url: str | None = None) 
     where = ("Each request id links to its trace." if jaeger_url else
              f"Find a request's trace in Jaeger by the tag <code>{TAG}</code> (or pass "
              "<code>--jaeger-url</code> to link them).")
-    return (f'<h3>Divergent pairs kept ({len(examples)}, newest first)</h3>\n'
+    return (f'<h3>Divergent pairs kept ({len(examples)}: major first, newest first)</h3>\n'
             f'<p class="hint">Differences marked: <mark class="gone">only legacy</mark> '
             f'<mark class="new">only the orchestrator</mark>. {where}</p>\n'
             f'<div class="pairs">\n{items}\n</div>')
@@ -128,16 +158,19 @@ def render_example(example: Example, jaeger_url: str | None = None) -> str:
 {request_html}{trace}</div>
 {f'<div class="evidence">Evidence: {evidence}</div>' if evidence else ''}
 <div class="pair">
-<div class="side"><h4>{legacy_title}</h4><pre>{left}</pre>{_finish(example.legacy)}</div>
+<div class="side"><h4>{legacy_title}</h4><pre>{left}</pre>{_finish(
+        example.legacy, example.orchestrator, "gone")}</div>
 <div class="side"><h4>{orchestrator_title}</h4><pre>{right}</pre>{_finish(
-        example.orchestrator)}</div>
+        example.orchestrator, example.legacy, "new")}</div>
 </div></div>"""
 
 
-def _finish(side: Side) -> str:
+def _finish(side: Side, other: Side, kind: str) -> str:
     parts = []
     if side.finish:
-        parts.append(f"finish: {html.escape(side.finish)}")
+        finish = html.escape(side.finish)
+        parts.append(f"finish: {finish}" if side.finish == other.finish
+                     else f'finish: <mark class="{kind}">{finish}</mark>')
     if side.cut:
         parts.append("cut when kept")
     return f'<div class="finish">{" · ".join(parts)}</div>' if parts else ""

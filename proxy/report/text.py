@@ -154,7 +154,8 @@ EXAMPLE_LINES = 8
 def _example_lines(examples: tuple[Example, ...]) -> list[str]:
     if not examples:
         return []
-    lines = ["examples        divergent pairs kept (newest first; content capture is on)"]
+    lines = ["examples        divergent pairs kept (major first, newest first; content "
+             "capture is on)"]
     for example in examples:
         models = f"  models {', '.join(example.models)}" if example.models else ""
         lines.append(f"  {example.label:<6} {example.reason:<20} score {example.score:.3f}  "

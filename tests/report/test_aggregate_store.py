@@ -296,7 +296,7 @@ def test_examples_keep_the_last_n_per_label_and_expire_with_the_report(
         assert 2 * HOUR - 5 <= ttl <= 2 * HOUR
         report = await store.report(NOW)
         kept = report.routes[0].examples
-        assert [e.request_id for e in kept] == ["m1", "m0", "M4", "M3", "M2"]
+        assert [e.request_id for e in kept] == ["M4", "M3", "M2", "m1", "m0"]  # major first
         assert kept[0].evidence == ("Paris → Lyon",)
         # Only pairs inside the window are shown.
         later = await store.report(NOW + 11)

@@ -62,3 +62,28 @@ def test_without_a_trace_id_the_link_searches_the_request_id_tag() -> None:
 
 def test_no_examples_no_section() -> None:
     assert render_examples([]) == ""
+
+
+def test_a_missing_json_key_marks_its_whole_line() -> None:
+    legacy = '{\n  "gpu": "A100",\n  "region": "eu-west",\n  "spot": true\n}'
+    orchestrator = '{\n  "gpu": "A100",\n  "spot": true\n}'
+    left, right = highlight(legacy, orchestrator)
+    assert left == ('{\n  &quot;gpu&quot;: &quot;A100&quot;,\n  <mark class="gone">'
+                    '&quot;region&quot;: &quot;eu-west&quot;,</mark>\n  &quot;spot&quot;: '
+                    'true\n}')
+    assert "<mark" not in right
+
+
+def test_a_changed_json_value_marks_the_value_only() -> None:
+    left, right = highlight('{\n  "price": 2.49\n}', '{\n  "price": 3.99\n}')
+    assert '<mark class="gone">2.49</mark>' in left and '<mark class="new">3.99</mark>' in right
+    assert "price" not in left.split("<mark")[1]
+
+
+def test_a_changed_finish_reason_is_marked() -> None:
+    cut = Example("/x", "r", 0.0, "major", "finish_changed", 1.0, Side("Once upon a time.", "stop"),
+                  Side("Once upon", "length"))
+    page = render_example(cut)
+    assert 'finish: <mark class="gone">stop</mark>' in page
+    assert 'finish: <mark class="new">length</mark>' in page
+    assert 'finish: stop' in render_example(EXAMPLE)  # the same on both sides: unmarked
