@@ -94,7 +94,7 @@ class Diverter:
         costs = orchestrator_costs(answer)
         if reply is None:
             await self._fall_back(call, send, record, failure or "error", legacy_allowed,
-                                  costs, legacy_tee)
+                                  costs, legacy_tee, answer)
             return
         record.answered_by = "orchestrator"
         captured: Captured | None = None
@@ -105,9 +105,10 @@ class Diverter:
                 costs = (RoleCost("orchestrator", endpoint_cost(
                     self.prices, call.api, captured, call.payload, 0.0)),)
             self.comparer.outcome(route=call.route, request_id=call.request_id,
-                                  outcome="ok", costs=costs, divert=True)
+                                  outcome="ok", costs=costs, divert=True, answer=answer)
         if self.settings.shadow_legacy and legacy_allowed:
-            self.shadow.launch(ShadowJob(call, record.trace, orchestrator_answer=captured))
+            self.shadow.launch(ShadowJob(call, record.trace, orchestrator_answer=captured,
+                                         orchestrator_result=answer))
 
     async def _open(self, call: TargetCall, deadline: Deadline) -> tuple[
             TargetReply | None, bytes | None, str | None, OrchestratorAnswer | None]:
@@ -158,14 +159,14 @@ class Diverter:
 
     async def _fall_back(self, call: TargetCall, send: Send, record: Exchange, reason: str,
                          legacy_allowed: bool, costs: tuple[RoleCost, ...],
-                         tee: Tee | None) -> None:
+                         tee: Tee | None, answer: OrchestratorAnswer | None = None) -> None:
         prefix = call.route
         record.fallback_reason = reason
         self.fallbacks[reason_code(reason)] += 1
         self.telemetry.count_divert_fallback(reason, prefix)
         self.comparer.outcome(route=prefix, request_id=call.request_id,
                               outcome=failure_outcome(reason), costs=costs, divert=True,
-                              fallback=legacy_allowed)
+                              fallback=legacy_allowed, answer=answer)
         if not legacy_allowed:
             record.answered_by = "none"
             raise ProxyError(f"the orchestrator could not answer ({reason_code(reason)}) and "

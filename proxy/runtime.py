@@ -111,7 +111,8 @@ class Runtime:
         self.judge = build_judge(self.settings, self.redis, self.telemetry, self.report_buffer)
         self.comparer = Comparer(self._divergence_policy(),
                                  Limits.from_section(config.comparison), self.telemetry,
-                                 self.report_buffer, self.judge)
+                                 self.report_buffer, judge=self.judge,
+                                 keep_examples=config.comparison.keep_examples)
 
     def _orchestrator_paths(self) -> None:
         """Shadow (its own client and pool, never the legacy one) and divert."""

@@ -49,6 +49,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     report.add_argument("--output", metavar="PATH",
                         help="write the report to this file instead of standard output")
     report.add_argument("--route", metavar="PREFIX", help="only routes under this prefix")
+    report.add_argument("--jaeger-url", metavar="URL",
+                        help="Jaeger UI base URL (e.g. http://localhost:16686): the HTML "
+                             "report links each request id to its trace")
     report.add_argument("--redis-url", metavar="URL",
                         help="Redis holding the aggregates (default: $LLM_SHADOW_REDIS_URL, "
                              "else the configuration's redis.url)")
@@ -72,7 +75,7 @@ def run_report(args: argparse.Namespace) -> int:
     except UnknownRoute as exc:
         print(f"llm-shadow report: {exc}", file=sys.stderr)
         return 2
-    text = render(report, args.format)
+    text = render(report, args.format, jaeger_url=args.jaeger_url)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"llm-shadow report: wrote {args.output}", file=sys.stderr)
@@ -104,11 +107,11 @@ async def check_route(settings: Settings, store: ReportStore, prefix: str) -> No
                        f"{', '.join(with_data) or 'none'}")
 
 
-def render(report: Report, fmt: str) -> str:
+def render(report: Report, fmt: str, *, jaeger_url: str | None = None) -> str:
     if fmt == "json":
         return render_json(report) + "\n"
     if fmt == "html":
         from proxy.report.html import render_html  # plotly is a heavy import
 
-        return render_html(report)
+        return render_html(report, jaeger_url)
     return render_text(report)

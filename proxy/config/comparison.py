@@ -77,7 +77,10 @@ class ComparisonSection(Section):
     is about 5 ms of CPU).
     `report_*`: the report keeps per-route buckets of `report_bucket_seconds` in Redis
     for `report_retention_hours`, and the `report_top_requests` most divergent request
-    ids per bucket.
+    ids per bucket; beside them, finer buckets of `report_fine_bucket_seconds` (0: none)
+    kept `report_fine_retention_minutes`, so a short window counts only itself.
+    `keep_examples`: with content capture opted in, the last N `major` and N `minor`
+    pairs per route are kept (redacted, bounded) for the report to show (0: none).
     """
 
     noise_sample_percent: float = Field(default=10.0, ge=0, le=100)
@@ -88,6 +91,9 @@ class ComparisonSection(Section):
     report_retention_hours: int = Field(default=168, ge=1, le=24 * 90)
     report_bucket_seconds: int = Field(default=3600, ge=60, le=86_400)
     report_top_requests: int = Field(default=20, ge=1, le=1000)
+    report_fine_bucket_seconds: int = Field(default=10, ge=0, le=600)
+    report_fine_retention_minutes: int = Field(default=120, ge=1, le=24 * 60)
+    keep_examples: int = Field(default=0, ge=0, le=100)
     judge: JudgeSection = JudgeSection()
 
     @model_validator(mode="after")
@@ -97,4 +103,16 @@ class ComparisonSection(Section):
             raise ValueError(
                 f"report_retention_hours / report_bucket_seconds gives {buckets} buckets "
                 "per route (at most 5000): use longer buckets or a shorter retention")
+        fine = self.report_fine_bucket_seconds
+        if fine:
+            if fine >= self.report_bucket_seconds:
+                raise ValueError(
+                    f"report_fine_bucket_seconds ({fine}) must be shorter than "
+                    f"report_bucket_seconds ({self.report_bucket_seconds}), or 0 for none")
+            buckets = self.report_fine_retention_minutes * 60 // fine
+            if buckets > 5000:
+                raise ValueError(
+                    f"report_fine_retention_minutes / report_fine_bucket_seconds gives "
+                    f"{buckets} fine buckets per route (at most 5000): use longer fine "
+                    "buckets or a shorter fine retention")
         return self

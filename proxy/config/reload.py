@@ -19,9 +19,9 @@ the inode we watch).
   bounds and noise share, and the whole `comparison.judge` section with its rubric
   (so the judge can be switched off, or a route withdrawn, without a restart).
   Everything else that changed (listeners, routes, pools,
-  `comparison.inject_stream_usage_routes` and `report_*`, telemetry, log, ...) is named
-  in one warning, the same whether the reload came from SIGHUP or a file change: it
-  takes effect at the next restart.
+  `comparison.inject_stream_usage_routes`, `keep_examples` and `report_*`, telemetry,
+  log, ...) is named in one warning, the same whether the reload came from SIGHUP or a
+  file change: it takes effect at the next restart.
 """
 
 from __future__ import annotations

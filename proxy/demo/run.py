@@ -96,7 +96,9 @@ def intro(world: World, options: Options, say: Callable[[str], None]) -> None:
          f"questions, streamed answers, follow-ups in conversations (x-conversation-id), "
          f"JSON extraction")
     item(f"  store            {_store_line(world.store, options)}")
-    item(f"  traces           {world.destination.describe}")
+    item(f"  traces           {world.destination.describe}; content capture on (the "
+         f"fakes' answers are made up), so spans carry the evidence and the report keeps "
+         f"divergent pairs to show side by side")
     item(f"  configuration    {folder / 'config.json'}, policies/ beside it")
     say("")
     shadow = " -> ".join(name.split()[1] for name, _, divert in STEPS if not divert)

@@ -32,6 +32,7 @@ from proxy.demo.storage import Store
 ROUTE = "/openai"
 LEGACY_MODEL = "gpt-4o-mini"
 MIN_COMPARED = 30  # the divergence guardrail's minimum (proxy.comparison.noise.MIN_SAMPLES)
+EXAMPLES_KEPT = 4  # divergent pairs of each label the report shows side by side
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +113,13 @@ def config_document(ports: Ports, store: Store, tuning: Tuning,
                                    "cached_input_per_1m": 0.075}},
         "comparison": {"noise_sample_percent": tuning.noise_percent,
                        "policy_file": "policies/divergence.json",
-                       "report_bucket_seconds": 60, "report_retention_hours": 1},
-        **({"telemetry": {"traces_file": str(traces_file)}} if traces_file else {}),
+                       "report_bucket_seconds": 60, "report_retention_hours": 1,
+                       "report_fine_bucket_seconds": 5, "report_fine_retention_minutes": 60,
+                       "keep_examples": EXAMPLES_KEPT},
+        # The fakes' questions and answers are made up: content capture shows what it
+        # adds (messages on the spans, the evidence, and the report's divergent pairs).
+        "telemetry": {"capture_message_content": True,
+                      **({"traces_file": str(traces_file)} if traces_file else {})},
     }
 
 

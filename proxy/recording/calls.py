@@ -27,7 +27,7 @@ from proxy.exchange import Captured
 from proxy.orchestrator.conversation import Message, parse_request
 from proxy.orchestrator.result import OrchestratorAnswer
 from proxy.orchestrator.target import TargetCall
-from proxy.report.entry import RoleCost
+from proxy.report.entry import ModelUse, RoleCost
 from proxy.routing import Destination
 from proxy.telemetry import names as n
 from proxy.telemetry.records import Comparison, ModelCall
@@ -252,6 +252,15 @@ def orchestrator_costs(answer: OrchestratorAnswer | None) -> tuple[RoleCost, ...
     return tuple(RoleCost("orchestrator", call.cost_usd) for call in answer.calls)
 
 
+def model_uses(answer: OrchestratorAnswer | None) -> tuple[ModelUse, ...]:
+    """The in-process orchestrator's model calls for the report's per-model rows."""
+    if answer is None:
+        return ()
+    used = set(answer.contributing_models)
+    return tuple(ModelUse(call.model, call.outcome, call.duration, call.cost_usd,
+                          call.model in used) for call in answer.calls)
+
+
 def endpoint_cost(prices: PriceTable, api: Api | None, captured: Captured,
                   payload: Mapping[str, Any] | None, reserved: float) -> float:
     """An external orchestrator's answer, priced from the usage it reported; when it
@@ -266,8 +275,15 @@ def comparison_record(route: str, result: Divergence, *, latency_delta: float | 
                       response_id: str | None) -> Comparison:
     """`noise_floor` and `above_noise` are rates of the route (share of divergent
     legacy-vs-legacy resamples, and whether the route's divergence rate exceeds it), not
-    properties of this one request."""
+    properties of this one request.
+
+    What is content: the evidence quotes the answers (`Paris → Lyon`), and so do the
+    comparison's descriptive `reasons` (JSON paths are the answer's own keys, tool names
+    and error codes come from the answers). So the record carries the reason code (a fixed
+    set, never content) and the evidence, which telemetry writes only where content capture
+    is opted in; the descriptive `reasons` are not recorded at all (the evidence says the
+    same, bounded)."""
     return Comparison(route=route, score=result.score, label=result.label,
-                      explanation=";".join(result.reasons)[:200] or None,
+                      reason=result.reason or None, evidence=result.evidence,
                       response_id=response_id, noise_floor=noise_floor,
                       above_noise=above_noise, latency_delta=latency_delta)

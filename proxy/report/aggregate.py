@@ -12,21 +12,38 @@ replica and every bucket in the window). Derived numbers:
   (+-9 % resolution, see `entry.latency_bin`);
 - the judge's verdicts against the rules' labels: `proxy.report.judgements`;
 - cost per request by role = USD of that role / requests that had a call of that role
-  (unpriced calls are counted, never guessed); per day = USD / observed days, where
-  the observed window runs from the first bucket with data (or `since`) to `until`,
-  and is at least one bucket long.
+  (unpriced calls are counted, never guessed); per day is a projection, not a measure:
+  USD / observed days, where the observed window (`projection_seconds`) runs from the
+  first bucket with data (or `since`) to `until`, and is at least one bucket long;
+- labels by reason: each label's count split by the comparison's reason;
+- per orchestrator model (in-process pipeline): how often selection picked it, how
+  often its answer was used, its outcomes, latency p50/p95 (log bins, as above), cost,
+  and the labels of the compared answers it contributed to.
+
+The timeline can be re-binned to a coarser step than the stored buckets (`timeline`,
+`display_step`), so a chart of any window has a readable number of bars.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from proxy.comparison.compare import Label
 from proxy.comparison.noise import Excess, Proportion, excess_divergence
-from proxy.report.entry import ROLES, Role, bin_centre_ms, label_counts
+from proxy.report.entry import (
+    ROLES,
+    Role,
+    bin_centre_ms,
+    label_counts,
+    latency_histogram,
+    quantile,
+)
+from proxy.report.example import Example
 from proxy.report.judgements import JudgeSummary, judge_summary
+from proxy.report.lineup import OrchestratorModel, orchestrator_models
 
 DAY = 86_400.0
 
@@ -51,6 +68,9 @@ class TopRequest:
 
 @dataclass(frozen=True, slots=True)
 class RoleCostSummary:
+    """`per_day` is a projection: the USD of the window scaled to a day (see
+    `RouteSummary.projection_seconds` for the window it projects from)."""
+
     usd: float
     calls: int
     unpriced: int
@@ -89,6 +109,10 @@ class RouteSummary:
     cost: dict[Role, RoleCostSummary]
     models: dict[str, dict[str, int]] = field(default_factory=dict)
     top: tuple[TopRequest, ...] = ()
+    reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    noise_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    orchestrator_models: dict[str, OrchestratorModel] = field(default_factory=dict)
+    projection_seconds: float = 0.0
     # Shadows that were due and did not run, by reason (overload, concurrency_full).
     shadow_skipped: dict[str, int] = field(default_factory=dict)
     judge: JudgeSummary | None = None
@@ -123,24 +147,40 @@ class RouteReport:
     summary: RouteSummary
     timeline: tuple[TimelinePoint, ...]
     latency_histogram: dict[int, int]
+    examples: tuple[Example, ...] = ()
+    timeline_seconds: int = 0  # the step of `timeline` (a multiple of the buckets')
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
+    """`since` .. `until` is the window asked for; `counted_since` .. `until` the one
+    counted: buckets of `bucket_seconds` are counted whole, so the first bucket may
+    start before `since` (by less than one bucket). `examples_kept` is the configured
+    `comparison.keep_examples` (0: none are kept)."""
+
     generated_at: float
     since: float
     until: float
     bucket_seconds: int
     routes: tuple[RouteReport, ...]
+    counted_since: float | None = None
+    examples_kept: int = 0
+
+    @property
+    def counted_from(self) -> float:
+        return self.since if self.counted_since is None else self.counted_since
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "generated_at": self.generated_at, "since": self.since, "until": self.until,
-            "bucket_seconds": self.bucket_seconds,
+            "counted_since": self.counted_from, "bucket_seconds": self.bucket_seconds,
+            "examples_kept": self.examples_kept,
             "routes": [{**r.summary.as_dict(),
+                        "timeline_seconds": r.timeline_seconds or self.bucket_seconds,
                         "timeline": [_point_dict(p) for p in r.timeline],
                         "latency_histogram_ms": {str(bin_centre_ms(k)): v for k, v
-                                                 in sorted(r.latency_histogram.items())}}
+                                                 in sorted(r.latency_histogram.items())},
+                        "examples": [example.as_dict() for example in r.examples]}
                        for r in self.routes],
         }
 
@@ -154,36 +194,17 @@ def _rate(hits: float, total: float) -> float | None:
     return hits / total if total else None
 
 
+__all__ = ["Bucket", "OrchestratorModel", "Report", "RouteReport", "RouteSummary",
+           "TimelinePoint", "TopRequest", "display_step", "latency_histogram", "merge",
+           "quantile", "route_report", "summarise", "timeline"]
+
+
 def merge(buckets: Iterable[Bucket]) -> dict[str, float]:
     total: dict[str, float] = {}
     for bucket in buckets:
         for name, value in bucket.fields.items():
             total[name] = total.get(name, 0.0) + value
     return total
-
-
-def latency_histogram(fields: Mapping[str, float]) -> dict[int, int]:
-    hist: dict[int, int] = {}
-    for name, value in fields.items():
-        if name.startswith("lat:") and name != "lat:count":
-            try:
-                hist[int(name[4:])] = int(value)
-            except ValueError:
-                continue
-    return hist
-
-
-def quantile(hist: Mapping[int, int], q: float) -> float | None:
-    """The q-quantile (0..1) of a latency histogram, as its bin's centre, in ms."""
-    total = sum(hist.values())
-    if total <= 0:
-        return None
-    rank, running = q * total, 0
-    for index in sorted(hist, key=bin_centre_ms):
-        running += hist[index]
-        if running >= rank:
-            return round(bin_centre_ms(index), 3)
-    return round(bin_centre_ms(max(hist, key=bin_centre_ms)), 3)
 
 
 def _costs(fields: Mapping[str, float], days: float) -> dict[Role, RoleCostSummary]:
@@ -208,6 +229,17 @@ def _models(fields: Mapping[str, float]) -> dict[str, dict[str, int]]:
             _, model, what = name.split("|", 2)
             models.setdefault(model, {})[what] = int(value)
     return models
+
+
+def reason_counts(fields: Mapping[str, float], prefix: str) -> dict[str, dict[str, int]]:
+    """label -> reason -> count, from `{prefix}{label}:{reason}` counters."""
+    out: dict[str, dict[str, int]] = {}
+    for name, value in fields.items():
+        if name.startswith(prefix) and value:
+            label, _, reason = name[len(prefix):].partition(":")
+            out.setdefault(label, {})[reason] = int(value)
+    return {label: dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+            for label, counts in out.items()}
 
 
 def _top(buckets: Sequence[Bucket], limit: int) -> tuple[TopRequest, ...]:
@@ -254,20 +286,47 @@ def summarise(route: str, buckets: Sequence[Bucket], *, since: float, until: flo
         latency_samples=sum(hist.values()), latency_delta_p50_ms=quantile(hist, 0.5),
         latency_delta_p95_ms=quantile(hist, 0.95), cost=_costs(fields, days),
         models=_models(fields), top=_top(buckets, top), judge=judge_summary(fields),
+        reasons=reason_counts(fields, "reason:"),
+        noise_reasons=reason_counts(fields, "noise_reason:"),
+        orchestrator_models=orchestrator_models(fields, orch),
+        projection_seconds=days * DAY,
         shadow_skipped={name[5:]: int(value) for name, value in sorted(fields.items())
                         if name.startswith("skip:")},
     )
 
 
-def timeline(buckets: Sequence[Bucket]) -> tuple[TimelinePoint, ...]:
+# Steps a timeline is drawn in, and how many bars a chart should have at most.
+STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600,
+         43_200, 86_400, 172_800, 604_800)
+MAX_BARS = 60
+
+
+def display_step(window_seconds: float, bucket_seconds: int) -> int:
+    """The stored bucket when the window fits in `MAX_BARS` of them, else the smallest
+    round step (a multiple of the bucket) that does: a one-minute window in 10 s buckets
+    gives 6 bars, two hours of them 2 min bars, a week of hourly buckets 3 h bars."""
+    if window_seconds / bucket_seconds <= MAX_BARS:
+        return bucket_seconds
+    for step in STEPS:
+        if step > bucket_seconds and step % bucket_seconds == 0 \
+                and window_seconds / step <= MAX_BARS:
+            return step
+    return bucket_seconds * math.ceil(window_seconds / bucket_seconds / MAX_BARS)
+
+
+def timeline(buckets: Sequence[Bucket], step: int | None = None) -> tuple[TimelinePoint, ...]:
+    """One point per `step` seconds with data (default: per stored bucket)."""
+    groups: dict[float, list[Bucket]] = {}
+    for bucket in buckets:
+        if bucket.fields:
+            start = bucket.start if not step else (bucket.start // step) * step
+            groups.setdefault(start, []).append(bucket)
     points = []
-    for bucket in sorted(buckets, key=lambda b: b.start):
-        if not bucket.fields:
-            continue
-        fields = bucket.fields
+    for start in sorted(groups):
+        fields = merge(groups[start])
         noise = label_counts(fields, "noise:")
         points.append(TimelinePoint(
-            start=bucket.start, compared=int(fields.get("compared", 0)),
+            start=start, compared=int(fields.get("compared", 0)),
             labels=label_counts(fields, "label:"), noise_samples=int(fields.get("noise", 0)),
             noise_divergent=noise["minor"] + noise["major"],
             cost_usd={role: round(fields.get(f"cost:{role}:usd", 0.0), 9) for role in ROLES},
@@ -276,7 +335,10 @@ def timeline(buckets: Sequence[Bucket]) -> tuple[TimelinePoint, ...]:
 
 
 def route_report(route: str, buckets: Sequence[Bucket], *, since: float, until: float,
-                 bucket_seconds: int, top: int = 20) -> RouteReport:
+                 bucket_seconds: int, top: int = 20,
+                 examples: Sequence[Example] = ()) -> RouteReport:
     summary = summarise(route, buckets, since=since, until=until,
                         bucket_seconds=bucket_seconds, top=top)
-    return RouteReport(summary, timeline(buckets), latency_histogram(merge(buckets)))
+    step = display_step(until - since, bucket_seconds)
+    return RouteReport(summary, timeline(buckets, step), latency_histogram(merge(buckets)),
+                       tuple(examples), step)

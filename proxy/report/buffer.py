@@ -5,7 +5,10 @@ cost), so writing each on its own would cost a Redis round trip per request. `ad
 synchronous and never waits; a background task writes what accumulated every `interval`
 seconds (or sooner when `max_batch` entries are waiting), merged per time bucket, in one
 pipeline. When more than `max_pending` entries wait (Redis slow or away), new ones are
-dropped and counted, so memory stays bounded.
+dropped and counted, so memory stays bounded. Kept divergent pairs are bigger (up to
+12 KiB each) and only the newest few per route survive in Redis anyway, so at most
+`max_pending_examples` wait at once; past that an entry keeps its counters and loses
+its example (counted in `examples_dropped`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from typing import Protocol
 
 from proxy.report.entry import ReportEntry
@@ -26,13 +30,16 @@ class Sink(Protocol):
 
 class ReportBuffer:
     def __init__(self, sink: Sink, *, interval: float = 0.5, max_batch: int = 500,
-                 max_pending: int = 20_000):
+                 max_pending: int = 20_000, max_pending_examples: int = 200):
         self.sink = sink
         self.interval = interval
         self.max_batch = max_batch
         self.max_pending = max_pending
+        self.max_pending_examples = max_pending_examples
         self.pending: list[ReportEntry] = []
         self.dropped = 0
+        self.examples_dropped = 0
+        self._examples = 0  # entries in `pending` that carry an example
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -41,6 +48,12 @@ class ReportBuffer:
         if len(self.pending) >= self.max_pending:
             self.dropped += 1
             return
+        if entry.example is not None:
+            if self._examples >= self.max_pending_examples:
+                self.examples_dropped += 1
+                entry = replace(entry, example=None)
+            else:
+                self._examples += 1
         self.pending.append(entry)
         if len(self.pending) >= self.max_batch and self._wake is not None:
             self._wake.set()
@@ -64,6 +77,7 @@ class ReportBuffer:
     async def flush(self) -> None:
         while self.pending:
             batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
+            self._examples -= sum(entry.example is not None for entry in batch)
             if not await self.sink.record_many(batch):
                 return
 

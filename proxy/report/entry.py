@@ -13,7 +13,22 @@ cost is attributed to exactly one role, so nothing is counted twice:
   the one call to an external orchestrator endpoint;
 - `judge`: the optional judge's model call grading a comparison (`proxy.judge`).
 
-The counter field names are the storage format of the bucket hashes (see `store`).
+Besides the counts by label, a comparison counts its reason under its label (`reason:
+major:fact_changed`; a noise sample under `noise_reason:`); reasons are a fixed set, so
+this stays bounded. The orchestrator's model calls (in-process pipeline only: an
+external orchestrator's models are not visible here) count per model under `om|{model}|`:
+`calls` (how often selection picked it), its outcome (`valid`, `invalid`, `error`,
+`timeout`, `cancelled`), `used` (its answer was in the answer served or compared), its
+latency (`lat:{bin}`, the log bins below, positive), `usd`, and for compared answers it
+contributed to, `compared` and `label:{label}`. Model names come from the configuration,
+so these stay bounded too.
+
+To add a counter (a judge's verdicts, say): count it in `increments`, read it back in
+`proxy.report.aggregate.summarise` into a field of `RouteSummary`, and render it in
+`proxy.report.text` and `proxy.report.html` (each has one function per part of a route).
+
+The counter field names are the storage format of the bucket hashes (see
+`proxy.report.aggregate_store`).
 """
 
 from __future__ import annotations
@@ -24,11 +39,13 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from proxy.comparison.compare import Comparison, Label
+from proxy.report.example import Example
 from proxy.report.judgements import JudgeTally, judge_increments
 
 Role = Literal["legacy", "shadow", "noise", "orchestrator", "judge"]
 ROLES: tuple[Role, ...] = ("legacy", "shadow", "noise", "orchestrator", "judge")
 Outcome = Literal["ok", "low_confidence", "failed"]
+MODEL_OUTCOMES = ("valid", "invalid", "error", "timeout", "cancelled")
 
 MAX_MODEL_NAME = 80
 LATENCY_BINS_PER_OCTAVE = 4
@@ -49,7 +66,24 @@ class RoleCost:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelUse:
+    """One model call of the in-process orchestrator: which model, how it ended (the
+    learning's outcome: valid, invalid, error, timeout, cancelled), how long it took,
+    what it cost, and whether its answer was used (in the merged answer)."""
+
+    model: str
+    outcome: str
+    latency_s: float
+    usd: float | None
+    used: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ReportEntry:
+    """`model` is the legacy model the client asked for; `models` the orchestrator's
+    model calls; `contributors` the orchestrator models whose answer was compared;
+    `example` a divergent pair kept with its content (capture opted in)."""
+
     route: str
     request_id: str
     at: float | None = None
@@ -61,6 +95,9 @@ class ReportEntry:
     orchestrator: Outcome | None = None
     divert: bool = False
     fallback: bool = False
+    models: tuple[ModelUse, ...] = ()
+    contributors: tuple[str, ...] = ()
+    example: Example | None = None
     # A shadow that was due and did not run, by reason (`overload`, `concurrency_full`).
     skipped: str | None = None
     judge: JudgeTally | None = None
@@ -84,6 +121,30 @@ def bin_centre_ms(index: int) -> float:
     return centre if index > 0 else -centre
 
 
+def latency_histogram(fields: Mapping[str, float]) -> dict[int, int]:
+    hist: dict[int, int] = {}
+    for name, value in fields.items():
+        if name.startswith("lat:") and name != "lat:count":
+            try:
+                hist[int(name[4:])] = int(value)
+            except ValueError:
+                continue
+    return hist
+
+
+def quantile(hist: Mapping[int, int], q: float) -> float | None:
+    """The q-quantile (0..1) of a latency histogram, as its bin's centre, in ms."""
+    total = sum(hist.values())
+    if total <= 0:
+        return None
+    rank, running = q * total, 0
+    for index in sorted(hist, key=bin_centre_ms):
+        running += hist[index]
+        if running >= rank:
+            return round(bin_centre_ms(index), 3)
+    return round(bin_centre_ms(max(hist, key=bin_centre_ms)), 3)
+
+
 def model_field(model: str | None) -> str | None:
     if not model:
         return None
@@ -103,7 +164,10 @@ def increments(entry: ReportEntry) -> tuple[dict[str, int], dict[str, float]]:
     if entry.noise is not None:
         add("noise")
         add(f"noise:{entry.noise.label}")
+        add(f"noise_reason:{entry.noise.label}:{entry.noise.reason}")
     _costs(entry.costs, add, floats)
+    for use in entry.models:
+        _model_use(use, add, floats)
     if entry.orchestrator is not None:
         add("orch:requests")
         if entry.orchestrator != "ok":
@@ -123,6 +187,7 @@ def _comparison(entry: ReportEntry, comparison: Comparison, add: _Add,
                 floats: dict[str, float]) -> None:
     add("compared")
     add(f"label:{comparison.label}")
+    add(f"reason:{comparison.label}:{comparison.reason}")
     if comparison.truncated:
         add("truncated")
     floats["score_sum"] = comparison.score
@@ -133,6 +198,26 @@ def _comparison(entry: ReportEntry, comparison: Comparison, add: _Add,
     if entry.latency_delta_s is not None and math.isfinite(entry.latency_delta_s):
         add(f"lat:{latency_bin(entry.latency_delta_s * 1000)}")
         add("lat:count")
+    for name in dict.fromkeys(filter(None, map(model_field, entry.contributors))):
+        add(f"om|{name}|compared")
+        add(f"om|{name}|label:{comparison.label}")
+
+
+def _model_use(use: ModelUse, add: _Add, floats: dict[str, float]) -> None:
+    name = model_field(use.model)
+    if name is None:
+        return
+    add(f"om|{name}|calls")
+    add(f"om|{name}|{use.outcome if use.outcome in MODEL_OUTCOMES else 'error'}")
+    if use.used:
+        add(f"om|{name}|used")
+    if use.outcome in ("valid", "invalid") and math.isfinite(use.latency_s):
+        add(f"om|{name}|lat:{latency_bin(max(use.latency_s, 0.0) * 1000)}")
+    if use.usd is None or not math.isfinite(use.usd):
+        add(f"om|{name}|unpriced")
+    else:
+        key = f"om|{name}|usd"
+        floats[key] = floats.get(key, 0.0) + use.usd
 
 
 def _costs(costs: tuple[RoleCost, ...], add: _Add, floats: dict[str, float]) -> None:

@@ -81,6 +81,7 @@ class ShadowJob:
     call: TargetCall
     parent: SpanRef | None
     orchestrator_answer: Captured | None = None
+    orchestrator_result: OrchestratorAnswer | None = None  # the in-process pipeline's
     legacy: asyncio.Future[Captured | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -226,7 +227,8 @@ class ShadowRunner:
             job.call, answer, start=started, end=time.monotonic(), failure=failure))
         # The spend counts now: a kill while legacy is still streaming must not lose it.
         self.comparer.costs(route, job.call.request_id, orchestrator_costs(answer) if
-                            answer is not None else (RoleCost("orchestrator", cost),))
+                            answer is not None else (RoleCost("orchestrator", cost),),
+                            answer=answer)
         legacy = await job.legacy
         if failure is not None or candidate is None:
             self.comparer.outcome(route=route, request_id=job.call.request_id,
@@ -238,7 +240,7 @@ class ShadowRunner:
             self.comparer.outcome(route=route, request_id=job.call.request_id, outcome="ok")
             return
         self.comparer.candidate(job.call, legacy=legacy, candidate=candidate,
-                                parent=job.parent, outcome="ok")
+                                parent=job.parent, outcome="ok", answer=answer)
         self.completed += 1
         await self._noise(job, legacy)
 
@@ -274,7 +276,8 @@ class ShadowRunner:
         if captured is None or captured.status >= 400:
             return
         self.comparer.candidate(job.call, legacy=captured, candidate=job.orchestrator_answer,
-                                parent=job.parent, outcome="ok", divert=True)
+                                parent=job.parent, outcome="ok", divert=True,
+                                answer=job.orchestrator_result)
         self.completed += 1
 
     async def _replay(self, job: ShadowJob, role: str, hour: str) -> Captured | None:

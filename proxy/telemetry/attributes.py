@@ -152,28 +152,45 @@ def cost_metric_attributes(call: ModelCall) -> Attributes:
     return attrs
 
 
-def comparison_attributes(comparison: Comparison) -> Attributes:
-    """The comparison span's attributes: divergence against the noise floor."""
+def comparison_attributes(comparison: Comparison, content: bool = False) -> Attributes:
+    """The comparison span's attributes: divergence against the noise floor, and why;
+    with `content` (capture opted in for spans) the evidence too."""
     attrs: Attributes = {n.ROUTE: comparison.route,
                          n.DIVERGENCE_SCORE: comparison.score,
                          n.DIVERGENCE_LABEL: comparison.label}
-    for key, value in ((n.NOISE_FLOOR, comparison.noise_floor),
+    for key, value in ((n.DIVERGENCE_REASON, safe_error_type(comparison.reason)),
+                       (n.NOISE_FLOOR, comparison.noise_floor),
                        (n.DIVERGENCE_ABOVE_NOISE, comparison.above_noise),
                        (n.LATENCY_DELTA, comparison.latency_delta),
                        (n.GEN_AI_RESPONSE_ID, comparison.response_id),
                        (n.ERROR_TYPE, safe_error_type(comparison.error_type))):
         if value is not None:
             attrs[key] = value
+    if content and comparison.evidence:
+        attrs[n.DIVERGENCE_EVIDENCE] = list(comparison.evidence)
     return attrs
 
 
-def evaluation_event_attributes(comparison: Comparison) -> Attributes:
-    """The `gen_ai.evaluation.result` event (conventions' attribute set)."""
+def explanation(comparison: Comparison, content: bool) -> str | None:
+    """`gen_ai.evaluation.explanation`: the content-free explanation (else the reason),
+    followed, with `content` (capture opted in for events), by the evidence:
+    `fact_changed: Paris → Lyon; 2.49 → 3.99`."""
+    head = comparison.explanation or safe_error_type(comparison.reason)
+    if content and comparison.evidence:
+        evidence = "; ".join(comparison.evidence)
+        return f"{head}: {evidence}" if head else evidence
+    return head
+
+
+def evaluation_event_attributes(comparison: Comparison, content: bool = False) -> Attributes:
+    """The `gen_ai.evaluation.result` event (the conventions' attribute set: name, score
+    value and label, explanation, response id, error type)."""
     attrs: Attributes = {n.GEN_AI_EVALUATION_NAME: comparison.evaluation_name,
                          n.GEN_AI_EVALUATION_SCORE_VALUE: comparison.score,
                          n.GEN_AI_EVALUATION_SCORE_LABEL: comparison.label}
-    if comparison.explanation:
-        attrs[n.GEN_AI_EVALUATION_EXPLANATION] = comparison.explanation[:MAX_EXPLANATION]
+    text = explanation(comparison, content)
+    if text:
+        attrs[n.GEN_AI_EVALUATION_EXPLANATION] = text[:MAX_EXPLANATION]
     if comparison.response_id:
         attrs[n.GEN_AI_RESPONSE_ID] = comparison.response_id
     error = safe_error_type(comparison.error_type)
@@ -183,7 +200,11 @@ def evaluation_event_attributes(comparison: Comparison) -> Attributes:
 
 
 def comparison_metric_attributes(comparison: Comparison) -> Attributes:
+    """Route, label, reason (a fixed set: bounded) and whether above the noise floor."""
     attrs: Attributes = {n.ROUTE: comparison.route, n.DIVERGENCE_LABEL: comparison.label}
+    reason = safe_error_type(comparison.reason)
+    if reason is not None:
+        attrs[n.DIVERGENCE_REASON] = reason
     if comparison.above_noise is not None:
         attrs[n.DIVERGENCE_ABOVE_NOISE] = comparison.above_noise
     return attrs

@@ -85,6 +85,10 @@ LATENCY_DELTA: Final = "llm_shadow.latency.delta"
 DIVERGENCE_SCORE: Final = "llm_shadow.divergence.score"
 DIVERGENCE_LABEL: Final = "llm_shadow.divergence.label"
 DIVERGENCE_ABOVE_NOISE: Final = "llm_shadow.divergence.above_noise"
+# Why the label (one of `proxy.comparison.finding.REASONS`: bounded, a metric label too).
+DIVERGENCE_REASON: Final = "llm_shadow.divergence.reason"
+# The differing tokens or paths (answer content: only with content capture opted in).
+DIVERGENCE_EVIDENCE: Final = "llm_shadow.divergence.evidence"
 NOISE_FLOOR: Final = "llm_shadow.noise_floor"
 FLAG_VERSION: Final = "llm_shadow.flags.version"
 FLAG_STATE: Final = "llm_shadow.flags.state"

@@ -247,7 +247,10 @@ class Telemetry:
     def record_comparison(self, parent: Parent, comparison: Comparison) -> SpanRef:
         """A comparison: an INTERNAL `comparison` span (the SERVER span has usually ended
         by now, and ended spans take no events) carrying the divergence attributes and a
-        `gen_ai.evaluation.result` event; plus the divergence metrics."""
+        `gen_ai.evaluation.result` event; plus the divergence metrics. The evidence (answer
+        content) goes where content capture puts message content: on the span as
+        `llm_shadow.divergence.evidence`, in the event's explanation, or both; nowhere
+        without the opt-in."""
         point = attrs.comparison_metric_attributes(comparison)
         self._divergence.record(comparison.score, point)
         self._comparisons.add(1, tuple(point.items()))
@@ -258,9 +261,11 @@ class Telemetry:
         end = comparison.end if comparison.end is not None else max(start, now)
         span = self.tracer.start_span(
             n.COMPARISON_SPAN, self._context(parent), SpanKind.INTERNAL,
-            attrs.comparison_attributes(comparison), start_time=self._ns(start))
+            attrs.comparison_attributes(comparison, self.capture_span),
+            start_time=self._ns(start))
         span.add_event(n.EVALUATION_RESULT_EVENT,
-                       attrs.evaluation_event_attributes(comparison), self._ns(end))
+                       attrs.evaluation_event_attributes(comparison, self.capture_event),
+                       self._ns(end))
         span.end(self._ns(end))
         return SpanRef(span.get_span_context())
 

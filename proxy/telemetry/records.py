@@ -64,15 +64,20 @@ class Comparison:
     """The divergence between the legacy answer and the orchestrator answer.
 
     `score` is 0 (identical) to 1 (unrelated); `label` is identical, equivalent, minor or
-    major. `explanation` must be metadata about the difference (field paths, comparator
-    names), never prompt or completion text: it is recorded whatever the capture setting.
-    `latency_delta` is orchestrator minus legacy, in seconds.
+    major. `reason` is a code from a small fixed set (`fact_changed`, `text_edit`, ...):
+    recorded always, a metric label too. `evidence` (the differing tokens or paths, such as
+    `Paris → Lyon`) quotes the answers: it is recorded only where content capture is on.
+    `explanation` must be free of answer content (it is recorded whatever the capture
+    setting); without one, the reason is the explanation. `latency_delta` is orchestrator
+    minus legacy, in seconds.
     """
 
     route: str
     score: float
     label: str
     explanation: str | None = None
+    reason: str | None = None
+    evidence: tuple[str, ...] = ()
     response_id: str | None = None
     noise_floor: float | None = None
     above_noise: bool | None = None

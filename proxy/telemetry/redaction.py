@@ -1,4 +1,5 @@
-"""Keeping credentials out of telemetry: URLs, header allow-lists and error codes.
+"""Keeping credentials out of telemetry and the report: URLs, header allow-lists, error
+codes, and the text and JSON of kept examples.
 
 Layer: pure core (no OpenTelemetry import; the configuration validates against it too).
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from proxy.telemetry.names import HTTP_REQUEST_HEADER_PREFIX
@@ -66,6 +68,85 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         netloc = f"{REDACTED}:{REDACTED}@" + netloc.rsplit("@", 1)[1]
     return urlunsplit((parts.scheme, netloc, parts.path, redact_query(parts.query), ""))
+
+
+# Free text: URLs, and `name: value` / `name=value` / `"name": "value"` pairs.
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s<>\"'`]+")
+_PAIR = re.compile(r"(?P<name>[A-Za-z_][\w.\-]*)(?P<sep>[\"']?[ \t]*[:=][ \t]*[\"']?)"
+                   r"(?P<value>(?:Bearer|Basic|Token)[ \t]+[^\s\"',;&]+|[^\s\"',;&]+)")
+
+
+def redact_text(text: str) -> str:
+    """Free text (an answer, an evidence item) with credentials redacted by the same
+    rules: every URL through `redact_url`, and the value of every `name: value`,
+    `name=value` or `"name": "value"` whose name `is_sensitive_name` (a scheme such as
+    `Bearer` is redacted with its value)."""
+    text = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    return _PAIR.sub(_redact_pair, text)
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    if match["value"] == REDACTED or not is_sensitive_name(match["name"].rsplit(".", 1)[-1]):
+        return match.group(0)
+    return f"{match['name']}{match['sep']}{REDACTED}"
+
+
+def redact_json(value: Any) -> Any:
+    """A JSON value with the value under every credential-like key replaced (whole,
+    whatever its type) and every string redacted as text."""
+    if isinstance(value, dict):
+        return {key: REDACTED if is_sensitive_name(str(key)) else redact_json(item)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def credentials_in(value: Any) -> set[str]:
+    """The values `redact_text` / `redact_json` would replace in `value` (text or JSON):
+    to scrub them from anything quoting the same answer apart from their names (a
+    comparison's evidence, `Paris → sk-...`)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if is_sensitive_name(str(key)):
+                found |= _leaves(item)
+            else:
+                found |= credentials_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= credentials_in(item)
+    elif isinstance(value, str):
+        for match in _PAIR.finditer(value):
+            if is_sensitive_name(match["name"].rsplit(".", 1)[-1]):
+                found.add(match["value"].split()[-1])
+        for match in _URL.finditer(value):
+            found |= _url_credentials(match.group(0))
+    found.discard(REDACTED)
+    return found
+
+
+def _leaves(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_leaves(item) for item in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_leaves(item) for item in value)) if value else set()
+    return {str(value)} if value is not None else set()
+
+
+def _url_credentials(url: str) -> set[str]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return set()
+    found = {part for part in (parts.username, parts.password) if part}
+    for item in parts.query.split("&"):
+        name, sep, value = item.partition("=")
+        if sep and value and is_sensitive_name(name):
+            found.add(value)
+    return found
 
 
 def split_path(target: str) -> tuple[str, str]:

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from proxy.comparison import Comparison
 from proxy.redisclient import redis_client
 from proxy.report.aggregate_store import ReportStore
 from proxy.report.entry import ReportEntry, RoleCost
+from proxy.report.example import Example, Side
 from tests.fakes.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -135,3 +137,56 @@ def test_registered_in_the_main_command(seeded: Path, redis_server: RedisServer,
     assert main(["report", "--config", str(seeded), "--redis-url", redis_server.url,
                  "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["routes"]
+
+
+def test_a_one_minute_window_counts_one_minute_through_the_console_script(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """54 compared in the hour, 4 in the last minute: `--since 1m` says 4, and says
+    which span it counted."""
+    from tests.fakes.cli import llm_shadow
+
+    prefix = f"cli-{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"redis": {"url": redis_server.url, "key_prefix": prefix},
+                                  "comparison": {"keep_examples": 3}}))
+
+    async def seed() -> None:
+        client = redis_client(redis_server.url, connect_timeout=1, socket_timeout=2)
+        store = ReportStore(client, prefix, keep_examples=3)
+        now = time.time()
+        for index in range(50):
+            await store.record(ReportEntry("/openai", f"early-{index}", at=now - 1200,
+                                           comparison=Comparison("minor", 0.3)))
+        for index in range(4):
+            await store.record(ReportEntry(
+                "/openai", f"late-{index}", at=now - 20,
+                comparison=Comparison("major", 1.0, reason="fact_changed"),
+                example=Example("/openai", f"late-{index}", now - 20, "major",
+                                "fact_changed", 1.0, Side("It is Paris."), Side("It is Lyon."),
+                                evidence=("Paris → Lyon",), trace_id="c" * 32)))
+        await client.aclose()
+
+    asyncio.run(seed())
+    minute = llm_shadow("report", "--config", str(config), "--since", "1m", "--format",
+                        "json", cwd=tmp_path)
+    assert minute.returncode == 0, minute.stderr
+    data = json.loads(minute.stdout)
+    assert data["routes"][0]["compared"] == 4 and data["bucket_seconds"] == 10
+    assert data["until"] - data["counted_since"] < 71
+    text = llm_shadow("report", "--config", str(config), "--since", "1m", cwd=tmp_path)
+    lines = text.stdout.splitlines()
+    assert "(1m), 1 route" in lines[0]
+    assert re.fullmatch(r"counted .* UTC: [67] buckets of 10s, each counted whole.*", lines[1])
+    assert "compared        4 requests" in text.stdout
+    assert "evidence      Paris → Lyon" in text.stdout
+    hour = llm_shadow("report", "--config", str(config), "--since", "1h", "--format", "json",
+                      cwd=tmp_path)
+    assert json.loads(hour.stdout)["routes"][0]["compared"] == 54
+    page = tmp_path / "report.html"
+    html = llm_shadow("report", "--config", str(config), "--since", "5m", "--format", "html",
+                      "--output", str(page), "--jaeger-url", "http://jaeger.example:16686",
+                      cwd=tmp_path)
+    assert html.returncode == 0, html.stderr
+    content = page.read_text()
+    assert 'href="http://jaeger.example:16686/trace/' + "c" * 32 + '"' in content
+    assert 'class="new">Lyon</mark>' in content

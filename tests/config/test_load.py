@@ -50,6 +50,15 @@ def test_the_shipped_config_json_is_valid() -> None:
      "divert.fallback_after_seconds: Input should be greater than 0"),
     ({"shadow": {"shed_lag_ms": -1}},
      "shadow.shed_lag_ms: Input should be greater than or equal to 0"),
+    ({"comparison": {"keep_examples": 500}},
+     "comparison.keep_examples: Input should be less than or equal to 100"),
+    ({"comparison": {"keep_examples": -1}},
+     "comparison.keep_examples: Input should be greater than or equal to 0"),
+    ({"comparison": {"report_bucket_seconds": 300, "report_fine_bucket_seconds": 600}},
+     "report_fine_bucket_seconds (600) must be shorter than report_bucket_seconds (300), "
+     "or 0 for none"),
+    ({"comparison": {"report_fine_bucket_seconds": 1, "report_fine_retention_minutes": 600}},
+     "36000 fine buckets per route (at most 5000)"),
 ])
 def test_errors_name_the_file_and_the_key(tmp_path: Path, data: object, expected: str) -> None:
     path = write(tmp_path, data)

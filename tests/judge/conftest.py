@@ -125,7 +125,7 @@ async def harness(settings: Settings, redis_url: str, *,
         async with report_on(redis_url) as report:
             judge = build_judge(settings, client, memory.telemetry, report.buffer)
             comparer = Comparer(DivergencePolicy(), Limits(), memory.telemetry, report.buffer,
-                                judge)
+                                judge=judge)
             try:
                 yield Harness(judge, comparer, memory, report)
             finally:

@@ -12,14 +12,31 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from proxy.comparison import DivergencePolicy, Limits
 from proxy.config import Settings, parse_config
+from proxy.exchange import Captured
+from proxy.orchestrator.target import TargetCall
 from proxy.ramp.control import RampError, apply_until_stable, pause_ramp, resume_ramp
 from proxy.ramp.runner import RampRunner, build_ramp
 from proxy.ramp.state import RampStateInvalid, new_ramp
+from proxy.recording.comparer import Comparer
+from proxy.report.buffer import ReportBuffer
+from tests.fakes.records import destination, quiet_telemetry, target_call
 from tests.fakes.servers import RedisServer
-from tests.ramp.helpers import NOW, ROUTE, World, eventually, run, tiny_policy, with_world, world
+from tests.ramp.helpers import (
+    GUARDRAILS,
+    NOW,
+    ROUTE,
+    World,
+    eventually,
+    run,
+    tiny_policy,
+    with_world,
+    world,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -442,3 +459,56 @@ def test_the_ramp_runs_on_the_in_process_store() -> None:
             await body(w)
 
     run(main())
+
+
+def test_an_orchestrator_that_changes_facts_trips_the_major_guardrail(
+        redis_server: RedisServer) -> None:
+    """End to end from the answers: the comparer labels a changed fact `major` (one word
+    apart: a text-similarity label would call it equivalent), the report counts it, the
+    ramp's measurement reads the major share from the report, and `divergence_major`
+    rolls back, while minor+major alone, with a loose limit, would only hold."""
+    guardrails = {**GUARDRAILS, "divergence": {"max_excess": 0.6, "max_excess_major": 0.2,
+                                               "min_samples": 30}}
+
+    async def body(w: World) -> None:
+        buffer = ReportBuffer(w.report)
+        comparer = Comparer(DivergencePolicy(), Limits(), quiet_telemetry(), buffer,
+                            clock=w.clock)
+        for index in range(40):  # legacy against itself: the same facts, reworded
+            comparer.noise(shadow_call(f"n{index}"), legacy=chat(PARIS),
+                           resample=chat("Paris is the capital of France."))
+        await buffer.flush()
+        runner = w.runner()
+        await w.start(tiny_policy(guardrails=guardrails))
+        for index in range(40):
+            comparer.candidate(shadow_call(f"c{index}"), legacy=chat(PARIS),
+                               candidate=chat(LYON if index % 2 else PARIS), parent=None,
+                               outcome="ok")
+        await buffer.flush()
+        w.clock.advance(5)
+        evaluation = await evaluated(runner)
+        assert (evaluation.action, evaluation.reason) == ("rollback", "guardrail_breached")
+        assert [b.guardrail for b in evaluation.breaches] == ["divergence_major"]
+        measured = {c.guardrail: c for c in evaluation.checks}
+        assert measured["divergence"].verdict == "inconclusive"
+        assert measured["divergence_major"].samples == 40
+        assert measured["divergence_major"].value == pytest.approx(0.5)
+        assert await route_flags(w) == (0, 0, True)
+
+    with_world(redis_server, body)
+
+
+PARIS = "The capital of France is Paris."
+LYON = "The capital of France is Lyon."
+
+
+def chat(text: str) -> Captured:
+    body = orjson.dumps({"choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": text}}]})
+    return Captured(200, [(b"content-type", b"application/json")], body, False, 0.0, 0.1, 0.2)
+
+
+def shadow_call(request_id: str) -> TargetCall:
+    where = destination(ROUTE.encode() + b"/v1/chat/completions")
+    return target_call("shadow", where, payload={"model": "gpt-4o-mini"},
+                       request_id=request_id)

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from proxy.redisclient import redis_client
 from proxy.report.aggregate import RouteSummary
@@ -42,9 +42,9 @@ class Report:
 
 
 @contextlib.asynccontextmanager
-async def report_on(url: str) -> AsyncIterator[Report]:
+async def report_on(url: str, **options: Any) -> AsyncIterator[Report]:
     client = redis_client(url, connect_timeout=1.0, socket_timeout=2.0)
-    store = ReportStore(client, f"test-{uuid.uuid4().hex[:8]}")
+    store = ReportStore(client, f"test-{uuid.uuid4().hex[:8]}", **options)
     buffer = ReportBuffer(store)
     buffer.start()
     try:

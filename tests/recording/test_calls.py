@@ -353,15 +353,19 @@ def test_an_unpriceable_answer_costs_its_reservation(body: bytes,
     assert endpoint_cost(PRICES, "openai_chat", captured(body), payload, 0.05) == 0.05
 
 
-def test_comparison_record() -> None:
-    result = Comparison("major", 0.9, reasons=("number changed", "x" * 300))
+def test_comparison_record_carries_the_reason_and_evidence_never_the_descriptions() -> None:
+    result = Comparison("major", 1.0, reasons=("JSON answer differs at $.customer_email",),
+                        reason="json_value_changed",
+                        evidence=('$.customer_email: "a@x.io" → "b@x.io"',))
     made = comparison_record("/openai", result, latency_delta=-0.5, noise_floor=0.1,
                              above_noise=True, response_id=None)
     assert (made.route, made.label, made.score, made.latency_delta) == \
-        ("/openai", "major", 0.9, -0.5)
-    assert made.explanation is not None and made.explanation.startswith("number changed;")
-    assert len(made.explanation) == 200
+        ("/openai", "major", 1.0, -0.5)
+    assert (made.reason, made.evidence) == ("json_value_changed", result.evidence)
+    # The descriptive reasons name the answer's own keys: content, never recorded.
+    assert made.explanation is None
+    assert "customer_email" not in repr(made).replace(repr(result.evidence), "")
     assert (made.noise_floor, made.above_noise) == (0.1, True)
     bare = comparison_record("/openai", Comparison("identical", 0.0), latency_delta=None,
                              noise_floor=None, above_noise=None, response_id=None)
-    assert bare.explanation is None
+    assert (bare.reason, bare.evidence, bare.explanation) == ("identical", (), None)

@@ -5,6 +5,7 @@ real redis-server)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 
 from proxy.comparison import DivergencePolicy, Limits
 from proxy.exchange import Captured
+from proxy.orchestrator.classification import TaskType
+from proxy.orchestrator.result import CallRecord, OrchestratorAnswer
 from proxy.orchestrator.target import TargetCall
 from proxy.recording.comparer import Comparer, RouteRates, failure_outcome
 from proxy.report.buffer import ReportBuffer
@@ -94,9 +97,19 @@ def test_the_routes_own_policy_applies() -> None:
     policy = DivergencePolicy.model_validate({"routes": {"/strict": {"case_sensitive": True}}})
     comparer = comparer_for(policy=policy)
     assert candidate(comparer, "Paris is the capital", "PARIS IS THE CAPITAL") == "equivalent"
-    # Case matters on /strict; the facts are the same, so the difference is minor.
+    # Case counts on /strict; the facts are the same, so the comparison caps it at minor
+    # (the rules: same facts in other words are at most minor).
     assert candidate(comparer, "Paris is the capital", "PARIS IS THE CAPITAL",
                      route="/strict") == "minor"
+
+
+def test_a_routes_number_tolerance_applies() -> None:
+    policy = DivergencePolicy.model_validate(
+        {"routes": {"/tolerant": {"number_tolerance": 0.02}}})
+    comparer = comparer_for(policy=policy)
+    assert candidate(comparer, "It costs $100.", "It costs $101.") == "major"
+    assert candidate(comparer, "It costs $100.", "It costs $101.",
+                     route="/tolerant") != "major"
 
 
 @pytest.mark.parametrize(("reason", "outcome"), [
@@ -128,6 +141,35 @@ def test_a_comparison_span_carries_the_divergence_against_the_noise_floor(
     assert attributes[n.NOISE_FLOOR] == 0.5
     assert attributes[n.DIVERGENCE_ABOVE_NOISE] is True  # 1 of 1 against 1 of 2
     assert attributes[n.LATENCY_DELTA] == pytest.approx(2.5)  # the orchestrator was slower
+
+
+PARIS = "The capital of France is Paris."
+LYON = "The capital of France is Lyon."
+
+
+@pytest.mark.parametrize("capture", ["none", "span", "event", "span_and_event"])
+def test_the_reason_is_always_recorded_the_evidence_only_with_content_capture(
+        memory: Callable[..., Memory], capture: str) -> None:
+    recorded = memory(capture=capture)
+    comparer = comparer_for(recorded.telemetry)
+    assert candidate(comparer, PARIS, LYON) == "major"
+    (span,) = recorded.finished()
+    attributes = dict(span.attributes or {})
+    (event,) = span.events
+    event_attributes = dict(event.attributes or {})
+    assert attributes[n.DIVERGENCE_REASON] == "fact_changed"
+    explanation = event_attributes[n.GEN_AI_EVALUATION_EXPLANATION]
+    (count,) = recorded.points(n.METRIC_COMPARISONS)
+    assert dict(count.attributes)[n.DIVERGENCE_REASON] == "fact_changed"
+    assert "Lyon" not in repr(dict(count.attributes))
+    on_span = capture in ("span", "span_and_event")
+    in_event = capture in ("event", "span_and_event")
+    assert (n.DIVERGENCE_EVIDENCE in attributes) is on_span
+    if on_span:
+        assert "Paris → Lyon" in attributes[n.DIVERGENCE_EVIDENCE]
+    else:
+        assert "Lyon" not in repr(attributes)
+    assert explanation == ("fact_changed: Paris → Lyon" if in_event else "fact_changed")
 
 
 def test_the_latency_delta_is_negative_when_the_orchestrator_is_faster(
@@ -207,3 +249,83 @@ def test_an_answer_cut_short_is_compared_as_truncated() -> None:
                                 candidate=answer(ONE, completed=False), parent=None,
                                 outcome="ok")
     assert result.truncated
+
+
+# --- kept pairs and per-model rows --------------------------------------------------
+
+def pipeline_answer(*contributors: str) -> OrchestratorAnswer:
+    """What the in-process pipeline reports: two models called, the first one used."""
+    calls = (CallRecord("qwen-max", "Alibaba", "openai", "q", 100.0, 100.2, "valid",
+                        cost_usd=0.001),
+             CallRecord("deepseek-chat", "DeepSeek", "openai", "d", 100.0, 130.0, "timeout"))
+    return OrchestratorAnswer("ok", "", "r1", TaskType.SIMPLE_QUERY,
+                              contributing_models=contributors, calls=calls)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("capture", ["none", "span"])
+def test_a_divergent_pair_is_kept_only_with_content_capture(
+        redis_server: RedisServer, memory: Callable[..., Memory], capture: str) -> None:
+    recorded = memory(capture=capture)
+
+    async def go() -> None:
+        async with report_on(redis_server.url, keep_examples=2) as report:
+            comparer = Comparer(DivergencePolicy(), Limits(), recorded.telemetry, report.buffer,
+                                keep_examples=2)
+            trace = recorded.telemetry.start_request("POST", "/openai", "/openai/v1/x", "r1")
+            for request_id, (legacy, orchestrator) in enumerate(
+                    [(PARIS, LYON), (PARIS, PARIS), (ONE, OTHER), (PARIS, LYON), (ONE, ONE)]):
+                comparer.candidate(call(request_id=f"r{request_id}"), legacy=answer(legacy),
+                                   candidate=answer(orchestrator), parent=trace,
+                                   outcome="ok", answer=pipeline_answer("qwen-max"))
+            summary = await report.summary("/openai")
+            kept = await report.store.examples("/openai", 0, time.time() + 1)
+            keys = await report.store.client.keys(f"{report.store.prefix}:examples:*")
+        assert summary.compared == 5 and summary.labels["major"] == 3
+        if capture == "none":
+            assert kept == [] and keys == []
+            return
+        # keep_examples 2: the last two of the three major pairs, newest first.
+        assert [e.request_id for e in kept] == ["r3", "r2"]
+        newest = kept[0]
+        assert (newest.label, newest.reason, newest.evidence) == \
+            ("major", "fact_changed", ("Paris → Lyon",))
+        assert newest.legacy.text == PARIS and newest.orchestrator.text == LYON
+        assert newest.trace_id == trace.trace_id and len(newest.trace_id) == 32
+        assert newest.models == ("qwen-max",) and newest.legacy_model == "gpt-4o-mini"
+
+    run(go)
+
+
+def test_no_pair_is_kept_without_keep_examples(memory: Callable[..., Memory]) -> None:
+    recorded = memory(capture="span")
+    buffer = ReportBuffer(sink=None)  # type: ignore[arg-type]  # never flushed here
+    comparer = Comparer(DivergencePolicy(), Limits(), recorded.telemetry, buffer)
+    candidate(comparer, PARIS, LYON)
+    assert [entry.example for entry in buffer.pending] == [None]
+
+
+@pytest.mark.integration
+def test_the_pipelines_model_calls_reach_the_report_per_model(
+        redis_server: RedisServer) -> None:
+    async def go() -> None:
+        async with report_on(redis_server.url) as report:
+            comparer = comparer_for(report=report.buffer)
+            answered = pipeline_answer("qwen-max")
+            comparer.costs("/openai", "r1", (RoleCost("orchestrator", 0.001),),
+                           answer=answered)
+            comparer.candidate(call(), legacy=answer(PARIS), candidate=answer(LYON),
+                               parent=None, outcome="ok", answer=answered)
+            comparer.outcome(route="/openai", request_id="r2", outcome="failed",
+                             answer=pipeline_answer())
+            summary = await report.summary("/openai")
+        qwen = summary.orchestrator_models["qwen-max"]
+        deepseek = summary.orchestrator_models["deepseek-chat"]
+        assert (qwen.selected, qwen.used, qwen.answers, qwen.compared) == (2, 1, 2, 1)
+        assert qwen.labels["major"] == 1 and qwen.usd == pytest.approx(0.002)
+        assert qwen.latency_p50_ms == pytest.approx(200, rel=0.1)
+        assert (deepseek.selected, deepseek.timeouts, deepseek.used) == (2, 2, 0)
+        assert deepseek.compared == 0
+        assert qwen.selected_share == 1.0  # 2 orchestrated requests, picked for both
+
+    run(go)

@@ -7,8 +7,16 @@ import math
 import pytest
 
 from proxy.comparison import Comparison
-from proxy.report.aggregate import Bucket, quantile, route_report, summarise
+from proxy.report.aggregate import (
+    Bucket,
+    display_step,
+    quantile,
+    route_report,
+    summarise,
+    timeline,
+)
 from proxy.report.entry import (
+    ModelUse,
     ReportEntry,
     RoleCost,
     bin_centre_ms,
@@ -28,7 +36,8 @@ def test_increments_of_a_full_entry() -> None:
     assert ints == {
         "compared": 1, "label:minor": 1, "truncated": 1, "m|gpt-4o/x|compared": 1,
         "m|gpt-4o/x|minor": 1, f"lat:{latency_bin(250)}": 1, "lat:count": 1,
-        "noise": 1, "noise:identical": 1,
+        "noise": 1, "noise:identical": 1, "reason:minor:text_edit": 1,
+        "noise_reason:identical:identical": 1,
         "cost:legacy:calls": 1, "cost:legacy:requests": 1,
         "cost:orchestrator:calls": 3, "cost:orchestrator:unpriced": 1,
         "cost:orchestrator:requests": 1,
@@ -130,3 +139,81 @@ def test_shadows_skipped_for_load_are_counted_by_reason() -> None:
                         until=3600.0, bucket_seconds=3600)
     assert summary.shadow_skipped == {"concurrency_full": 2, "overload": 7}
     assert summary.as_dict()["shadow_skipped"] == {"concurrency_full": 2, "overload": 7}
+
+
+def test_labels_are_broken_down_by_reason() -> None:
+    entries = [ReportEntry("/x", f"r{i}", comparison=Comparison(label, 1.0, reason=reason))  # type: ignore[arg-type]
+               for i, (label, reason) in enumerate([
+                   ("major", "fact_changed"), ("major", "fact_changed"),
+                   ("major", "json_value_changed"), ("minor", "text_edit"),
+                   ("identical", "identical")])]
+    entries.append(ReportEntry("/x", "n", noise=Comparison("minor", 0.3, reason="text_edit")))
+    fields: dict[str, float] = {}
+    for entry in entries:
+        for name, amount in increments(entry)[0].items():
+            fields[name] = fields.get(name, 0) + amount
+    s = summarise("/x", [Bucket("/x", 0.0, fields)], since=0.0, until=HOUR,
+                  bucket_seconds=HOUR)
+    assert s.reasons == {"major": {"fact_changed": 2, "json_value_changed": 1},
+                         "minor": {"text_edit": 1}, "identical": {"identical": 1}}
+    assert s.noise_reasons == {"minor": {"text_edit": 1}}
+    assert sum(sum(c.values()) for c in s.reasons.values()) == s.compared
+
+
+def test_orchestrator_model_rows() -> None:
+    qwen_ok = ModelUse("qwen-max", "valid", 0.2, 0.001, used=True)
+    deepseek_slow = ModelUse("deepseek-chat", "timeout", 30.0, None)
+    deepseek_ok = ModelUse("deepseek-chat", "valid", 0.4, 0.0005, used=True)
+    cancelled = ModelUse("mistral-large", "cancelled", 0.05, 0.0)
+    entries = [
+        ReportEntry("/x", "a", orchestrator="ok", models=(qwen_ok, deepseek_slow)),
+        ReportEntry("/x", "a", comparison=Comparison("major", 1.0, reason="fact_changed"),
+                    contributors=("qwen-max",)),
+        ReportEntry("/x", "b", orchestrator="ok", models=(qwen_ok, deepseek_ok, cancelled)),
+        ReportEntry("/x", "b", comparison=Comparison("identical", 0.0),
+                    contributors=("qwen-max", "deepseek-chat")),
+    ]
+    fields: dict[str, float] = {}
+    for entry in entries:
+        ints, floats = increments(entry)
+        for name, amount in {**ints, **floats}.items():
+            fields[name] = fields.get(name, 0) + amount
+    s = summarise("/x", [Bucket("/x", 0.0, fields)], since=0.0, until=HOUR,
+                  bucket_seconds=HOUR)
+    qwen, deepseek, mistral = (s.orchestrator_models[m]
+                               for m in ("qwen-max", "deepseek-chat", "mistral-large"))
+    assert (qwen.selected, qwen.selected_share, qwen.used, qwen.answers) == (2, 1.0, 2, 2)
+    assert (qwen.compared, qwen.labels["major"], qwen.major_rate) == (2, 1, 0.5)
+    assert qwen.usd == pytest.approx(0.002) and qwen.cost_per_call == pytest.approx(0.001)
+    assert qwen.latency_p50_ms == pytest.approx(200, rel=0.1)
+    assert (deepseek.selected, deepseek.timeouts, deepseek.error_rate) == (2, 1, 0.5)
+    assert deepseek.unpriced == 1 and deepseek.cost_per_call == pytest.approx(0.0005)
+    # A timed-out call's 30 s is not an answer's latency.
+    assert deepseek.latency_p95_ms == pytest.approx(400, rel=0.1)
+    assert (mistral.cancelled, mistral.error_rate, mistral.latency_p50_ms) == (1, None, None)
+
+
+@pytest.mark.parametrize(("window", "bucket", "step"), [
+    (60, 10, 10), (100, 5, 5), (7200, 10, 120), (3600, 10, 60), (86_400, 3600, 3600),
+    (7 * 86_400, 3600, 3 * 3600), (600, 90, 90), (90 * 86_400, 3600, 172_800),
+])
+def test_display_step_fits_the_window(window: float, bucket: int, step: int) -> None:
+    assert display_step(window, bucket) == step
+    assert step % bucket == 0
+
+
+def test_a_one_minute_window_in_fine_buckets_draws_several_bars() -> None:
+    buckets = [Bucket("/x", float(start), {"compared": 1, "label:identical": 1})
+               for start in range(0, 60, 10)]
+    report = route_report("/x", buckets, since=0.0, until=60.0, bucket_seconds=10)
+    assert report.timeline_seconds == 10 and len(report.timeline) == 6
+
+
+def test_the_timeline_is_rebinned_to_its_step() -> None:
+    buckets = [Bucket("/x", float(start), {"compared": 2, "label:major": 1,
+                                           "label:identical": 1})
+               for start in range(0, 7200, 10)]
+    points = timeline(buckets, 120)
+    assert len(points) == 60
+    assert all(p.compared == 24 and p.labels["major"] == 12 for p in points)
+    assert [p.start for p in points[:2]] == [0.0, 120.0]

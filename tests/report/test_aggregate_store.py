@@ -16,6 +16,7 @@ from proxy.config.proxy import RedisSection
 from proxy.redisclient import redis_client
 from proxy.report.aggregate_store import ReportStore, ReportStoreError
 from proxy.report.entry import ReportEntry, RoleCost
+from proxy.report.example import Example, Side
 from tests.fakes.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -107,13 +108,20 @@ def test_keys_expire_and_the_top_set_is_bounded(redis_server: RedisServer) -> No
             "top_ttl": await client.ttl(store.top_key("/openai", start)),
             "top_size": await client.zcard(store.top_key("/openai", start)),
             "routes_ttl": await client.ttl(store.routes_key),
+            "fine_ttl": await client.ttl(store.fine_bucket_key("/openai", int(NOW))),
+            "fine_top_ttl": await client.ttl(store.fine_top_key("/openai", int(NOW))),
             "prefix": store.prefix,
         }
 
-    out = run(lambda: with_store(redis_server.url, body, retention_hours=2, top_requests=5))
+    out = run(lambda: with_store(redis_server.url, body, retention_hours=2, top_requests=5,
+                                 fine_bucket_seconds=10, fine_retention_minutes=30))
     prefix = out["prefix"]
-    assert out["keys"] == [f"{prefix}:bucket:/openai:{int(NOW)}", f"{prefix}:routes",
+    assert out["keys"] == [f"{prefix}:bucket:/openai:{int(NOW)}",
+                           f"{prefix}:fine:/openai:{int(NOW)}",
+                           f"{prefix}:finetop:/openai:{int(NOW)}", f"{prefix}:routes",
                            f"{prefix}:top:/openai:{int(NOW)}"]
+    # A fine bucket lives for its own 10 s plus the fine retention (30 min) after it.
+    assert 1790 < out["fine_ttl"] <= 1810 and 1790 < out["fine_top_ttl"] <= 1810
     assert prefix.endswith(":report")
     # The bucket lives for its own hour plus the retention (2 h) after it.
     assert 2 * HOUR < out["bucket_ttl"] <= 3 * HOUR
@@ -217,3 +225,104 @@ def test_from_config_uses_the_sections(redis_server: RedisServer) -> None:
             await store.aclose()
 
     asyncio.run(body())
+
+
+def test_a_short_window_counts_only_itself(redis_server: RedisServer) -> None:
+    """54 comparisons in the hour, 4 in the last minute: `--since 1m` counts 4."""
+    clock = Clock(NOW + 1800)  # half way through an hourly bucket
+
+    async def body(store: ReportStore) -> None:
+        for index in range(50):
+            await store.record_comparison("/openai", f"early-{index}",
+                                          comparison("minor", 0.3), at=NOW + 600 + index)
+        for index in range(4):
+            await store.record_comparison("/openai", f"late-{index}",
+                                          comparison("major", 0.9), at=clock.now - 30 + index)
+        minute = await store.report(clock.now - 60)
+        assert minute.bucket_seconds == 10
+        assert minute.counted_from == clock.now - 60  # on a 10 s boundary here
+        [route] = minute.routes
+        assert route.summary.compared == 4 and route.summary.labels["major"] == 4
+        odd = await store.report(clock.now - 65)
+        assert odd.counted_from == clock.now - 70  # whole buckets, and it says so
+        hour = await store.report(clock.now - HOUR)
+        assert hour.routes[0].summary.compared == 54 and hour.bucket_seconds == 10
+        # Beyond the fine retention, the hourly buckets are read, whole.
+        day = await store.report(clock.now - 24 * HOUR)
+        assert day.bucket_seconds == HOUR and day.counted_from <= clock.now - 24 * HOUR
+        assert day.routes[0].summary.compared == 54
+
+    run(lambda: with_store(redis_server.url, body, clock=clock, fine_bucket_seconds=10,
+                           fine_retention_minutes=120))
+
+
+def test_without_fine_buckets_the_report_reads_hourly_ones(redis_server: RedisServer) -> None:
+    clock = Clock(NOW + 1800)
+
+    async def body(store: ReportStore) -> None:
+        await store.record_comparison("/openai", "a", comparison("major", 0.9), at=NOW + 10)
+        report = await store.report(clock.now - 60)
+        assert report.bucket_seconds == HOUR and report.counted_from == NOW
+        assert report.routes[0].summary.compared == 1
+        keys = await store.client.keys(f"{store.prefix}:fine*")
+        assert keys == []
+
+    run(lambda: with_store(redis_server.url, body, clock=clock, fine_bucket_seconds=0))
+
+
+def example(label: str, at: float, request_id: str) -> Example:
+    return Example("/openai", request_id, at, label, "fact_changed", 1.0, Side("Paris."),
+                   Side("Lyon."), evidence=("Paris → Lyon",))
+
+
+def test_examples_keep_the_last_n_per_label_and_expire_with_the_report(
+        redis_server: RedisServer) -> None:
+    clock = Clock(NOW + 100)
+
+    async def body(store: ReportStore) -> None:
+        entries = [ReportEntry("/openai", f"M{i}", at=NOW + i,
+                               comparison=comparison("major", 1.0),
+                               example=example("major", NOW + i, f"M{i}")) for i in range(5)]
+        entries += [ReportEntry("/openai", f"m{i}", at=NOW + 10 + i,
+                                comparison=comparison("minor", 0.3),
+                                example=example("minor", NOW + 10 + i, f"m{i}"))
+                    for i in range(2)]
+        assert await store.record_many(entries[:3])
+        assert await store.record_many(entries[3:])
+        major = store.examples_key("/openai", "major")
+        assert major == f"{store.prefix}:examples:/openai:major"
+        assert await store.client.llen(major) == 3
+        ttl = await store.client.ttl(major)
+        assert 2 * HOUR - 5 <= ttl <= 2 * HOUR
+        report = await store.report(NOW)
+        kept = report.routes[0].examples
+        assert [e.request_id for e in kept] == ["M4", "M3", "M2", "m1", "m0"]  # major first
+        assert kept[0].evidence == ("Paris → Lyon",)
+        # Only pairs inside the window are shown.
+        later = await store.report(NOW + 11)
+        assert [e.request_id for e in later.routes[0].examples] == ["m1"]
+
+    run(lambda: with_store(redis_server.url, body, clock=clock, retention_hours=2,
+                           keep_examples=3))
+
+
+def test_examples_are_not_kept_when_keep_examples_is_zero(redis_server: RedisServer) -> None:
+    async def body(store: ReportStore) -> None:
+        assert await store.record(ReportEntry("/openai", "x", at=NOW,
+                                              comparison=comparison("major", 1.0),
+                                              example=example("major", NOW, "x")))
+        assert await store.client.keys(f"{store.prefix}:examples:*") == []
+
+    run(lambda: with_store(redis_server.url, body, keep_examples=0))
+
+
+def test_a_bad_stored_example_is_skipped(redis_server: RedisServer) -> None:
+    async def body(store: ReportStore) -> None:
+        await store.record(ReportEntry("/openai", "x", at=NOW,
+                                       comparison=comparison("major", 1.0),
+                                       example=example("major", NOW, "x")))
+        await store.client.lpush(store.examples_key("/openai", "major"), b"{not json")
+        kept = await store.examples("/openai", NOW - 1, NOW + 1)
+        assert [e.request_id for e in kept] == ["x"]
+
+    run(lambda: with_store(redis_server.url, body, keep_examples=3))

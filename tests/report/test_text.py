@@ -9,6 +9,7 @@ import pytest
 
 from proxy.report.aggregate import Bucket, Report, route_report
 from proxy.report.entry import latency_bin
+from proxy.report.example import Example, Side
 from proxy.report.html import render_html
 from proxy.report.text import duration, excess_line, render_json, render_text
 
@@ -95,3 +96,86 @@ def test_the_text_report_shows_shadows_skipped_for_load() -> None:
         bucket_seconds=3600),))
     assert "shadows skipped overload 12" in render_text(report)
     assert "shadows skipped" not in render_text(sample_report())
+
+
+MINUTE = 60.0
+PAIR = Example("/openai", "req-7", NOW - 20, "major", "fact_changed", 1.0,
+               Side("The capital of France is Paris.", "stop"),
+               Side("The capital of France is Lyon.", "stop"),
+               evidence=("Paris → Lyon",), trace_id="0af7651916cd43dd8448eb211c80319c",
+               models=("qwen-max",))
+
+
+def short_report(**options: object) -> Report:
+    """A one-minute window read from 10 s buckets, with reasons, models and a pair."""
+    fields = {"compared": 4, "label:identical": 2, "label:major": 2,
+              "reason:major:fact_changed": 2, "reason:identical:identical": 2,
+              "cost:legacy:usd": 0.004, "cost:legacy:calls": 4, "cost:legacy:requests": 4,
+              "orch:requests": 4, "om|qwen-max|calls": 4, "om|qwen-max|valid": 4,
+              "om|qwen-max|used": 4, f"om|qwen-max|lat:{latency_bin(180)}": 4,
+              "om|qwen-max|usd": 0.002, "om|qwen-max|compared": 4,
+              "om|qwen-max|label:major": 2}
+    since = NOW - MINUTE + 5  # not on a bucket boundary
+    buckets = [Bucket("/openai", NOW - 30, fields)]
+    route = route_report("/openai", buckets, since=since, until=NOW, bucket_seconds=10,
+                         examples=options.pop("examples", (PAIR,)))  # type: ignore[arg-type]
+    return Report(NOW, since, NOW, 10, (route,), counted_since=NOW - MINUTE,
+                  **options)  # type: ignore[arg-type]
+
+
+def test_the_header_says_which_window_was_counted() -> None:
+    text = render_text(short_report())
+    head = text.splitlines()[:2]
+    assert head[0] == ("llm-shadow report: 2027-01-15 07:59:05 UTC .. 2027-01-15 08:00:00 UTC "
+                       "(55s), 1 route")
+    assert head[1] == ("counted 2027-01-15 07:59:00 UTC .. 2027-01-15 08:00:00 UTC: 6 buckets "
+                       "of 10s, each counted whole (from 5s before the window)")
+
+
+def test_per_day_cost_is_labelled_a_projection_with_its_window() -> None:
+    text = render_text(short_report())
+    assert "per day *" in text
+    assert "* projected: this window's cost scaled to a day, from 30s of data" in text
+
+
+def test_reasons_models_and_kept_pairs_are_listed() -> None:
+    text = render_text(short_report())
+    assert re.search(r"by reason\s+major\s+fact_changed 2", text)
+    assert "identical   identical" not in text
+    row = next(line for line in text.splitlines() if "qwen-max" in line and "(100%)" in line)
+    assert row.split()[:5] == ["qwen-max", "4", "(100%)", "4", "4"]
+    assert "50.0% of 4" in row
+    for expected in ("examples        divergent pairs kept", "major  fact_changed",
+                     "request req-7", "trace 0af7651916cd43dd8448eb211c80319c",
+                     "evidence      Paris → Lyon", "legacy        The capital of France is Paris.",
+                     "orchestrator  The capital of France is Lyon.  [finish: stop]"):
+        assert expected in text, expected
+
+
+def test_without_kept_pairs_the_report_says_how_to_keep_them() -> None:
+    text = render_text(short_report(examples=()))
+    assert "set comparison.keep_examples and opt in to content capture" in text
+    kept = render_text(short_report(examples=(), examples_kept=5))
+    assert "pairs are kept only while content capture is on" in kept
+
+
+def test_json_has_the_counted_window_reasons_models_and_pairs() -> None:
+    data = orjson.loads(render_json(short_report()))
+    assert data["counted_since"] == NOW - MINUTE and data["bucket_seconds"] == 10
+    [route] = data["routes"]
+    assert route["reasons"]["major"] == {"fact_changed": 2}
+    assert route["orchestrator_models"]["qwen-max"]["selected"] == 4
+    assert route["projection_seconds"] == 30
+    assert route["timeline_seconds"] == 10
+    [pair] = route["examples"]
+    assert pair["evidence"] == ["Paris → Lyon"] and pair["legacy"]["finish"] == "stop"
+
+
+def test_html_shows_pairs_reasons_and_models() -> None:
+    page = render_html(short_report(), jaeger_url="http://jaeger:16686")
+    for expected in ("Divergent pairs kept (1", 'class="new">Lyon</mark>', "Labels by reason",
+                     "Orchestrator models", "qwen-max", "(10s steps)",
+                     f'href="http://jaeger:16686/trace/{PAIR.trace_id}"'):
+        assert expected in page, expected
+    numbers = page.split("<h2>Numbers</h2>")[1]
+    assert "Lyon" not in numbers  # the text copy leaves the pairs out

@@ -105,3 +105,37 @@ def test_judgement_metric_attributes_are_low_cardinality() -> None:
     assert a.judgement_metric_attributes(JUDGED) == {
         n.ROUTE: "/openai", n.DIVERGENCE_LABEL: "equivalent",
         n.JUDGE_VERDICT: "contradiction", n.JUDGE_AGREEMENT: "rules_lenient"}
+
+
+REASONED = Comparison(route="/x", score=1.0, label="major", reason="fact_changed",
+                      evidence=("Paris → Lyon", "$3.99 → $4.99"))
+
+
+def test_the_reason_is_on_the_span_the_event_and_the_metrics_without_content() -> None:
+    span = a.comparison_attributes(REASONED)
+    event = a.evaluation_event_attributes(REASONED)
+    metric = a.comparison_metric_attributes(REASONED)
+    assert span[n.DIVERGENCE_REASON] == "fact_changed"
+    assert event[n.GEN_AI_EVALUATION_EXPLANATION] == "fact_changed"
+    assert metric == {n.ROUTE: "/x", n.DIVERGENCE_LABEL: "major",
+                      n.DIVERGENCE_REASON: "fact_changed"}
+    everything = repr((span, event, metric))
+    assert "Paris" not in everything and "Lyon" not in everything
+    assert n.DIVERGENCE_EVIDENCE not in span
+
+
+def test_the_evidence_appears_only_with_content() -> None:
+    span = a.comparison_attributes(REASONED, content=True)
+    event = a.evaluation_event_attributes(REASONED, content=True)
+    assert span[n.DIVERGENCE_EVIDENCE] == ["Paris → Lyon", "$3.99 → $4.99"]
+    assert event[n.GEN_AI_EVALUATION_EXPLANATION] == \
+        "fact_changed: Paris → Lyon; $3.99 → $4.99"
+    assert a.comparison_metric_attributes(REASONED) == \
+        a.comparison_metric_attributes(Comparison(route="/x", score=1.0, label="major",
+                                                  reason="fact_changed"))
+
+
+def test_a_reason_that_is_not_a_code_never_becomes_a_label() -> None:
+    odd = Comparison(route="/x", score=1.0, label="major", reason="Paris became Lyon")
+    assert a.comparison_metric_attributes(odd)[n.DIVERGENCE_REASON] == "_OTHER"
+    assert a.comparison_attributes(odd)[n.DIVERGENCE_REASON] == "_OTHER"

@@ -1,13 +1,17 @@
-"""Redaction of URLs, query strings, hosts and error codes (table-driven)."""
+"""Redaction of URLs, query strings, hosts, error codes, and the text and JSON of kept
+answers (table-driven)."""
 
 from __future__ import annotations
 
 import pytest
 
 from proxy.telemetry.redaction import (
+    credentials_in,
     header_attributes,
     is_sensitive_name,
+    redact_json,
     redact_query,
+    redact_text,
     redact_url,
     safe_error_type,
     safe_host,
@@ -86,3 +90,33 @@ def test_header_attributes_keep_repeats_and_order() -> None:
     assert header_attributes(headers, frozenset({b"x-tag", b"authorization"})) == {
         "http.request.header.x-tag": ["a", "b"]}
     assert header_attributes(headers, frozenset()) == {}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Use api_key=sk-1234 now", "Use api_key=REDACTED now"),
+    ('{"password": "hunter2", "name": "x"}', '{"password": "REDACTED", "name": "x"}'),
+    ("Authorization: Bearer sk-abc and more", "Authorization: REDACTED and more"),
+    ("see https://u:pw@h.io/p?key=abc&q=1#frag", "see https://REDACTED:REDACTED@h.io/p?key=REDACTED&q=1"),
+    ("The capital of France is Paris.", "The capital of France is Paris."),
+    ("max_tokens: 1024", "max_tokens: REDACTED"),  # by name pattern: over-redaction is safe
+    ("token=REDACTED", "token=REDACTED"),
+])
+def test_redact_text(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+def test_redact_json_replaces_whole_values_under_credential_names() -> None:
+    value = {"service": {"api_key": "sk-1", "Secret": [1, 2]}, "url": "http://a:b@h/",
+             "items": [{"token": {"nested": "x"}}, "plain"]}
+    assert redact_json(value) == {
+        "service": {"api_key": "REDACTED", "Secret": "REDACTED"},
+        "url": "http://REDACTED:REDACTED@h/",
+        "items": [{"token": "REDACTED"}, "plain"]}
+
+
+def test_credentials_in_finds_what_redaction_replaces() -> None:
+    text = "api_key=sk-live-1 Authorization: Bearer tok-2 https://u:pw-3@h/?token=q-4&a=1"
+    assert credentials_in(text) == {"sk-live-1", "tok-2", "u", "pw-3", "q-4"}
+    assert credentials_in({"auth": {"password": "p-5"}, "list": ["secret=s-6"]}) == \
+        {"p-5", "s-6"}
+    assert credentials_in("nothing here") == set()
