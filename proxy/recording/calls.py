@@ -31,7 +31,7 @@ from proxy.report.entry import ModelUse, RoleCost
 from proxy.routing import Destination
 from proxy.telemetry import names as n
 from proxy.telemetry.records import Comparison, ModelCall
-from proxy.telemetry.redaction import reason_code
+from proxy.telemetry.redaction import reason_code, redact_json
 from proxy.usage.meter import UsageMeter, UsageRecord, usage_from_body
 from proxy.usage.prices import PriceTable
 
@@ -175,7 +175,9 @@ def _text(content: str) -> dict[str, Any]:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    """Captured content as the conventions' JSON string, credentials redacted by the
+    telemetry's rule (an answer may quote a key; the opt-in is for content, not keys)."""
+    return orjson.dumps(redact_json(value)).decode()
 
 
 def price(prices: PriceTable, usage: UsageRecord | None,
@@ -272,7 +274,8 @@ def endpoint_cost(prices: PriceTable, api: Api | None, captured: Captured,
 
 def comparison_record(route: str, result: Divergence, *, latency_delta: float | None,
                       noise_floor: float | None, above_noise: bool | None,
-                      response_id: str | None) -> Comparison:
+                      response_id: str | None,
+                      evidence: tuple[str, ...] = ()) -> Comparison:
     """`noise_floor` and `above_noise` are rates of the route (share of divergent
     legacy-vs-legacy resamples, and whether the route's divergence rate exceeds it), not
     properties of this one request.
@@ -282,8 +285,9 @@ def comparison_record(route: str, result: Divergence, *, latency_delta: float | 
     and error codes come from the answers). So the record carries the reason code (a fixed
     set, never content) and the evidence, which telemetry writes only where content capture
     is opted in; the descriptive `reasons` are not recorded at all (the evidence says the
-    same, bounded)."""
+    same, bounded). `evidence` is the comparison's evidence as it may be shown (redacted,
+    `proxy.report.example.shown_evidence`); none is given without content capture."""
     return Comparison(route=route, score=result.score, label=result.label,
-                      reason=result.reason or None, evidence=result.evidence,
+                      reason=result.reason or None, evidence=evidence,
                       response_id=response_id, noise_floor=noise_floor,
                       above_noise=above_noise, latency_delta=latency_delta)

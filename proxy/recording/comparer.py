@@ -106,9 +106,11 @@ class Comparer:
         rates.compared += 1
         rates.divergent += result.divergent
         delta = candidate.duration - legacy.duration
+        evidence = (example.shown_evidence(result.evidence, legacy_answer, candidate_answer)
+                    if self.telemetry.captures_content else ())
         span = self.telemetry.record_comparison(parent, comparison_record(
             route, result, latency_delta=delta, noise_floor=rates.noise_floor,
-            above_noise=rates.above_noise, response_id=None))
+            above_noise=rates.above_noise, response_id=None, evidence=evidence))
         contributors = answer.contributing_models if answer is not None else ()
         now = self.clock()
         kept = (self._example(call, result, legacy_answer, candidate_answer, now,

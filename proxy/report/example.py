@@ -138,12 +138,20 @@ def build(*, route: str, request_id: str, at: float, label: str, reason: str, sc
           trace_id: str = "", models: tuple[str, ...] = (),
           legacy_model: str | None = None) -> Example:
     """An example of a compared pair, redacted and bounded (see the module docstring)."""
-    secrets = credentials(legacy) | credentials(orchestrator)
     return Example(route=route, request_id=request_id, at=at, label=label, reason=reason,
                    score=round(score, 6), legacy=side_of(legacy),
                    orchestrator=side_of(orchestrator),
-                   evidence=tuple(scrub(redact_evidence(item), secrets) for item in evidence),
+                   evidence=shown_evidence(evidence, legacy, orchestrator),
                    trace_id=trace_id, models=models, legacy_model=legacy_model)
+
+
+def shown_evidence(evidence: tuple[str, ...], legacy: Answer,
+                   orchestrator: Answer) -> tuple[str, ...]:
+    """Evidence as it may be shown (kept with a pair, or on a span with content capture):
+    credentials redacted by the telemetry's rule, and the values that rule finds in
+    either answer blanked wherever the evidence quotes them."""
+    secrets = credentials(legacy) | credentials(orchestrator)
+    return tuple(scrub(redact_evidence(item), secrets) for item in evidence)
 
 
 MIN_SECRET = 4  # shorter "credentials" (`token: 5`) are not worth blanking everywhere

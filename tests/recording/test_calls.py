@@ -369,3 +369,14 @@ def test_comparison_record_carries_the_reason_and_evidence_never_the_description
     bare = comparison_record("/openai", Comparison("identical", 0.0), latency_delta=None,
                              noise_floor=None, above_noise=None, response_id=None)
     assert (bare.reason, bare.evidence, bare.explanation) == ("identical", (), None)
+
+
+def test_captured_content_has_credentials_redacted() -> None:
+    answer = captured(answer_body("Set api_key: sk-live-1234abcd in the header."))
+    payload = {"model": "m", "messages": [{"role": "user",
+                                           "content": "my token=tok-5678efgh, what now?"}]}
+    kept = legacy_call(role="legacy", destination=where(), captured=answer, payload=payload,
+                       usage=None, cost_usd=None, content=True)
+    recorded = (kept.input_messages or "") + (kept.output_messages or "")
+    assert "sk-live-1234abcd" not in recorded and "tok-5678efgh" not in recorded
+    assert "in the header" in recorded and "what now?" in recorded

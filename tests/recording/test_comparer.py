@@ -329,3 +329,18 @@ def test_the_pipelines_model_calls_reach_the_report_per_model(
         assert qwen.selected_share == 1.0  # 2 orchestrated requests, picked for both
 
     run(go)
+
+
+def test_evidence_shown_with_content_capture_never_quotes_a_credential(
+        memory: Callable[..., Memory]) -> None:
+    """Content capture is for the answers, not for keys they may quote: a credential in
+    either answer is blanked in the span's evidence even where the evidence quotes it
+    without its name (`... → sk-...`)."""
+    recorded = memory(capture="span")
+    comparer = comparer_for(recorded.telemetry)
+    candidate(comparer, "Use the key api_key=sk-live-aaaa1111 for Paris.",
+              "Use the key api_key=sk-live-bbbb2222 for Lyon.")
+    (span,) = recorded.finished()
+    evidence = repr((span.attributes or {})[n.DIVERGENCE_EVIDENCE])
+    assert "Lyon" in evidence
+    assert "sk-live" not in evidence
