@@ -160,7 +160,7 @@ class QuietComparer(CountingComparer):
     def candidate(self, *args: Any, **kwargs: Any) -> None:
         return None
 
-    def costs(self, *args: Any) -> None:
+    def costs(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
