@@ -17,8 +17,10 @@ precise date it contains), within the route's relative `number_tolerance`.
 - Facts on one side only: the other answer is a subset or superset (`fact_added`,
   `fact_missing`): not a contradiction, but not the same answer either.
 - Values (numbers, dates, names) that trade places in otherwise word-for-word identical
-  wording, or two content words that do ("from checking to savings" / "from savings
-  to checking"): a changed fact, since who does what to whom changed.
+  wording, or two runs of words that do around the same wording ("from checking to
+  savings" / "from savings to checking", "New York beat Los Angeles" / "Los Angeles
+  beat New York"): a changed fact, since who does what to whom changed. Not a list in
+  another order ("and", "or" relate both ways), nor a phrase moved to the front.
 - Chinese, Japanese and Korean have no capitals: there, a replaced run of ideographs,
   katakana or hangul that appears nowhere in the other answer is a changed fact (a
   reordering is not), next to the numbers.
@@ -96,8 +98,8 @@ def _pair(left: Fact, right: Fact) -> str:
 
 
 def _present(fact: Fact, other: Facts) -> bool:
-    if fact.kind == "name":
-        return fact.key in other.words
+    if fact.kind == "name":  # every word of a name ("buenos aires"), in any place
+        return all(word in other.words for word in fact.key.split())
     if fact.kind in ("quote", "link", "code"):
         return _contains(other.flat, fold(fact.key).replace(" ", ""))
     return False
@@ -289,25 +291,78 @@ def swaps(a: Facts, b: Facts) -> list[str]:
             and _skeleton(a, left) == _skeleton(b, right):
         first = next(i for i, (x, y) in enumerate(zip(keys_a, keys_b, strict=True))
                      if x != y)
-        return [f"swapped: {left[first].surface} ↔ {right[first].surface}"]
+        if not _listed(a.folded, left[first].surface, right[first].surface):
+            return [f"swapped: {left[first].surface} ↔ {right[first].surface}"]
+        return []
     return _transposed_words(a, b)
 
 
+# Words that relate two things both ways: "Paris and London" / "London and Paris".
+_BOTH_WAYS = frozenset({"and", "or", "nor", "plus", "both", "either", "neither", "as",
+                        "well", "&"})
+
+
+def _listed(folded: str, one: str, other: str) -> bool:
+    """Whether two values stand in a list ("Los Angeles and San Diego"), where their
+    order says nothing, rather than in roles ("New York beat Los Angeles")."""
+    x, y = fold(one), fold(other)
+    start = folded.find(x)
+    end = folded.find(y, start + len(x)) if start >= 0 else -1
+    if start < 0 or end < 0:
+        start = folded.find(y)
+        end = folded.find(x, start + len(y)) if start >= 0 else -1
+        x = y
+    if start < 0 or end < 0:
+        return False
+    between = folded[start + len(x):end]
+    words = _WORDS.findall(between)
+    return not between.strip(" ,;") or (bool(words) and set(words) <= _BOTH_WAYS)
+
+
+_MAX_SWAP_WORDS = 24
+
+
 def _transposed_words(a: Facts, b: Facts) -> list[str]:
-    """Two content words that traded places and nothing else moved ("from checking to
-    savings" / "from savings to checking"): common nouns are no facts of their own, but
-    exchanging two of them in the same sentence turns it around."""
+    """Two runs of words that traded places around what stays put ("from checking to
+    savings" / "from savings to checking", "New York beat Los Angeles" / "Los Angeles
+    beat New York"): common nouns are no facts of their own, and a name opening a
+    sentence may not be taken for one, but exchanging two of them turns the statement
+    around. The two runs are alike in length (a phrase that moved, as German puts the
+    verb second, is no exchange), and what stays between them must carry meaning
+    ("beat", "reports to") unless single words traded places: "the capital of France is
+    Paris" / "Paris is the capital of France" exchange runs around a bare "is", and say
+    the same."""
     words_a, words_b = _WORDS.findall(a.folded), _WORDS.findall(b.folded)
-    if len(words_a) != len(words_b):
+    if len(words_a) != len(words_b) or sorted(words_a) != sorted(words_b):
         return []
-    moved = [i for i, (x, y) in enumerate(zip(words_a, words_b, strict=True)) if x != y]
-    if len(moved) != 2:
+    start = 0
+    while start < len(words_a) and words_a[start] == words_b[start]:
+        start += 1
+    end = len(words_a)
+    while end > start and words_a[end - 1] == words_b[end - 1]:
+        end -= 1
+    left, right = words_a[start:end], words_b[start:end]
+    if not left or len(left) > _MAX_SWAP_WORDS:
         return []
-    i, j = moved
-    if words_a[i] != words_b[j] or words_a[j] != words_b[i] or \
-            words_a[i] in FUNCTION_WORDS or words_a[j] in FUNCTION_WORDS:
-        return []
-    return [f"swapped: {words_a[i]} ↔ {words_a[j]}"]
+    for x in range(1, len(left)):
+        for y in range(1, len(left) - x + 1):
+            first, middle, last = left[:x], left[x:len(left) - y], left[len(left) - y:]
+            if right != last + middle + first or first == last:
+                continue
+            if _swapped_roles(first, middle, last):
+                return [f"swapped: {' '.join(first)} ↔ {' '.join(last)}"]
+    return []
+
+
+def _swapped_roles(first: list[str], middle: list[str], last: list[str]) -> bool:
+    def meaningful(words: list[str]) -> bool:
+        return any(word not in FUNCTION_WORDS for word in words)
+
+    if not meaningful(first) or not meaningful(last) or abs(len(first) - len(last)) > 1:
+        return False  # runs of unlike length: a phrase moved (German verb-second order)
+    if middle and set(middle) <= _BOTH_WAYS:
+        return False  # a list in another order
+    return meaningful(middle) or (len(first) == 1 and len(last) == 1)
 
 
 def _skeleton(facts: Facts, values: list[Fact]) -> str:

@@ -283,7 +283,11 @@ def _identifiers(text: str) -> list[Fact]:
 
 
 def _names(text: str) -> list[Fact]:
+    """Capitalised tokens that are names; consecutive ones separated by one space are one
+    name ("Buenos Aires", "South Korea"), so a changed place reads as one change."""
     out = _identifiers(text)
+    run: list[str] = []
+    end = -1
     for m in _CANDIDATE.finditer(text):
         raw = m.group(0)
         token = (_ELISION.sub("", raw) if "'" in raw else raw).rstrip(".-'")
@@ -291,10 +295,26 @@ def _names(text: str) -> list[Fact]:
                                                      and _DIGIT.search(token)):
             continue
         start = _sentence_start(text, m.start())
-        if _is_name(token, start, text[m.end():m.end() + 12]):
-            bare = _POSSESSIVE.sub("", token) if "'" in token else token
-            out.append(Fact("name", prose.fold(bare), bare))
+        if not _is_name(token, start, text[m.end():m.end() + 12]):
+            continue
+        bare = _POSSESSIVE.sub("", token) if "'" in token else token
+        joins = run and text[end:m.start()] == " " and raw.startswith(token)
+        if not joins and run:
+            out.append(_name(run))
+            run = []
+        run.append(bare)
+        end = m.start() + len(token)
+        if bare != token:  # a possessive ends the name
+            out.append(_name(run))
+            run = []
+    if run:
+        out.append(_name(run))
     return out
+
+
+def _name(words: list[str]) -> Fact:
+    surface = " ".join(words)
+    return Fact("name", prose.fold(surface), surface)
 
 
 def _sentence_start(text: str, at: int) -> bool:
