@@ -31,10 +31,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from proxy.config.base import Section
-from proxy.config.load import ConfigError, format_validation_error, read_json_file
+from proxy.config.load import read_json_file, validated
 
 COMPARATORS = ("text", "json", "tool_calls", "finish_reason", "envelope", "embedding",
                "error")
@@ -165,10 +165,7 @@ def _covers(prefix: str, path: str) -> bool:
 
 
 def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> DivergencePolicy:
-    try:
-        return DivergencePolicy.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+    return validated(DivergencePolicy, data, source)
 
 
 def load_policy(path: Path | None) -> DivergencePolicy:

@@ -19,12 +19,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from proxy.config.model import Config
 from proxy.config.proxy import MEMORY_URL
+
+M = TypeVar("M", bound=BaseModel)
 
 log = logging.getLogger("llm_shadow.config")
 
@@ -152,8 +154,14 @@ def read_json_file(file: Path) -> dict[str, Any]:
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Config:
+    return validated(Config, _without_obsolete(data, source), source)
+
+
+def validated(model: type[M], data: Mapping[str, Any], source: str) -> M:
+    """`data` as a `model` (the configuration, or a policy file); a mistake raises
+    `ConfigError` naming `source` and every dotted key that is wrong."""
     try:
-        return Config.model_validate(_without_obsolete(data, source))
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
 

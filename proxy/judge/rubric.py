@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from proxy.config.base import Section
-from proxy.config.load import ConfigError, format_validation_error, read_json_file
+from proxy.config.load import read_json_file, validated
 from proxy.judge.verdict import VERDICTS, Verdict
 
 PLACEHOLDERS = ("question", "reference", "candidate", "classes")
@@ -90,10 +90,7 @@ class Rubric(Section):
 
 
 def parse_rubric(data: Mapping[str, Any], source: str = "<judge policy>") -> Rubric:
-    try:
-        return Rubric.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+    return validated(Rubric, data, source)
 
 
 def load_rubric(path: Path) -> Rubric:

@@ -33,11 +33,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from proxy.comparison.noise import MIN_SAMPLES
 from proxy.config.base import Section
-from proxy.config.load import ConfigError, format_validation_error, read_json_file
+from proxy.config.load import read_json_file, validated
 from proxy.config.traffic import two_decimals
 
 Percent = Annotated[float, Field(ge=0, le=100), AfterValidator(two_decimals)]
@@ -194,11 +194,7 @@ class RampPolicy(Section):
 
 
 def parse_policy(data: Mapping[str, Any], source: str = "<ramp policy>") -> RampPolicy:
-    """Validate a ramp policy; raise `ConfigError` naming `source` and the dotted key."""
-    try:
-        return RampPolicy.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+    return validated(RampPolicy, data, source)
 
 
 def load_policy(path: Path) -> RampPolicy:
