@@ -21,7 +21,7 @@ import difflib
 import html
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -61,27 +61,18 @@ def highlight(legacy: str, orchestrator: str) -> tuple[str, str]:
     so a missing JSON key marks its whole line."""
     if "\n" not in legacy and "\n" not in orchestrator:
         return _token_diff(legacy, orchestrator)
-    a, b = legacy.splitlines(keepends=True), orchestrator.splitlines(keepends=True)
-    left: list[str] = []
-    right: list[str] = []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        old, new = "".join(a[i1:i2]), "".join(b[j1:j2])
-        if op == "equal":
-            left.append(html.escape(old))
-            right.append(html.escape(new))
-        elif op == "replace":
-            marked = _token_diff(old, new)
-            left.append(marked[0])
-            right.append(marked[1])
-        else:
-            left.append(_mark("gone", old) if old else "")
-            right.append(_mark("new", new) if new else "")
-    return "".join(left), "".join(right)
+    return _diff(legacy.splitlines(keepends=True), orchestrator.splitlines(keepends=True),
+                 _token_diff)
 
 
 def _token_diff(legacy: str, orchestrator: str) -> tuple[str, str]:
-    a, b = tokens(legacy), tokens(orchestrator)
+    return _diff(tokens(legacy), tokens(orchestrator), _marked)
+
+
+def _diff(a: list[str], b: list[str],
+          changed: Callable[[str, str], tuple[str, str]]) -> tuple[str, str]:
+    """Both sides as HTML: the runs they share escaped, the runs that differ through
+    `changed` (lines are diffed again token by token; tokens are marked)."""
     left: list[str] = []
     right: list[str] = []
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
@@ -91,11 +82,14 @@ def _token_diff(legacy: str, orchestrator: str) -> tuple[str, str]:
             left.append(html.escape(old))
             right.append(html.escape(new))
             continue
-        if old:
-            left.append(_mark("gone", old))
-        if new:
-            right.append(_mark("new", new))
+        gone, came = changed(old, new) if old and new else _marked(old, new)
+        left.append(gone)
+        right.append(came)
     return "".join(left), "".join(right)
+
+
+def _marked(old: str, new: str) -> tuple[str, str]:
+    return (_mark("gone", old) if old else ""), (_mark("new", new) if new else "")
 
 
 def _mark(kind: str, text: str) -> str:
