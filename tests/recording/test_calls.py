@@ -358,7 +358,7 @@ def test_comparison_record_carries_the_reason_and_evidence_never_the_description
                         reason="json_value_changed",
                         evidence=('$.customer_email: "a@x.io" → "b@x.io"',))
     made = comparison_record("/openai", result, latency_delta=-0.5, noise_floor=0.1,
-                             above_noise=True, response_id=None)
+                             above_noise=True, response_id=None, evidence=result.evidence)
     assert (made.route, made.label, made.score, made.latency_delta) == \
         ("/openai", "major", 1.0, -0.5)
     assert (made.reason, made.evidence) == ("json_value_changed", result.evidence)
