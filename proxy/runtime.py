@@ -40,7 +40,7 @@ from proxy.judge.grader import build_judge
 from proxy.orchestrator.external import ExternalTarget
 from proxy.orchestrator.pipeline import Pipeline, build_pipeline
 from proxy.orchestrator.target import InProcessTarget, Target
-from proxy.ramp.runner import build_ramp
+from proxy.ramp.autopilot import build_ramp
 from proxy.recording.comparer import Comparer
 from proxy.recording.worker import ExchangeRecorder
 from proxy.redisclient import Client, redis_client

@@ -29,8 +29,9 @@ import pytest
 import redis
 
 from proxy.comparison.answer import Answer
-from proxy.comparison.compare import compare
-from proxy.demo import facts, world
+from proxy.comparison.comparator import compare
+from proxy.demo import atlas as facts
+from proxy.demo import world
 from proxy.demo.traces import choose_destination
 from tests.conftest import POLLUTING
 from tests.fakes.servers import RedisServer, free_port

@@ -2,7 +2,7 @@
 and text divergence, labels, and the noise floor.
 
 Layer: pure core (no starlette, httpx, redis or opentelemetry). Runs off the request
-path but on the same event loop, so every step is bounded (see `compare.Limits`).
+path but on the same event loop, so every step is bounded (see `comparator.Limits`).
 
 Typical use, once both answers are complete:
 
@@ -14,7 +14,7 @@ Typical use, once both answers are complete:
     result.label, result.reason          # bounded: safe for metrics and spans
     result.evidence                      # answer content: only with content capture
 
-Module map: `answer`, `stream`, `extract` (answers from bodies); `compare` (score,
+Module map: `answer`, `stream`, `extract` (answers from bodies); `comparator` (score,
 label, the decision); `rules` (what makes a difference decisive); `facts`, `quantity`,
 `snippet`, `prose`, `lexicon` (a prose answer's facts); `agreement` (two answers'
 facts compared); `jsondiff` (structure); `similarity`; `finding` (reasons and
@@ -24,7 +24,7 @@ evidence); `policy`; `noise` (the noise floor).
 from __future__ import annotations
 
 from proxy.comparison.answer import Answer, ToolCall, normalise_finish
-from proxy.comparison.compare import (
+from proxy.comparison.comparator import (
     DIVERGENT,
     LABELS,
     Comparison,

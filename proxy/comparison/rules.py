@@ -1,7 +1,7 @@
 """The decisive rules: what makes a difference between two answers `major` whatever the
 edit distance, or at least `minor`.
 
-Layer: pure core. `proxy.comparison.compare` measures how much two answers differ (the
+Layer: pure core. `proxy.comparison.comparator` measures how much two answers differ (the
 score); these functions say *what* differs, as `Finding`s with a reason and evidence
 (`proxy.comparison.finding`):
 

@@ -1,6 +1,6 @@
 """`llm-shadow demo`: the main job on an embedded default, in one process on loopback.
 
-Layer: composition, with its own small pure core (`facts`) and adapters (`upstreams`,
+Layer: composition, with its own small pure core (`atlas`) and adapters (`upstreams`,
 `servers`, `client`, `storage`, `traces`). Nothing here is imported by the proxy itself;
 tests/ is not imported either (it is not installed).
 

@@ -27,7 +27,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from proxy.demo import facts
+from proxy.demo import atlas as facts
 
 MODELS_HEADER = "x-llm-shadow-models"
 CONVERSATION_HEADER = "x-conversation-id"

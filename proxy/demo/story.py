@@ -42,8 +42,8 @@ from proxy.demo.watch import (
     waiting,
 )
 from proxy.demo.world import DemoFailed, World
+from proxy.ramp.autopilot import RampRunner
 from proxy.ramp.control import start_ramp
-from proxy.ramp.runner import RampRunner
 from proxy.ramp.schedule import load_policy
 from proxy.ramp.state import RampState
 from proxy.report.aggregate_store import ReportStoreError

@@ -2,7 +2,7 @@
 chat completions, streaming and not, with the usage chunk when asked) and the
 orchestrator's models (the same API, non-streaming, as the pipeline calls them).
 
-Layer: adapter (plain ASGI; what they say comes from `proxy.demo.facts`). Each checks
+Layer: adapter (plain ASGI; what they say comes from `proxy.demo.atlas`). Each checks
 its own API key, so the demo shows the legacy key going to legacy only and each model
 getting its own. Latencies are drawn from a seeded generator, a little different per
 model, so the latency report has something to show.
@@ -24,7 +24,7 @@ from typing import Any, Literal
 import orjson
 
 from proxy.asgi import Receive, Scope, Send
-from proxy.demo import facts
+from proxy.demo import atlas as facts
 
 Mode = Literal["wrong", "error", "slow"]
 MODES: tuple[Mode, ...] = ("wrong", "error", "slow")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 
-from proxy.comparison.compare import Comparison
+from proxy.comparison.comparator import Comparison
 from proxy.config.comparison import JudgeSection
 
 PROSE_REASONS = frozenset({"text_edit", "fact_changed", "fact_missing", "fact_added"})

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from proxy.comparison.compare import Label
+from proxy.comparison.comparator import Label
 from proxy.comparison.noise import Excess, Proportion, excess_divergence
 from proxy.report.entry import (
     ROLES,

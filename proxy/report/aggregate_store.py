@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.comparison.compare import Comparison
+from proxy.comparison.comparator import Comparison
 from proxy.config.comparison import ComparisonSection
 from proxy.config.proxy import RedisSection
 from proxy.redisclient import Client, redis_client

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from proxy.comparison.compare import Comparison, Label
+from proxy.comparison.comparator import Comparison, Label
 from proxy.report.example import Example
 from proxy.report.judgements import JudgeTally, judge_increments
 

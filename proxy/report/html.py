@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from proxy.comparison.compare import LABELS, Label
+from proxy.comparison.comparator import LABELS, Label
 from proxy.report.aggregate import Report, RouteReport
 from proxy.report.entry import bin_centre_ms
 from proxy.report.sidebyside import STYLE as PAIR_STYLE

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from proxy.comparison.compare import LABELS, Label
+from proxy.comparison.comparator import LABELS, Label
 from proxy.judge.verdict import VERDICTS, Verdict, agreement
 
 FAILURES = ("timeout", "error", "invalid_verdict")

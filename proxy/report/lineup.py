@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from proxy.comparison.compare import Label
+from proxy.comparison.comparator import Label
 from proxy.report.entry import label_counts, latency_histogram, quantile
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import orjson
 
-from proxy.comparison.compare import LABELS, Label
+from proxy.comparison.comparator import LABELS, Label
 from proxy.comparison.noise import Excess
 from proxy.report.aggregate import OrchestratorModel, Report, RouteReport, RouteSummary
 from proxy.report.example import Example, Side

@@ -8,7 +8,7 @@ import pytest
 
 from proxy.comparison import compare
 from proxy.comparison.answer import build_answer
-from proxy.comparison.compare import Limits
+from proxy.comparison.comparator import Limits
 from proxy.comparison.facts import extract
 from proxy.comparison.policy import RoutePolicy
 

@@ -16,9 +16,9 @@ from proxy.config.proxy import RedisSection
 from proxy.flags.audit import AuditEntry
 from proxy.flags.snapshot import FlagSnapshot
 from proxy.flags.writer import FlagWriter
+from proxy.ramp.autopilot import RampRunner
 from proxy.ramp.control import start_ramp
 from proxy.ramp.readings import RampReports
-from proxy.ramp.runner import RampRunner
 from proxy.ramp.schedule import RampPolicy, parse_policy
 from proxy.ramp.state import RampState
 from proxy.ramp.state_store import RampStore

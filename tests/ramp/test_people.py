@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from proxy.flags.writer import FlagWriter
+from proxy.ramp.autopilot import RampRunner
 from proxy.ramp.control import RampError, resume_ramp, stop_ramp
-from proxy.ramp.runner import RampRunner
 from tests.fakes.servers import RedisServer
 from tests.ramp.helpers import ROUTE, World, tiny_policy, with_world
 

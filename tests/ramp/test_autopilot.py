@@ -19,8 +19,8 @@ from proxy.comparison import DivergencePolicy, Limits
 from proxy.config import Settings, parse_config
 from proxy.exchange import Captured
 from proxy.orchestrator.target import TargetCall
+from proxy.ramp.autopilot import RampRunner, build_ramp
 from proxy.ramp.control import RampError, apply_until_stable, pause_ramp, resume_ramp
-from proxy.ramp.runner import RampRunner, build_ramp
 from proxy.ramp.state import RampStateInvalid, new_ramp
 from proxy.recording.comparer import Comparer
 from proxy.report.buffer import ReportBuffer
