@@ -105,6 +105,8 @@ class ChaosOrchestrator:
         self._run(self._close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
 
     def __enter__(self) -> ChaosOrchestrator:
         return self.start()
