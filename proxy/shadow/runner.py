@@ -183,6 +183,13 @@ class ShadowRunner:
     async def _run(self, job: ShadowJob) -> None:
         route = job.route
         try:
+            # Let the legacy request leave first. The job is created before the legacy
+            # call starts, so its first step would otherwise run before the transport's
+            # own task writes the legacy body, and its work (budget reservation,
+            # building the orchestrator request) would delay legacy instead of
+            # overlapping legacy's wait. Measured one request at a time with legacy
+            # answering in 5 ms: +0.17-0.22 ms p50 without this, +0.04-0.08 ms with it.
+            await asyncio.sleep(0)
             if job.orchestrator_answer is None:
                 await self._orchestrator_shadow(job)
             else:
