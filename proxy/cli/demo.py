@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from proxy.cli.common import require_extra
-from proxy.cli.flags import redacted
+from proxy.cli.preamble import redacted_url
 from proxy.config import ConfigError
 
 QUIET_LOGGERS = ("uvicorn", "uvicorn.error", "httpx", "httpcore", "openai", "opentelemetry")
@@ -63,7 +63,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     _quiet_logs(args.log_level)
     url = args.redis_url or os.environ.get("LLM_SHADOW_REDIS_URL") or DEFAULT_REDIS_URL
     options = Options(step_seconds=args.step_seconds, rate=args.rate,
-                      regression=args.regression, redis_url=url, redis_shown=redacted(url),
+                      regression=args.regression, redis_url=url, redis_shown=redacted_url(url),
                       keep_keys=args.keep_keys, folder=args.out, seed=args.seed,
                       timeout=args.timeout)
     try:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from proxy.cli.common import add_config_option, load_for_redis
-from proxy.cli.preamble import describe_redis
+from proxy.cli.preamble import describe_section
 from proxy.cli.status import one_line, print_status, status_json
 from proxy.config import Settings
 from proxy.flags.replicas import (
@@ -231,7 +231,7 @@ async def _replicas(writer: FlagWriter) -> list[ReplicaStatus]:
 def _warn_no_replicas(settings: Settings) -> None:
     config = settings.config
     print(f"llm-shadow: WARNING: no live replica is watching "
-          f"{describe_redis(config.redis.url)}, key prefix {config.redis.key_prefix}: "
+          f"{describe_section(config.redis)}: "
           f"the change is stored, but no sidecar applied it. If sidecars are running, "
           f"this is not their Redis or prefix (check --config / LLM_SHADOW_REDIS_URL); "
           f"a sidecar that starts later applies it.", file=sys.stderr)
@@ -262,7 +262,7 @@ def _with_writer(settings: Settings, action: Callable[[FlagWriter], Awaitable[in
     try:
         return asyncio.run(run())
     except StoreError as exc:
-        print(f"llm-shadow: {exc} (Redis: {redacted(config.redis.url)})", file=sys.stderr)
+        print(f"llm-shadow: {exc} ({describe_section(config.redis)})", file=sys.stderr)
         return 1
     except SnapshotInvalid as exc:
         print(f"llm-shadow: change refused:\n{exc}", file=sys.stderr)
@@ -330,16 +330,3 @@ async def _wait_for_replicas(writer: FlagWriter, version: int, timeout: float) -
         return 1
     print(f"all {len(replicas)} live replicas applied version {version}")
     return 0
-
-
-# --- output -----------------------------------------------------------------------------
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user + ':' if user else ''}***@{host}"

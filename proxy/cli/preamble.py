@@ -14,21 +14,37 @@ output stays what scripts parse (`status --json`, `report --format json`).
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from proxy.config import Settings
+from proxy.config.proxy import RedisSection
 
 
 def preamble(settings: Settings, *, redis_flag: bool = False) -> str:
     """The line; `redis_flag` says the URL came from `--redis-url`."""
-    config = settings.config
     where = f"config {settings.source}" if settings.has_file else \
         "no config file: built-in defaults"
     origin = ("--redis-url" if redis_flag else settings.from_env.get("redis.url")
               or (None if settings.has_file else "built-in default"))
-    redis = describe_redis(config.redis.url)
-    shown = f"{redis}, key prefix {config.redis.key_prefix}"
+    shown = describe_section(settings.config.redis)
     return f"llm-shadow: {where}; {shown}{f' (from {origin})' if origin else ''}"
+
+
+def describe_section(redis: RedisSection) -> str:
+    """The Redis the commands reach and the key prefix they use, as the stores resolve
+    them: with Sentinel the sentinels name the primary (the URL's host is not used), and
+    in cluster mode the keys carry the hash tag."""
+    if redis.sentinel is not None:
+        parts = urlsplit(redis.url)
+        tls = " (TLS)" if parts.scheme.lower() == "rediss" else ""
+        where = (f"Redis Sentinel service {redis.sentinel.service_name} via "
+                 f"{', '.join(redis.sentinel.addresses)} db {_db(parts.path, parts.query)}"
+                 f"{tls}")
+    elif redis.cluster:
+        where = describe_redis(redis.url).replace("Redis ", "Redis Cluster via ", 1)
+    else:
+        where = describe_redis(redis.url)
+    return f"{where}, key prefix {redis.keyspace}"
 
 
 def describe_redis(url: str) -> str:
@@ -60,3 +76,18 @@ def _db(path: str, query: str) -> str:
 
 def _user(text: str) -> str:
     return f" ({text.rstrip(', ')})" if text else ""
+
+
+def redacted_url(url: str) -> str:
+    """The URL as given, for a person who typed it (the demo's `--redis-url`), with every
+    password replaced by `***`: the one before the `@` and a `password=` in the query,
+    which redis-py also accepts."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        netloc = f"{user}:***@{netloc.rpartition('@')[2]}"
+    query = urlencode([(k, "***" if k.lower() == "password" else v)
+                       for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+                      safe="*")
+    return f"{parts.scheme}://{netloc}{parts.path}{'?' if query else ''}{query}"

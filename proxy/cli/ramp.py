@@ -36,7 +36,8 @@ from typing import Any
 import orjson
 
 from proxy.cli.common import add_config_option, load_for_redis
-from proxy.cli.flags import default_actor, redacted
+from proxy.cli.flags import default_actor
+from proxy.cli.preamble import describe_section
 from proxy.config import ConfigError, Settings
 from proxy.flags.snapshot import SnapshotInvalid, default_snapshot
 from proxy.flags.store import StoreError
@@ -222,7 +223,7 @@ def _with_tools(settings: Settings, action: Callable[[Tools], Awaitable[int]]) -
     try:
         return asyncio.run(run())
     except (StoreError, ReportStoreError) as exc:
-        print(f"llm-shadow ramp: {exc} (Redis: {redacted(config.redis.url)}); is Redis "
+        print(f"llm-shadow ramp: {exc} ({describe_section(config.redis)}); is Redis "
               f"running and is redis.url right?", file=sys.stderr)
     except RampError as exc:
         print(f"llm-shadow ramp: {exc}", file=sys.stderr)

@@ -47,6 +47,19 @@ def test_without_a_config_file_the_first_line_says_built_in_defaults(tmp_path: P
     assert "(from --redis-url)" in first and "hunter2" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [["status"], ["set", "--shadow", "5"], ["rollback"],
+                                     ["ramp", "status"]])
+def test_a_password_in_the_query_string_is_never_printed(tmp_path: Path,
+                                                         command: list[str]) -> None:
+    """redis-py also takes the password as `?password=`; the first line and the error
+    that Redis is unreachable name the Redis without it."""
+    config, _ = write_config(tmp_path, "redis://127.0.0.1:9/0?password=hunter2")
+    result = llm_shadow(*command, "--config", str(config), cwd=tmp_path)
+    assert result.returncode != 0  # nothing listens there
+    assert "Redis 127.0.0.1:9 db 0" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+
 def test_the_first_line_names_the_file_and_the_redis_and_json_stays_parseable(
         tmp_path: Path, redis_server: RedisServer) -> None:
     config, prefix = write_config(tmp_path, redis_server.url)
