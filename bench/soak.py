@@ -18,7 +18,7 @@ the proxy's own count (/statz `divert.streams_cut`). Prints:
 - the flag state after both restarts (must be `ready`, at the version written).
 
     python bench/soak.py                 # 60 s
-    python bench/soak.py --duration 15   # the short form the tests run
+    python bench/soak.py --duration 12 --clients 12   # the short form tests/test_soak.py runs
 """
 
 from __future__ import annotations

@@ -123,11 +123,10 @@ def read_otel_environment(env: Mapping[str, str] | None = None) -> OtelEnvironme
         if get(variable) and get(variable) not in OTLP_PROTOCOLS:  # a typo fails even unused
             _fail(f"{variable}: OTLP protocol must be one of {', '.join(OTLP_PROTOCOLS)}")
 
-    def protocol(signal: str) -> tuple[str, str]:
-        variable = f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"
-        if get(variable):
-            return variable, get(variable)
-        return "OTEL_EXPORTER_OTLP_PROTOCOL", get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    def protocol(signal: str) -> str:
+        """The signal's OTLP protocol (validated above), or "" for the default."""
+        return get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or \
+            get("OTEL_EXPORTER_OTLP_PROTOCOL")
 
     def chosen(signal: str) -> str:
         """The signal's exporter list; `otlp` when only an endpoint is set; else none."""
@@ -162,7 +161,7 @@ def capture_mode(section: TelemetrySection, otel: OtelEnvironment) -> CaptureMod
 
 
 def _exporters(variable: str, value: str, known: frozenset[str],
-               protocol: tuple[str, str]) -> tuple[Exporter, ...]:
+               protocol: str) -> tuple[Exporter, ...]:
     names = _tokens(value)
     if "none" in names:
         return ()
@@ -171,20 +170,16 @@ def _exporters(variable: str, value: str, known: frozenset[str],
         if name not in known:
             _fail(f"{variable}: unsupported exporter (supported: "
                   f"{', '.join(sorted(known | {'none'}))})")
-        exporter = _resolve(name, *protocol)
+        exporter = _resolve(name, protocol)
         if exporter not in out:
             out.append(exporter)
     return tuple(out)
 
 
-def _resolve(name: str, variable: str, protocol: str) -> Exporter:
-    """The exporter for `name`; `variable` is where `protocol` came from."""
+def _resolve(name: str, protocol: str) -> Exporter:
+    """The exporter for `name`; `protocol` is a valid OTLP protocol or "" (gRPC)."""
     if name == "otlp":
-        if not protocol:
-            return "otlp_grpc"
-        if protocol not in OTLP_PROTOCOLS:
-            _fail(f"{variable}: OTLP protocol must be one of {', '.join(OTLP_PROTOCOLS)}")
-        return OTLP_PROTOCOLS[protocol]
+        return OTLP_PROTOCOLS[protocol] if protocol else "otlp_grpc"
     if name == "otlp_proto_grpc":
         return "otlp_grpc"
     if name == "otlp_proto_http":

@@ -27,7 +27,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from proxy.demo import atlas as facts
+from proxy.demo import atlas
 
 MODELS_HEADER = "x-llm-shadow-models"
 CONVERSATION_HEADER = "x-conversation-id"
@@ -145,7 +145,7 @@ class Traffic:
             self.stats.record(Outcome(started, time.monotonic(), kind, False,
                                       error=type(exc).__name__))
             return
-        right = question is None or facts.is_right(question, text)
+        right = question is None or atlas.is_right(question, text)
         self.stats.record(Outcome(started, time.monotonic(), kind, True, by_orchestrator,
                                   right))
         if kind != "follow_up" and kind != "json":
@@ -153,19 +153,19 @@ class Traffic:
                                                        {"role": "assistant",
                                                         "content": text})))
 
-    def _compose(self, kind: str) -> tuple[Turn, facts.Question | None]:
+    def _compose(self, kind: str) -> tuple[Turn, atlas.Question | None]:
         if kind == "follow_up" and self._done:
             earlier = self._done.popleft()
-            messages = (*earlier.messages, {"role": "user", "content": facts.FOLLOW_UP})
-            return Turn(earlier.conversation, messages), facts.understand(messages)
-        country = self.rng.choice(facts.COUNTRIES)
-        text = (facts.json_question(country) if kind == "json"
-                else facts.capital_question(country))
+            messages = (*earlier.messages, {"role": "user", "content": atlas.FOLLOW_UP})
+            return Turn(earlier.conversation, messages), atlas.understand(messages)
+        country = self.rng.choice(atlas.COUNTRIES)
+        text = (atlas.json_question(country) if kind == "json"
+                else atlas.capital_question(country))
         self._conversations += 1
         conversation = f"conv-{self._conversations:05d}-{self.rng.getrandbits(32):08x}"
-        messages = ({"role": "system", "content": facts.SYSTEM_PROMPT},
+        messages = ({"role": "system", "content": atlas.SYSTEM_PROMPT},
                     {"role": "user", "content": text})
-        return Turn(conversation, messages), facts.understand(messages)
+        return Turn(conversation, messages), atlas.understand(messages)
 
     async def _ask(self, turn: Turn, kind: str) -> tuple[str, bool]:
         """The answer's text and whether the orchestrator gave it."""

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import orjson
 
 from proxy.asgi import Receive, Scope, Send
-from proxy.demo import atlas as facts
+from proxy.demo import atlas
 
 Mode = Literal["wrong", "error", "slow"]
 MODES: tuple[Mode, ...] = ("wrong", "error", "slow")
@@ -83,8 +83,8 @@ class FakeLegacy:
             await _send_json(send, problem.status, problem.body)
             return
         self.calls += 1
-        question = facts.understand(payload.get("messages") or [])
-        text = facts.legacy_answer(question, self.rng)
+        question = atlas.understand(payload.get("messages") or [])
+        text = atlas.legacy_answer(question, self.rng)
         await asyncio.sleep(self.rng.uniform(self.latency.low, self.latency.high))
         model = str(payload.get("model") or "gpt-4o-mini")
         usage = _usage(payload.get("messages") or [], text)
@@ -126,9 +126,9 @@ class FakeModel:
         if mode == "error":
             return Reply(500, _error("The server had an error while processing your request.",
                                      "server_error"))
-        question = facts.understand(payload.get("messages") or [])
-        text = (facts.cross_talk_answer(question) if mode == "wrong"
-                else facts.plain_answer(question))
+        question = atlas.understand(payload.get("messages") or [])
+        text = (atlas.cross_talk_answer(question) if mode == "wrong"
+                else atlas.plain_answer(question))
         model = str(payload.get("model") or self.name)
         return Reply(200, _completion(model, text, _usage(payload.get("messages") or [], text)))
 
@@ -171,7 +171,7 @@ def _error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
 
 
 def _usage(messages: Sequence[Mapping[str, Any]], text: str) -> dict[str, int]:
-    prompt = sum(len(facts.text_of(m.get("content"))) for m in messages) // 4 + 4 * len(messages)
+    prompt = sum(len(atlas.text_of(m.get("content"))) for m in messages) // 4 + 4 * len(messages)
     completion = len(text) // 4 + 1
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
@@ -212,7 +212,7 @@ async def _stream(send: Send, model: str, text: str, usage: Mapping[str, int] | 
                             (b"cache-control", b"no-cache")]})
     await send(event([{"index": 0, "delta": {"role": "assistant", "content": ""},
                        "finish_reason": None}]))
-    for word in facts.words(text):
+    for word in atlas.words(text):
         await asyncio.sleep(per_word)
         await send(event([{"index": 0, "delta": {"content": word}, "finish_reason": None}]))
     await send(event([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
