@@ -28,7 +28,7 @@ import logging
 import time
 from types import TracebackType
 
-from proxy.comparison import DivergencePolicy, Limits
+from proxy.comparison import Limits
 from proxy.config import ConfigError, Settings
 from proxy.config.policyfiles import load_divergence
 from proxy.config.reload import ConfigWatcher
@@ -109,7 +109,9 @@ class Runtime:
                                               client=self.redis)
         self.report_buffer = ReportBuffer(self.report)
         self.judge = build_judge(self.settings, self.redis, self.telemetry, self.report_buffer)
-        self.comparer = Comparer(self._divergence_policy(),
+        # The divergence policy file (the built-in default when there is none); an
+        # invalid file raises `ConfigError`.
+        self.comparer = Comparer(load_divergence(self.settings),
                                  Limits.from_section(config.comparison), self.telemetry,
                                  self.report_buffer, judge=self.judge,
                                  keep_examples=config.comparison.keep_examples)
@@ -156,11 +158,6 @@ class Runtime:
                 forward_credentials=config.orchestrator.endpoint_forward_credentials)
         self.pipeline = build_pipeline(self.settings, self.redis)
         return InProcessTarget(self.pipeline)
-
-    def _divergence_policy(self) -> DivergencePolicy:
-        """The divergence policy file; the built-in default when the file does not
-        exist. An invalid file raises `ConfigError`."""
-        return load_divergence(self.settings)
 
     def _config_use_orchestrator(self) -> bool:
         """Whether this replica's (hot-reloaded) config.json leaves the orchestrator on."""
