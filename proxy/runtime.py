@@ -9,7 +9,8 @@ it starts waits for Redis.
     legacy transport + pool gate     the legacy path (proxy.forward)
     flag service + config watcher    live flags and config reload (proxy.flags)
     telemetry                        traces and metrics (proxy.telemetry)
-    redis (shared, background only)  learned records, shadow budget, report aggregates
+    redis (shared, background only)  learned records, shadow and judge budgets, report
+                                     aggregates, the ramp's state and its report reads
     orchestrator pipeline / endpoint the orchestrator target (proxy.orchestrator)
     shadow client + runner           shadow jobs and noise samples (proxy.shadow)
     pressure probe                   event-loop lag and CPU throttling: sheds shadows
@@ -138,7 +139,7 @@ class Runtime:
                                  tee_bytes=shadow.tee_max_bytes)
 
     def _shared_redis(self) -> Client:
-        """One client for background Redis work (learned records, budget, report, ramp);
+        """One client for background Redis work (learned records, budgets, report, ramp);
         the flags have their own, with tight timeouts."""
         config = self.settings.config
         return redis_client(config.redis, connect_timeout=config.redis.connect_timeout,
