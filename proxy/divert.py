@@ -138,7 +138,9 @@ class Diverter:
 
     async def _head(self, call: TargetCall, reply: TargetReply) -> bytes:
         """What must be read before committing: a stream's first part, or the whole of a
-        non-streamed answer (bounded by the route's body limit, then checked)."""
+        non-streamed answer (bounded by the route's body limit, then checked). A failure
+        carries the in-process pipeline's answer, so its model calls and their cost are
+        recorded with the fallback."""
         try:
             if call.stream:
                 return await anext(reply.parts, b"")
@@ -147,14 +149,14 @@ class Diverter:
             async for part in reply.parts:
                 body += part
                 if len(body) > limit:
-                    raise OrchestratorFailed(TOO_LARGE)
+                    raise OrchestratorFailed(TOO_LARGE, reply.answer)
         except ProxyError as exc:  # headers came, then the body failed
             raise OrchestratorFailed("timeout" if isinstance(exc, UpstreamTimeout)
-                                     else "incomplete") from exc
+                                     else "incomplete", reply.answer) from exc
         whole = bytes(body)
         reason = problem(whole, reply.headers, limit=limit, llm_api=call.api is not None)
         if reason is not None:
-            raise OrchestratorFailed(reason)
+            raise OrchestratorFailed(reason, reply.answer)
         return whole
 
     async def _fall_back(self, call: TargetCall, send: Send, record: Exchange, reason: str,
