@@ -26,6 +26,11 @@ from dataclasses import dataclass
 # A step with less time than this left is not started: a model call cannot answer in
 # 10 ms, and starting one only to cancel it costs a connection and a billed prompt.
 MIN_STEP = 0.01
+# How long past the deadline a caller waits for a target that ends its own steps at the
+# deadline (the in-process pipeline) to hand back its answer, which records each model
+# call it ended: a caller's own timeout ending at the deadline itself would cancel the
+# target first and lose them.
+GRACE = 0.05
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator
 from proxy.asgi import Send
 from proxy.commit import TOO_LARGE, problem
 from proxy.config.shadow import DivertSection
-from proxy.deadline import Deadline
+from proxy.deadline import GRACE, Deadline
 from proxy.errors import ProxyError, UpstreamTimeout
 from proxy.exchange import Captured, Exchange
 from proxy.forward import Forwarder, UpstreamAborted
@@ -58,9 +58,6 @@ log = logging.getLogger("llm_shadow.divert")
 
 # The fallback reason when the attempt ran out of its time budget.
 BUDGET = "fallback_budget"
-# How long past the budget the in-process pipeline may take to hand back its own answer
-# (which records each model call it ended) before the divert stops waiting for it.
-GRACE = 0.05
 
 
 class Diverter:

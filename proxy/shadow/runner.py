@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from proxy.comparison import in_noise_sample
-from proxy.deadline import Deadline
+from proxy.deadline import GRACE, Deadline
 from proxy.decision import Decision, orchestrator_allowed
 from proxy.errors import ProxyError, UpstreamTimeout
 from proxy.exchange import Captured
@@ -253,11 +253,14 @@ class ShadowRunner:
 
     async def _ask(self, job: ShadowJob,
                    ) -> tuple[Captured | None, OrchestratorAnswer | None, str | None]:
-        """The orchestrator's complete answer, or why there is none."""
+        """The orchestrator's complete answer, or why there is none. The in-process
+        pipeline ends its model calls at the deadline and hands back its answer (with
+        those calls, for the trace, the real cost and learning): the job waits `GRACE`
+        longer for it."""
         route = job.route
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout + GRACE):
                 reply = await self.target.call(job.call, Deadline.after(self.timeout, started))
                 return await collect(reply, started, self.cap), reply.answer, None
         except TimeoutError:
