@@ -272,7 +272,10 @@ class ShadowRunner:
                 return None, failed.answer, "timeout"
             return None, failed.answer, failed.reason
         except ProxyError as exc:  # the answer's body failed midway: the orchestrator's fault
-            return None, None, "timeout" if isinstance(exc, UpstreamTimeout) else "incomplete"
+            if isinstance(exc, UpstreamTimeout):
+                self.skip("timeout", route)
+                return None, None, "timeout"
+            return None, None, "incomplete"
 
     async def _legacy_shadow(self, job: ShadowJob) -> None:
         """The shadow of a divert: the legacy call runs now, the orchestrator already

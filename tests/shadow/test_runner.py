@@ -311,3 +311,35 @@ def test_a_shadow_out_of_time_keeps_the_answer_the_pipeline_hands_back_at_the_de
     assert answer is not None and [c.outcome for c in answer.calls] == ["timeout"]
     assert spent == pytest.approx(0.03)
 
+
+class StallsMidway(CutShort):
+    async def call(self, call: TargetCall, deadline: Any = None) -> TargetReply:
+        from proxy.errors import UpstreamTimeout
+
+        async def parts() -> Any:
+            yield b'{"choices": [{"mess'
+            raise UpstreamTimeout("the orchestrator stopped sending")
+
+        return TargetReply(200, [(b"content-type", b"application/json")], parts())
+
+
+def test_an_answer_that_stalls_midway_counts_as_a_timeout_skip() -> None:
+    comparer = OutcomeComparer()
+
+    async def scenario() -> ShadowRunner:
+        runner = ShadowRunner(
+            target=StallsMidway(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
+            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
+            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        job = _job()
+        assert runner.launch(job)
+        job.legacy_finished(None)
+        async with asyncio.timeout(30):
+            while runner.tasks:
+                await asyncio.sleep(0.01)
+        return runner
+
+    runner = asyncio.run(scenario())
+    assert runner.skipped["timeout"] == 1
+    assert comparer.outcomes == ["failed"]
