@@ -14,7 +14,10 @@ Layer: composition (background tasks). The guarantees, each tested:
   fail-safe (so their pool slots return) and at shutdown;
 - budgeted: a job reserves its estimated cost from the shared hourly budget before it
   calls, and settles the real cost after;
-- every skip and drop is counted by reason.
+- every skip and drop is counted by reason; those due to load (`REPORTED_SKIPS`) also
+  go to the report, as a count the report buffer writes once per route and reason at
+  its next flush (never an entry per request, which at saturation would crowd out the
+  comparisons).
 
 Failures inside a job never reach the client; the one broad catch is in `_run`.
 """
