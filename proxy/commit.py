@@ -1,9 +1,9 @@
 """When a diverted answer may be committed to the client: what must have been read of the
 orchestrator's answer before its first byte goes out.
 
-Layer: pure core (orjson and zlib only). The divert (`proxy.divert`) reads the answer up
-to the point these rules name, within its time budget; any failure until then falls
-back to legacy, because nothing has reached the client yet:
+Layer: pure core (orjson, and the usage meter's decoding). The divert (`proxy.divert`)
+reads the answer up to the point these rules name, within its time budget; any failure
+until then falls back to legacy, because nothing has reached the client yet:
 
 - a non-streamed answer is read whole, up to the route's body limit, and must be JSON
   when it says it is (or when the path is an LLM API, whose answers are JSON). A
@@ -16,16 +16,18 @@ back to legacy, because nothing has reached the client yet:
   the client's stream (legacy is never spliced onto a partial answer).
 
 `problem` says why a whole, non-streamed answer may not be served (a fallback reason),
-or None. Compressed bodies (`gzip`, `deflate`) are inflated for the check, bounded by the
-same limit; other encodings are served unchecked (they cannot be read here).
+or None. Compressed bodies (`gzip`, `deflate` zlib-wrapped or raw, stacked) are inflated
+for the check by `proxy.usage.meter.decode_content`, bounded by the same limit; other
+encodings are served unchecked (they cannot be read here).
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 import orjson
+
+from proxy.usage.meter import Undecodable, decode_content
 
 TOO_LARGE = "too_large"
 INVALID_JSON = "invalid_json"
@@ -38,20 +40,14 @@ def problem(body: bytes, headers: Sequence[tuple[bytes, bytes]], *, limit: int,
         return TOO_LARGE
     if not _json_expected(_header(headers, b"content-type"), llm_api):
         return None
-    wbits = _wbits(_header(headers, b"content-encoding"))
-    if wbits is None:  # an encoding this module cannot read: served unchecked
-        return None
-    plain = body
-    if wbits:
-        inflater = zlib.decompressobj(wbits)
-        try:
-            plain = inflater.decompress(body, limit + 1)
-        except zlib.error:
-            return INVALID_JSON
-        if len(plain) > limit:
-            return TOO_LARGE
-        if not inflater.eof:  # the compressed stream was cut short
-            return INVALID_JSON
+    encoding = _header(headers, b"content-encoding")
+    try:
+        plain = decode_content(body, encoding.decode("latin-1") if encoding else None,
+                               limit=limit)
+    except Undecodable as exc:
+        if exc.reason == "unknown_coding":  # an encoding this module cannot read
+            return None
+        return TOO_LARGE if exc.reason == "too_large" else INVALID_JSON
     try:
         orjson.loads(plain)
     except orjson.JSONDecodeError:
@@ -63,18 +59,6 @@ def _json_expected(content_type: bytes | None, llm_api: bool) -> bool:
     if content_type is None:
         return llm_api
     return b"json" in content_type.lower()
-
-
-def _wbits(encoding: bytes | None) -> int | None:
-    """zlib's window bits for a content coding; 0 for none, None for one it cannot read."""
-    coding = (encoding or b"").strip().lower()
-    if coding in (b"", b"identity"):
-        return 0
-    if coding in (b"gzip", b"x-gzip"):
-        return 16 + zlib.MAX_WBITS
-    if coding == b"deflate":
-        return zlib.MAX_WBITS
-    return None
 
 
 def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:

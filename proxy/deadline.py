@@ -12,11 +12,11 @@ row and a 60 s first-byte limit kept a client waiting a minute); a deadline set 
 when the attempt starts caps every step by what is left:
 
     budget 5 s, started at t=100          deadline.at = 105
-    a model call at t=101, its own 30 s   timeout = min(30, 105 - 101) = 4   (binding)
+    a model call at t=101, its own 30 s   timeout = min(30, 105 - 101) = 4   (the budget's)
     one more model at t=104.99            remaining 0.01 < MIN_STEP: not started
 
-`binding` says when the deadline, not the step's own timeout, is what ends a step, so the
-outcome can name the budget instead of the step.
+When `cap` shortened a step's timeout, the deadline, not the step's own timeout, is what
+ends the step, so the outcome can name the budget instead of the step.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ from dataclasses import dataclass
 # A step with less time than this left is not started: a model call cannot answer in
 # 10 ms, and starting one only to cancel it costs a connection and a billed prompt.
 MIN_STEP = 0.01
+# How long past the deadline a caller waits for a target that ends its own steps at the
+# deadline (the in-process pipeline) to hand back its answer, which records each model
+# call it ended: a caller's own timeout ending at the deadline itself would cancel the
+# target first and lose them.
+GRACE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +53,3 @@ class Deadline:
     def cap(self, timeout: float, now: float) -> float:
         """A step's own `timeout`, shortened to what is left of the budget."""
         return min(timeout, self.remaining(now))
-
-    def binding(self, timeout: float, now: float) -> bool:
-        """Whether the budget, rather than the step's own `timeout`, ends the step."""
-        return self.remaining(now) < timeout
-
-
-def cap(deadline: Deadline | None, timeout: float, now: float) -> float:
-    """`timeout` capped by `deadline` when there is one."""
-    return timeout if deadline is None else deadline.cap(timeout, now)

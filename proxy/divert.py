@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator
 from proxy.asgi import Send
 from proxy.commit import TOO_LARGE, problem
 from proxy.config.shadow import DivertSection
-from proxy.deadline import Deadline
+from proxy.deadline import GRACE, Deadline
 from proxy.errors import ProxyError, UpstreamTimeout
 from proxy.exchange import Captured, Exchange
 from proxy.forward import Forwarder, UpstreamAborted
@@ -58,9 +58,6 @@ log = logging.getLogger("llm_shadow.divert")
 
 # The fallback reason when the attempt ran out of its time budget.
 BUDGET = "fallback_budget"
-# How long past the budget the in-process pipeline may take to hand back its own answer
-# (which records each model call it ended) before the divert stops waiting for it.
-GRACE = 0.05
 
 
 class Diverter:
@@ -138,7 +135,9 @@ class Diverter:
 
     async def _head(self, call: TargetCall, reply: TargetReply) -> bytes:
         """What must be read before committing: a stream's first part, or the whole of a
-        non-streamed answer (bounded by the route's body limit, then checked)."""
+        non-streamed answer (bounded by the route's body limit, then checked). A failure
+        carries the in-process pipeline's answer, so its model calls and their cost are
+        recorded with the fallback."""
         try:
             if call.stream:
                 return await anext(reply.parts, b"")
@@ -147,14 +146,14 @@ class Diverter:
             async for part in reply.parts:
                 body += part
                 if len(body) > limit:
-                    raise OrchestratorFailed(TOO_LARGE)
+                    raise OrchestratorFailed(TOO_LARGE, reply.answer)
         except ProxyError as exc:  # headers came, then the body failed
             raise OrchestratorFailed("timeout" if isinstance(exc, UpstreamTimeout)
-                                     else "incomplete") from exc
+                                     else "incomplete", reply.answer) from exc
         whole = bytes(body)
         reason = problem(whole, reply.headers, limit=limit, llm_api=call.api is not None)
         if reason is not None:
-            raise OrchestratorFailed(reason)
+            raise OrchestratorFailed(reason, reply.answer)
         return whole
 
     async def _fall_back(self, call: TargetCall, send: Send, record: Exchange, reason: str,

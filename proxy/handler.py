@@ -240,8 +240,10 @@ class ProxyEndpoint:
                 record: Exchange) -> ShadowJob | None:
         """Launch the shadow beside the legacy call; never fails the legacy request.
         Room and pressure are checked first, so a refused shadow (shed under load, no
-        room) costs an attribute read and a count; a launched one about 5 µs here (the
-        call described, the task created), its work all in its own task."""
+        room) costs an attribute read and three counts (the runner's, the metric's, the
+        report buffer's, written once per route and reason at its next flush); a
+        launched one about 5 µs here (the call described, the task created), its work
+        all in its own task."""
         shadow = self.traffic.shadow
         route = record.destination.prefix
         if not isinstance(content, bytes) or \

@@ -9,7 +9,8 @@ it starts waits for Redis.
     legacy transport + pool gate     the legacy path (proxy.forward)
     flag service + config watcher    live flags and config reload (proxy.flags)
     telemetry                        traces and metrics (proxy.telemetry)
-    redis (shared, background only)  learned records, shadow budget, report aggregates
+    redis (shared, background only)  learned records, shadow and judge budgets, report
+                                     aggregates, the ramp's state and its report reads
     orchestrator pipeline / endpoint the orchestrator target (proxy.orchestrator)
     shadow client + runner           shadow jobs and noise samples (proxy.shadow)
     pressure probe                   event-loop lag and CPU throttling: sheds shadows
@@ -28,7 +29,7 @@ import logging
 import time
 from types import TracebackType
 
-from proxy.comparison import DivergencePolicy, Limits
+from proxy.comparison import Limits
 from proxy.config import ConfigError, Settings
 from proxy.config.policyfiles import load_divergence
 from proxy.config.reload import ConfigWatcher
@@ -109,7 +110,9 @@ class Runtime:
                                               client=self.redis)
         self.report_buffer = ReportBuffer(self.report)
         self.judge = build_judge(self.settings, self.redis, self.telemetry, self.report_buffer)
-        self.comparer = Comparer(self._divergence_policy(),
+        # The divergence policy file (the built-in default when there is none); an
+        # invalid file raises `ConfigError`.
+        self.comparer = Comparer(load_divergence(self.settings),
                                  Limits.from_section(config.comparison), self.telemetry,
                                  self.report_buffer, judge=self.judge,
                                  keep_examples=config.comparison.keep_examples)
@@ -136,7 +139,7 @@ class Runtime:
                                  tee_bytes=shadow.tee_max_bytes)
 
     def _shared_redis(self) -> Client:
-        """One client for background Redis work (learned records, budget, report, ramp);
+        """One client for background Redis work (learned records, budgets, report, ramp);
         the flags have their own, with tight timeouts."""
         config = self.settings.config
         return redis_client(config.redis, connect_timeout=config.redis.connect_timeout,
@@ -156,11 +159,6 @@ class Runtime:
                 forward_credentials=config.orchestrator.endpoint_forward_credentials)
         self.pipeline = build_pipeline(self.settings, self.redis)
         return InProcessTarget(self.pipeline)
-
-    def _divergence_policy(self) -> DivergencePolicy:
-        """The divergence policy file; the built-in default when the file does not
-        exist. An invalid file raises `ConfigError`."""
-        return load_divergence(self.settings)
 
     def _config_use_orchestrator(self) -> bool:
         """Whether this replica's (hot-reloaded) config.json leaves the orchestrator on."""

@@ -1,5 +1,6 @@
 """What a non-streamed diverted answer must be before it may be sent: whole, within the
-route's limit, and JSON when it says so (compressed bodies inflated for the check)."""
+route's limit, and JSON when it says so (compressed bodies, zlib-wrapped or raw deflate
+and stacked codings too, inflated for the check)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ JSON = [(b"content-type", b"application/json")]
 
 def gz(body: bytes) -> bytes:
     return gzip.compress(body)
+
+
+def raw_deflate(body: bytes) -> bytes:
+    """`deflate` as some servers send it: without the zlib wrapper."""
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(body) + compressor.flush()
 
 
 def encoded(coding: bytes) -> list[tuple[bytes, bytes]]:
@@ -37,10 +44,13 @@ def encoded(coding: bytes) -> list[tuple[bytes, bytes]]:
     (b"\x00garbage", encoded(b"gzip"), 10_000, True, INVALID_JSON),
     (gz(ANSWER), encoded(b"gzip"), 100, True, TOO_LARGE),
     (zlib.compress(ANSWER), encoded(b"deflate"), 10_000, True, None),
+    (raw_deflate(ANSWER), encoded(b"deflate"), 10_000, True, None),
+    (raw_deflate(ANSWER)[:40], encoded(b"deflate"), 10_000, True, INVALID_JSON),
+    (gz(zlib.compress(ANSWER)), encoded(b"deflate, gzip"), 10_000, True, None),
     (b"\x8b\x00br", encoded(b"br"), 10_000, True, None),  # unreadable
 ], ids=["whole", "half", "over the limit", "empty", "text", "cut, no type", "not an API",
         "+json", "gzip", "gzip cut", "gzip corrupt", "gzip inflates past the limit",
-        "deflate", "brotli unchecked"])
+        "deflate", "raw deflate", "raw deflate cut", "stacked", "brotli unchecked"])
 def test_problem(body: bytes, headers: list[tuple[bytes, bytes]], limit: int,
                  llm_api: bool, expected: str | None) -> None:
     assert problem(body, headers, limit=limit, llm_api=llm_api) == expected

@@ -147,3 +147,64 @@ def test_a_stream_cut_after_its_first_byte_is_aborted_and_accounted_for() -> Non
     assert record.cut_reason == "incomplete" and record.aborted
     assert record.fallback_reason is None and record.answered_by == "orchestrator"
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+
+
+def _pipeline_answer() -> Any:
+    from proxy.orchestrator.result import CallRecord, OrchestratorAnswer
+
+    call = CallRecord(model="m1", provider="openai", api="openai_chat", host="m1.invalid",
+                      started_at=1.0, ended_at=1.5, outcome="valid", cost_usd=0.02)
+    return OrchestratorAnswer("ok", "", "r1", "general", calls=(call,),
+                              contributing_models=("m1",))
+
+
+class AnsweredThenFailed(Buggy):
+    """The in-process pipeline answered (its model calls billed); what it hands the divert
+    then fails the commit check: not JSON, too large, or cut short."""
+
+    def __init__(self, failure: str):
+        self.failure = failure
+
+    async def call(self, call: TargetCall, deadline: Any = None) -> Any:
+        from proxy.errors import UpstreamFailed
+        from proxy.orchestrator.target import TargetReply
+
+        async def parts() -> Any:
+            if self.failure == "too_large":
+                yield b'{"x": "' + b"a" * 200 + b'"}'
+            elif self.failure == "invalid_json":
+                yield b'{"choices": ['
+            else:
+                yield b'{"choices": ['
+                raise UpstreamFailed("the answer's body failed midway")
+
+        return TargetReply(200, [(b"content-type", b"application/json")], parts(),
+                           answer=_pipeline_answer())
+
+
+@pytest.mark.parametrize("failure", ["invalid_json", "too_large", "incomplete"])
+def test_an_answer_failing_the_commit_check_keeps_its_model_calls_and_cost(
+        failure: str) -> None:
+    from proxy.report.buffer import ReportBuffer
+    from tests.fakes.records import destination
+
+    record = exchange(destination(max_body_bytes=100))
+    report = ReportBuffer(sink=None)  # type: ignore[arg-type]  # never flushed here
+
+    async def go() -> None:
+        diverter, shadow = _diverter(AnsweredThenFailed(failure),
+                                     DivertSection(shadow_legacy=False))
+        diverter.comparer.report = report
+
+        async def send(message: dict[str, Any]) -> None:
+            return None
+
+        await diverter.serve(target_call("divert", record.destination), send, record, None)
+        await shadow.aclose()
+
+    asyncio.run(go())
+    assert record.fallback_reason == failure and record.answered_by == "legacy"
+    [entry] = [e for e in report.pending if e.divert]
+    assert entry.fallback
+    assert [(use.model, use.usd) for use in entry.models] == [("m1", 0.02)]
+    assert [(cost.role, cost.usd) for cost in entry.costs] == [("orchestrator", 0.02)]

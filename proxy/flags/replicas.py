@@ -88,15 +88,6 @@ def converge(latest: int, replicas: Iterable[ReplicaStatus]) -> Convergence:
     return Convergence(latest, tuple(sorted(replicas, key=lambda r: r.replica_id)))
 
 
-def applies(status: ReplicaStatus) -> str:
-    """What a replica sends to the orchestrator, in a few words, for `status`."""
-    if status.state in LEGACY_ONLY_STATES:
-        return "legacy only"
-    if status.use_orchestrator is False:
-        return "legacy only (use_orchestrator off)"
-    return "as its version says"
-
-
 def serving(replicas: Iterable[ReplicaStatus], prefix: str) -> list[ReplicaStatus]:
     """Replicas whose configuration has the route `prefix` (from their heartbeats)."""
     return [r for r in replicas if r.routes is not None and prefix in r.routes]

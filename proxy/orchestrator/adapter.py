@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from proxy.config import ConfigError, Settings, load_config
+from proxy.config.policyfiles import load_validation
 from proxy.orchestrator.api import (
     AIOrchestrator,
     ModelCallFunc,
@@ -52,7 +53,7 @@ from proxy.orchestrator.callers import HttpModelCaller
 from proxy.orchestrator.learned import Evidence
 from proxy.orchestrator.learned_store import MemoryLearningStore, RedisLearningStore, reachable
 from proxy.orchestrator.learning import Learning
-from proxy.orchestrator.pipeline import policy_from_settings, usable_models
+from proxy.orchestrator.pipeline import usable_models
 from proxy.orchestrator.registry import AIModel
 from proxy.orchestrator.request import ModelRequest
 from proxy.orchestrator.validation import PolicyError
@@ -90,7 +91,7 @@ class MigrationAdapter:
     def initialize_orchestrator(self) -> AIOrchestrator | None:
         try:
             settings = self.settings
-            policy, _ = policy_from_settings(settings)
+            policy, _ = load_validation(settings)
         except (ConfigError, PolicyError) as exc:
             log.error("orchestrator not initialised: %s", exc)
             return None

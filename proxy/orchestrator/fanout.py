@@ -113,9 +113,10 @@ class Fanout:
         failure: BaseException | None = None
         timeout = self._timeout_of(model)
         deadline = self.deadline
-        by_deadline = deadline is not None and deadline.binding(timeout, started.mono)
+        by_deadline = False
         if deadline is not None:
-            timeout = deadline.cap(timeout, started.mono)
+            capped = deadline.cap(timeout, started.mono)
+            timeout, by_deadline = capped, capped < timeout
         try:
             async with asyncio.timeout(timeout):
                 reply = await self._call(model)

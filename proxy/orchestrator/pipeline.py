@@ -249,13 +249,6 @@ def usable_models(settings: Settings) -> ModelRegistry:
                          for model in map(AIModel.from_entry, settings.config.models))
 
 
-def policy_from_settings(settings: Settings) -> tuple[ValidationPolicy, Path | None]:
-    """The validation policy file named in the configuration; the built-in default when
-    the file does not exist (`proxy.config.policyfiles`, as `check-config` checks it).
-    An invalid file raises `PolicyError`."""
-    return load_validation(settings)
-
-
 def build_pipeline(settings: Settings, redis: Client) -> Pipeline:
     """The pipeline for a Runtime, its learned records on `redis` (shared; the caller
     closes it; `memory://` keeps them in this process, and the log says so at start).
@@ -273,7 +266,7 @@ def build_pipeline(settings: Settings, redis: Client) -> Pipeline:
         section.max_connections, section.max_connections, config.proxy.pool.keepalive_expiry))
     caller = HttpModelCaller(client, settings.model_keys,
                              default_timeout=section.model_timeout_seconds)
-    policy, path = policy_from_settings(settings)
+    policy, path = load_validation(settings)
     return Pipeline(section, usable_models(settings), learning, caller,
                     policy=policy, policy_path=path, client=client,
                     missing_keys=settings.missing_keys())

@@ -1,4 +1,5 @@
-"""The ramp decision: promote, hold (and why), or roll back, for the current step.
+"""The ramp decision for the current step: promote (or complete), hold (and why), pause
+(a person changed its flags), or roll back.
 
 Layer: pure core. `decide` is a function of the ramp state (which carries its policy),
 the step's measurements per route and the time; it never reads Redis or the clock, so

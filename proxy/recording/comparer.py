@@ -13,7 +13,7 @@ per-model counters, and the models whose answer was compared get its label.
 Layer: composition. The comparison itself is pure (`proxy.comparison`); this module
 feeds it complete answers and hands its result to telemetry and the report buffer (which
 writes to Redis in the background). It runs inside shadow and divert background tasks,
-never on a client's request, and never awaits.
+never on a client's request (except `skipped`, which only counts), and never awaits.
 """
 
 from __future__ import annotations
@@ -161,8 +161,11 @@ class Comparer:
                                  models=model_uses(answer)))
 
     def skipped(self, route: str, reason: str) -> None:
-        """A shadow that was due and did not run (the report counts them by reason)."""
-        self._report(ReportEntry(route, "", at=self.clock(), skipped=reason))
+        """A shadow that was due and did not run (the report counts them by reason). On
+        the request path, once per request at saturation: only a count here, one
+        entry per route and reason at the buffer's next flush."""
+        if self.report is not None:
+            self.report.count_skip(route, reason)
 
     def costs(self, route: str, request_id: str, costs: Sequence[RoleCost], *,
               answer: OrchestratorAnswer | None = None) -> None:

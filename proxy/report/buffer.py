@@ -9,6 +9,12 @@ dropped and counted, so memory stays bounded. Kept divergent pairs are bigger (u
 12 KiB each) and only the newest few per route survive in Redis anyway, so at most
 `max_pending_examples` wait at once; past that an entry keeps its counters and loses
 its example (counted in `examples_dropped`).
+
+Shadows skipped under load (`overload`, `concurrency_full`) happen once per request at
+saturation, exactly when entries pile up: they are only counted (`count_skip`, one
+Counter increment) and become one entry per (route, reason) at each flush, so they
+never fill the buffer or push out comparisons. While the buffer is full they keep
+counting, and go out with a later flush.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import replace
 from typing import Protocol
 
@@ -40,6 +47,7 @@ class ReportBuffer:
         self.dropped = 0
         self.examples_dropped = 0
         self._examples = 0  # entries in `pending` that carry an example
+        self.skips: Counter[tuple[str, str]] = Counter()  # (route, reason), not yet pending
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -58,6 +66,19 @@ class ReportBuffer:
         if len(self.pending) >= self.max_batch and self._wake is not None:
             self._wake.set()
 
+    def count_skip(self, route: str, reason: str) -> None:
+        """A shadow that was due and did not run: counted, written with the next flush."""
+        self.skips[(route, reason)] += 1
+
+    def _pend_skips(self) -> None:
+        """The skips counted so far as one entry per (route, reason), when they fit (their
+        time is the write's: `at` None)."""
+        if not self.skips or len(self.pending) + len(self.skips) > self.max_pending:
+            return
+        self.pending += [ReportEntry(route, "", skipped=reason, skipped_count=count)
+                         for (route, reason), count in self.skips.items()]
+        self.skips.clear()
+
     def start(self) -> None:
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -75,11 +96,14 @@ class ReportBuffer:
                 log.exception("report: flush failed")
 
     async def flush(self) -> None:
+        self._pend_skips()
         while self.pending:
             batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
             self._examples -= sum(entry.example is not None for entry in batch)
             if not await self.sink.record_many(batch):
                 return
+            if not self.pending:  # room now for the skips that waited
+                self._pend_skips()
 
     async def aclose(self, timeout: float = 2.0) -> None:
         """Let the running write finish, then write what is left (bounded)."""

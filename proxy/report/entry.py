@@ -98,8 +98,10 @@ class ReportEntry:
     models: tuple[ModelUse, ...] = ()
     contributors: tuple[str, ...] = ()
     example: Example | None = None
-    # A shadow that was due and did not run, by reason (`overload`, `concurrency_full`).
+    # Shadows that were due and did not run, by reason (`overload`, `concurrency_full`):
+    # `skipped_count` of them (the buffer sums them per route and reason).
     skipped: str | None = None
+    skipped_count: int = 1
     judge: JudgeTally | None = None
 
 
@@ -177,7 +179,7 @@ def increments(entry: ReportEntry) -> tuple[dict[str, int], dict[str, float]]:
         if entry.fallback:
             add("divert:fallbacks")
     if entry.skipped is not None:
-        add(f"skip:{entry.skipped}")
+        add(f"skip:{entry.skipped}", entry.skipped_count)
     if entry.judge is not None:
         judge_increments(entry.judge, add)
     return ints, floats

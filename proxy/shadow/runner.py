@@ -14,7 +14,10 @@ Layer: composition (background tasks). The guarantees, each tested:
   fail-safe (so their pool slots return) and at shutdown;
 - budgeted: a job reserves its estimated cost from the shared hourly budget before it
   calls, and settles the real cost after;
-- every skip and drop is counted by reason.
+- every skip and drop is counted by reason; those due to load (`REPORTED_SKIPS`) also
+  go to the report, as a count the report buffer writes once per route and reason at
+  its next flush (never an entry per request, which at saturation would crowd out the
+  comparisons).
 
 Failures inside a job never reach the client; the one broad catch is in `_run`.
 """
@@ -28,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from proxy.comparison import in_noise_sample
-from proxy.deadline import Deadline
+from proxy.deadline import GRACE, Deadline
 from proxy.decision import Decision, orchestrator_allowed
 from proxy.errors import ProxyError, UpstreamTimeout
 from proxy.exchange import Captured
@@ -253,11 +256,14 @@ class ShadowRunner:
 
     async def _ask(self, job: ShadowJob,
                    ) -> tuple[Captured | None, OrchestratorAnswer | None, str | None]:
-        """The orchestrator's complete answer, or why there is none."""
+        """The orchestrator's complete answer, or why there is none. The in-process
+        pipeline ends its model calls at the deadline and hands back its answer (with
+        those calls, for the trace, the real cost and learning): the job waits `GRACE`
+        longer for it."""
         route = job.route
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout + GRACE):
                 reply = await self.target.call(job.call, Deadline.after(self.timeout, started))
                 return await collect(reply, started, self.cap), reply.answer, None
         except TimeoutError:
@@ -269,7 +275,10 @@ class ShadowRunner:
                 return None, failed.answer, "timeout"
             return None, failed.answer, failed.reason
         except ProxyError as exc:  # the answer's body failed midway: the orchestrator's fault
-            return None, None, "timeout" if isinstance(exc, UpstreamTimeout) else "incomplete"
+            if isinstance(exc, UpstreamTimeout):
+                self.skip("timeout", route)
+                return None, None, "timeout"
+            return None, None, "incomplete"
 
     async def _legacy_shadow(self, job: ShadowJob) -> None:
         """The shadow of a divert: the legacy call runs now, the orchestrator already

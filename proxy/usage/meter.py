@@ -266,9 +266,21 @@ def _record(api: Api, counts: _Counts, *, estimated: bool, truncated: bool,
 # --- complete bodies ------------------------------------------------------------------
 
 
-def decode_body(body: bytes, content_encoding: str | None) -> bytes | None:
-    """The body without its content coding (gzip, deflate), bounded; None when the
-    coding is unknown (br, zstd) or the data is corrupt or too big."""
+class Undecodable(ValueError):
+    """Why a body could not be decoded: `reason` is `unknown_coding` (br, zstd: not
+    readable here), `corrupt` (not valid for its coding, or cut short) or `too_large`
+    (a stage decodes past the limit)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_content(body: bytes, content_encoding: str | None, *,
+                   limit: int = MAX_DECODED_BYTES) -> bytes:
+    """The body without its content codings (gzip, deflate, stacked, undone last first),
+    each stage bounded by `limit`; raises `Undecodable`. `deflate` is zlib-wrapped by
+    the standard but sent raw by some servers: the zlib header (0x78) tells them apart."""
     codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
     for coding in reversed(codings):
         if coding == "identity":
@@ -278,16 +290,28 @@ def decode_body(body: bytes, content_encoding: str | None) -> bytes | None:
         elif coding == "deflate":
             wbits = zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS
         else:
-            return None
+            raise Undecodable("unknown_coding")
         try:
             decoder = zlib.decompressobj(wbits)
-            out = decoder.decompress(body, MAX_DECODED_BYTES)
+            out = decoder.decompress(body, limit + 1)
         except zlib.error:
-            return None
-        if decoder.unconsumed_tail or not decoder.eof:
-            return None
+            raise Undecodable("corrupt") from None
+        if len(out) > limit:
+            raise Undecodable("too_large")
+        if not decoder.eof:  # the compressed stream was cut short
+            raise Undecodable("corrupt")
         body = out
     return body
+
+
+def decode_body(body: bytes, content_encoding: str | None, *,
+                limit: int = MAX_DECODED_BYTES) -> bytes | None:
+    """The body without its content coding (`decode_content`); None when the coding is
+    unknown (br, zstd) or the data is corrupt or too big."""
+    try:
+        return decode_content(body, content_encoding, limit=limit)
+    except Undecodable:
+        return None
 
 
 def finish_reasons(api: Api, payload: Mapping[str, Any]) -> tuple[str, ...]:

@@ -305,6 +305,14 @@ def test_no_pair_is_kept_without_keep_examples(memory: Callable[..., Memory]) ->
     assert [entry.example for entry in buffer.pending] == [None]
 
 
+def test_a_skipped_shadow_is_counted_for_the_report_not_queued_as_an_entry() -> None:
+    buffer = ReportBuffer(sink=None)  # type: ignore[arg-type]  # never flushed here
+    comparer = Comparer(DivergencePolicy(), Limits(), quiet_telemetry(), buffer)
+    for _ in range(3):
+        comparer.skipped("/openai", "overload")
+    assert buffer.pending == [] and buffer.skips == {("/openai", "overload"): 3}
+
+
 @pytest.mark.integration
 def test_the_pipelines_model_calls_reach_the_report_per_model(
         redis_server: RedisServer) -> None:

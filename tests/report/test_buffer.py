@@ -8,7 +8,7 @@ import asyncio
 
 from proxy.comparison import Comparison
 from proxy.report.buffer import ReportBuffer
-from proxy.report.entry import ReportEntry
+from proxy.report.entry import ReportEntry, increments
 from proxy.report.example import Example, Side
 
 
@@ -44,3 +44,42 @@ def test_examples_beyond_their_bound_are_dropped_and_their_counters_kept() -> No
     assert len(sink.written) == 4 and all(e.comparison is not None for e in sink.written)
     buffer.add(divergent(9))  # flushed: room again
     assert buffer.pending[0].example is not None and buffer.examples_dropped == 2
+
+
+def test_skips_at_saturation_are_counted_and_written_as_one_entry_per_route_and_reason(
+) -> None:
+    """A shadow skipped under load costs a count, not a pending entry: thousands of them
+    neither fill the buffer nor push out a comparison, and the report's totals hold."""
+    sink = Sink()
+    buffer = ReportBuffer(sink, max_pending=3)
+    for _ in range(1000):
+        buffer.count_skip("/x", "overload")
+    for _ in range(5):
+        buffer.count_skip("/x", "concurrency_full")
+    buffer.count_skip("/y", "overload")
+    buffer.add(divergent(1))
+    assert (len(buffer.pending), buffer.dropped) == (1, 0)
+    asyncio.run(buffer.flush())
+    totals: dict[str, int] = {}
+    for entry in sink.written:
+        for name, count in increments(entry)[0].items():
+            if name.startswith("skip:"):
+                key = f"{entry.route} {name}"
+                totals[key] = totals.get(key, 0) + count
+    assert totals == {"/x skip:overload": 1000, "/x skip:concurrency_full": 5,
+                      "/y skip:overload": 1}
+    assert len(sink.written) == 4 and sink.written[0].comparison is not None
+    assert not buffer.skips and buffer.dropped == 0
+
+
+def test_skips_wait_in_their_count_while_the_buffer_is_full() -> None:
+    sink = Sink()
+    buffer = ReportBuffer(sink, max_pending=2)
+    buffer.add(divergent(1))
+    buffer.add(divergent(2))
+    buffer.count_skip("/x", "overload")
+    buffer._pend_skips()  # full: the count waits
+    assert len(buffer.pending) == 2 and buffer.skips[("/x", "overload")] == 1
+    asyncio.run(buffer.flush())  # the waiting entries written, then the count
+    assert [e.skipped for e in sink.written] == [None, None, "overload"]
+    assert not buffer.skips and not buffer.pending

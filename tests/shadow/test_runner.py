@@ -8,6 +8,8 @@ import asyncio
 import gc
 from typing import Any
 
+import pytest
+
 from proxy.errors import UpstreamFailed
 from proxy.exchange import Captured
 from proxy.orchestrator.target import TargetCall, TargetReply
@@ -242,4 +244,102 @@ def test_an_answer_cut_short_is_the_orchestrators_failure_not_a_job_error() -> N
 
     runner = asyncio.run(scenario())
     assert "error" not in runner.skipped
+    assert comparer.outcomes == ["failed"]
+
+
+class EndsAtTheDeadline:
+    """Like the in-process pipeline: it ends its own model call at the attempt's deadline,
+    then (a few steps later) hands back its answer, which records that call and its cost."""
+
+    name = "stub"
+
+    def supports(self, api: object) -> bool:
+        return True
+
+    async def call(self, call: TargetCall, deadline: Any = None) -> TargetReply:
+        import time
+
+        from proxy.orchestrator.result import CallRecord, OrchestratorAnswer
+        from proxy.orchestrator.target import OrchestratorFailed
+
+        await asyncio.sleep(deadline.remaining(time.monotonic()))
+        for _ in range(3):  # recording the ended call, merging, building the answer
+            await asyncio.sleep(0)
+        ended = CallRecord(model="m1", provider="openai", api="openai_chat", host="m.invalid",
+                           started_at=0.0, ended_at=0.2, outcome="timeout",
+                           error_type="deadline", cost_usd=0.03)
+        raise OrchestratorFailed("deadline", OrchestratorAnswer(
+            "failed", "deadline", call.request_id, "general", calls=(ended,),
+            out_of_time=True))
+
+
+class CostComparer(OutcomeComparer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: list[Any] = []
+
+    def costs(self, *args: Any, answer: Any = None, **kwargs: Any) -> None:
+        self.answers.append(answer)
+
+
+def test_a_shadow_out_of_time_keeps_the_answer_the_pipeline_hands_back_at_the_deadline(
+) -> None:
+    """The job's own timeout leaves the target time to hand back its answer after ending
+    its calls at the deadline: the calls are recorded and the budget settles their cost,
+    not the estimate."""
+    comparer = CostComparer()
+    budget = memory_budget(10.0)
+
+    async def scenario() -> tuple[ShadowRunner, float]:
+        runner = ShadowRunner(
+            target=EndsAtTheDeadline(), replay=None, budget=budget,  # type: ignore[arg-type]
+            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=0.2,
+            reserve_usd=0.5, noise_percent=0, cap=1 << 20)
+        job = _job()
+        assert runner.launch(job)
+        job.legacy_finished(None)
+        async with asyncio.timeout(30):
+            while runner.tasks:
+                await asyncio.sleep(0.01)
+        return runner, await budget.spent()
+
+    runner, spent = asyncio.run(scenario())
+    assert runner.skipped["timeout"] == 1
+    assert comparer.outcomes == ["failed"]
+    [answer] = comparer.answers
+    assert answer is not None and [c.outcome for c in answer.calls] == ["timeout"]
+    assert spent == pytest.approx(0.03)
+
+
+class StallsMidway(CutShort):
+    async def call(self, call: TargetCall, deadline: Any = None) -> TargetReply:
+        from proxy.errors import UpstreamTimeout
+
+        async def parts() -> Any:
+            yield b'{"choices": [{"mess'
+            raise UpstreamTimeout("the orchestrator stopped sending")
+
+        return TargetReply(200, [(b"content-type", b"application/json")], parts())
+
+
+def test_an_answer_that_stalls_midway_counts_as_a_timeout_skip() -> None:
+    comparer = OutcomeComparer()
+
+    async def scenario() -> ShadowRunner:
+        runner = ShadowRunner(
+            target=StallsMidway(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
+            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
+            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
+            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        job = _job()
+        assert runner.launch(job)
+        job.legacy_finished(None)
+        async with asyncio.timeout(30):
+            while runner.tasks:
+                await asyncio.sleep(0.01)
+        return runner
+
+    runner = asyncio.run(scenario())
+    assert runner.skipped["timeout"] == 1
     assert comparer.outcomes == ["failed"]

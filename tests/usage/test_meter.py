@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 
 from proxy.apis import Api
 from proxy.usage.meter import (
+    Undecodable,
     UsageMeter,
     UsageRecord,
     decode_body,
+    decode_content,
     estimate_input_tokens,
     estimate_tokens,
     usage_from_body,
@@ -300,6 +302,24 @@ def test_unknown_or_corrupt_coding_gives_no_body() -> None:
     assert decode_body(b"abc", "br") is None
     assert decode_body(b"not gzip", "gzip") is None
     assert decode_body(gzip.compress(b"x")[:-4], "gzip") is None
+
+
+@pytest.mark.parametrize("body,coding,reason", [
+    (b"abc", "br", "unknown_coding"),
+    (b"not gzip", "gzip", "corrupt"),
+    (gzip.compress(b"x")[:-4], "gzip", "corrupt"),
+    (gzip.compress(b"x" * 101), "gzip", "too_large"),
+    (gzip.compress(zlib.compress(b"x" * 101)), "deflate, gzip", "too_large"),
+])
+def test_an_undecodable_body_says_why(body: bytes, coding: str, reason: str) -> None:
+    with pytest.raises(Undecodable) as caught:
+        decode_content(body, coding, limit=100)
+    assert caught.value.reason == reason
+    assert decode_body(body, coding, limit=100) is None
+
+
+def test_a_body_decodes_up_to_its_limit() -> None:
+    assert decode_content(gzip.compress(b"x" * 100), "gzip", limit=100) == b"x" * 100
 
 
 def test_unreadable_body_estimates_input_and_keeps_truncation() -> None:
