@@ -29,7 +29,7 @@ from proxy.report.aggregate import Report, RouteReport
 from proxy.report.entry import bin_centre_ms
 from proxy.report.sidebyside import STYLE as PAIR_STYLE
 from proxy.report.sidebyside import render_examples, trace_link
-from proxy.report.text import duration, pct, render_text, when
+from proxy.report.text import counted_line, duration, pct, render_text, when
 
 COLOURS: dict[Label, str] = {"identical": "#2e7d32", "equivalent": "#9ccc65", "minor": "#ffb300",
            "major": "#e53935"}
@@ -218,12 +218,8 @@ def _route_section(route: RouteReport, report: Report, jaeger_url: str | None) -
 
 
 def _window(report: Report) -> str:
-    counted = report.counted_from
-    text = (f"Counted {when(counted, seconds=True)} .. {when(report.until, seconds=True)} "
-            f"in buckets of {duration(report.bucket_seconds)}")
-    if counted < report.since - 0.5:
-        text += f" (whole buckets: from {duration(report.since - counted)} before the window)"
-    return f'<p class="window">{html.escape(text)}.</p>'
+    text = counted_line(report)
+    return f'<p class="window">{html.escape(text[:1].upper() + text[1:])}.</p>'
 
 
 def render_html(report: Report, jaeger_url: str | None = None) -> str:

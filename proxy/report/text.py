@@ -207,6 +207,11 @@ def _header(report: Report) -> list[str]:
     head = (f"llm-shadow report: {when(report.since, seconds=short)} .. "
             f"{when(report.until, seconds=short)} ({span}), {len(report.routes)} "
             f"route{'s' if len(report.routes) != 1 else ''}")
+    return [head, counted_line(report)]
+
+
+def counted_line(report: Report) -> str:
+    """What was counted: whole buckets, so it may start before the window asked for."""
     counted = report.counted_from
     size = duration(report.bucket_seconds)
     buckets = max(1, -(-int(report.until - counted) // report.bucket_seconds))
@@ -214,7 +219,7 @@ def _header(report: Report) -> list[str]:
             f"{buckets} bucket{'s' if buckets != 1 else ''} of {size}, each counted whole")
     if counted < report.since - 0.5:
         line += f" (from {duration(report.since - counted)} before the window)"
-    return [head, line]
+    return line
 
 
 def render_text(report: Report, *, examples: bool = True) -> str:
