@@ -59,6 +59,11 @@ def ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.0f} ms"
 
 
+def plain_ms(value: float | None) -> str:
+    """Milliseconds, whole, with thousands separators (a latency column)."""
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
 def excess_line(excess: Excess) -> str:
     if excess.value is None:
         return "n/a (no noise samples yet)" if excess.compared else "n/a"
@@ -144,13 +149,9 @@ def _model_lines(models: Mapping[str, OrchestratorModel]) -> list[str]:
         major = f"{pct(m.major_rate)} of {m.compared}"
         lines.append(f"                {m.model[:20]:<20} {m.selected:>5} {share:<6} "
                      f"{m.used:>5} {m.answers:>8} {m.errors + m.timeouts:>7} "
-                     f"{_ms(m.latency_p50_ms):>8} {_ms(m.latency_p95_ms):>8} "
+                     f"{plain_ms(m.latency_p50_ms):>8} {plain_ms(m.latency_p95_ms):>8} "
                      f"{per_call:>10}   {major}")
     return lines
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f}"
 
 
 EXAMPLE_LINES = 8
