@@ -31,10 +31,6 @@ def when(ts: float, *, seconds: bool = False) -> str:
         "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
 
 
-def clock(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%H:%M:%S")
-
-
 def duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
