@@ -7,7 +7,8 @@ stream, a bare chat message, any JSON answer, or plain text), `-` for standard i
 or an inline JSON body; `--text` takes both as literal text answers. The shape is
 detected (`proxy.comparison.answer_from_document`). The policy is the configured
 `comparison.policy_file` (`--config`, `$LLM_SHADOW_CONFIG`, ./config.json, as for every
-command), or `--policy PATH`; `--route` picks the route's override.
+command; the built-in policy when that file is missing, as for `serve`), or `--policy
+PATH`; `--route` picks the route's override.
 
 Prints label, score, reason and evidence (the differing tokens or paths: this command
 runs on the operator's own files, so it shows them), `--format json` for scripts. Exit
@@ -34,6 +35,7 @@ from proxy.comparison import (
     load_policy,
 )
 from proxy.config import ConfigError
+from proxy.config.policyfiles import load_divergence
 
 MAX_INPUT = 16 * 1024 * 1024
 
@@ -91,12 +93,11 @@ def _fail(message: str) -> int:
 def _policy(args: argparse.Namespace) -> tuple[DivergencePolicy, Limits]:
     settings = load_or_exit(args)
     limits = Limits.from_section(settings.config.comparison)
-    path = Path(args.policy) if args.policy else settings.resolve(
-        settings.config.comparison.policy_file)
-    if not args.policy and settings.source == "<built-in defaults>" and not path.exists():
-        return DivergencePolicy(), limits  # no configuration at all: the built-in policy
     try:
-        return load_policy(path), limits
+        if args.policy:
+            return load_policy(Path(args.policy)), limits
+        # As `serve` and `check-config`: a missing file means the built-in policy.
+        return load_divergence(settings), limits
     except ConfigError as exc:
         print(f"llm-shadow compare: invalid divergence policy:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -114,7 +115,11 @@ def _answer(name: str, value: str, literal: bool) -> tuple[str, Answer]:
 
 def _read(name: str, value: str) -> bytes:
     if value == "-":
-        return sys.stdin.buffer.read(MAX_INPUT + 1)[:MAX_INPUT]
+        data = sys.stdin.buffer.read(MAX_INPUT + 1)
+        if len(data) > MAX_INPUT:
+            raise InputError(f"{name}: standard input is larger than "
+                             f"{MAX_INPUT // (1024 * 1024)} MiB")
+        return data
     stripped = value.lstrip()
     if stripped.startswith(("{", "[")):
         try:

@@ -125,19 +125,21 @@ def _word_char(char: str) -> bool:
 
 
 def _unmatched(mine: list[Fact], theirs: list[Fact], other: Facts,
-               tolerance: float) -> list[Fact]:
-    """Facts of `mine` the other answer lacks: names, quotes, code spans and links as a
-    set (present anywhere counts), numbers, dates and code blocks as a multiset (a value
-    said twice on one side and once on the other is a difference: "24 hours ... 24
-    hours" vs "12 hours ... 24 hours")."""
+               tolerance: float) -> tuple[list[Fact], bool]:
+    """Facts of `mine` the other answer lacks, and whether any fact of `mine` was found
+    in it: names, quotes, code spans and links as a set (present anywhere counts; one
+    lacking name is listed once however often it is said), numbers, dates and code
+    blocks as a multiset (a value said twice on one side and once on the other is a
+    difference: "24 hours ... 24 hours" vs "12 hours ... 24 hours")."""
     keys = {f.key for f in theirs}
     pool = [f for f in theirs if f.kind in ("number", "when") or f.unit == "block"]
-    out, seen = [], set()
+    out, seen, matched = [], set(), False
     for fact in mine:
         if fact.unit == "block":  # code blocks: a multiset too, matched only as code
             twin = next((t for t in pool if t.key == fact.key), None)
             if twin is not None:
                 pool.remove(twin)
+                matched = True
             else:
                 out.append(fact)
             continue
@@ -146,14 +148,18 @@ def _unmatched(mine: list[Fact], theirs: list[Fact], other: Facts,
                 (t for t in pool if _same_value(fact, t, tolerance)), None)
             if match is not None:
                 pool.remove(match)
+                matched = True
             else:
                 out.append(fact)
             continue
-        if fact.key in keys or fact.key in seen or _present(fact, other):
+        if fact.key in seen:
+            continue
+        if fact.key in keys or _present(fact, other):
+            matched = True
             continue
         seen.add(fact.key)
         out.append(fact)
-    return out
+    return out, matched
 
 
 def _same_value(a: Fact, b: Fact, tolerance: float) -> bool:
@@ -182,12 +188,11 @@ def compare_facts(a: Facts, b: Facts, *, tolerance: float = 0.0,
     """How the facts of `b` differ from those of `a`. A side that was cut (`a_cut`,
     `b_cut`: the capture or the stream stopped early) is not blamed for facts it may
     have stated after the cut."""
-    lacking = _unmatched(a.facts, b.facts, b, tolerance)
+    lacking, shared = _unmatched(a.facts, b.facts, b, tolerance)
     missing = [] if b_cut else lacking
-    added = [] if a_cut else _unmatched(b.facts, a.facts, a, tolerance)
+    added = [] if a_cut else _unmatched(b.facts, a.facts, a, tolerance)[0]
     flips = _flips(a, b)
-    common = len(lacking) < len(a.facts) or (a.polarity is not None
-                                             and a.polarity == b.polarity)
+    common = shared or (a.polarity is not None and a.polarity == b.polarity)
     return FactDiff(tuple(missing), tuple(added), tuple(flips), common)
 
 

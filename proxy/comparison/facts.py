@@ -50,7 +50,6 @@ _NEGATOR = re.compile(  # NEGATIONS, grouped by first letter (measurably faster)
     r"\b(?:n(?:ot?|ever|one|othing|obody|owhere|either|or|icht|ie|iemals|unca|ingun[oa]?"
     r"|enhuma?|on)|without|cannot|kein\w*|ohne|jamais|pas|sans|aucune?|sin|sem)\b"
     r"|\b\w+n't\b")
-_WORD = re.compile(r"[^\W\d_](?:[\w'’-]*\w)?|\d+")
 _CLAUSE_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d+|[.,;:!?()]")
 _CLAUSE_OPENERS = frozenset({"if", "when", "unless", "because", "and", "or", "but", "so",
                              "while", "although", "whether", "than", "si", "wenn", "und"})
@@ -60,13 +59,9 @@ _POSSESSIVE = re.compile(r"['’]s?$")
 _POSSESSIVES = re.compile(r"['’]s?\b")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _CJK_FUNCTION = re.compile(r"([的是了在和与及或也都就还而但呢吗吧啊着过把被让给对从向为这那个些])")
-_SPACES = re.compile(r"\s+")
 _IMPERATIVE_OBJECT = re.compile(
     r"\s+(?:the|a|an|your|my|our|their|its|this|that|these|those|it|them|all|any|each|"
     r"every|some|up|out|off|down|into|back|away|both|either)\b", re.IGNORECASE)
-
-TEXT_KINDS = ("name", "quote", "code", "link")
-
 
 @dataclass(slots=True)  # built by the hundred per answer: no frozen-init cost
 class Fact:
@@ -98,10 +93,6 @@ class Facts:
 
     _words: frozenset[str] | None = None
     _flat: str | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not self.facts and self.polarity is None
 
     def positive(self, head: str) -> int:
         """How often the stem `head` occurs un-negated."""
@@ -153,11 +144,10 @@ def _split_words(folded: str) -> list[str]:
     return out
 
 
-def extract(text: str, context: str | None = None) -> Facts:
+def extract(text: str) -> Facts:
     """The facts of one prose answer. Code comes out first (its tokens are facts of
     their own), then markdown, then links, quotes and quantities, then names in what
-    is left. `context`: the whole answer when `text` is only part of it (names, quotes
-    and code of the other answer are looked up in all of it)."""
+    is left."""
     text = _prepare(text)
     facts: list[Fact] = []
     codes: list[str] = []
@@ -198,8 +188,6 @@ def extract(text: str, context: str | None = None) -> Facts:
         clean = _restore(clean, codes)
     _clean(result, clean)
     _negations(result, rest)
-    if context is not None:
-        result.lookup = _prepare(context)
     return result
 
 
@@ -338,10 +326,6 @@ def _is_name(token: str, sentence_start: bool, following: str = "") -> bool:
         return False
     # "Store the password", "Add a user": a verb with its object, not a name.
     return not _IMPERATIVE_OBJECT.match(following)
-
-
-def _name_key(token: str) -> str:
-    return prose.fold(_POSSESSIVE.sub("", token))
 
 
 def _clean(result: Facts, text: str) -> None:

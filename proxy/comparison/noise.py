@@ -89,12 +89,18 @@ def excess_divergence(compared: Proportion, noise: Proportion, z: float = Z_95) 
                   compared.total, noise.total)
 
 
-def in_noise_sample(request_id: str, percent: float) -> bool:
-    """Whether this request gets a legacy resample: a stable hash of the request id in
-    basis points, so a retried request id makes the same choice on every replica."""
+def in_sample(request_id: str, percent: float, *, salt: bytes = b"") -> bool:
+    """Whether this request id falls in a `percent` sample: a stable hash of the id (keyed
+    by `salt`, so two samples with different salts are independent) in basis points, so
+    a retried request id makes the same choice on every replica."""
     if percent <= 0:
         return False
     if percent >= 100:
         return True
-    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8, person=salt).digest()
     return int.from_bytes(digest, "big") % 10_000 < round(percent * 100)
+
+
+def in_noise_sample(request_id: str, percent: float) -> bool:
+    """Whether this request gets a legacy resample (the unsalted sample)."""
+    return in_sample(request_id, percent)

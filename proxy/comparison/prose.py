@@ -64,8 +64,6 @@ _HEADING_LINE = re.compile(r"^[ \t]{0,3}(?:#{1,6}[ \t]+.*|\*\*[^*\n]+\*\*:?[ \t]
                            re.MULTILINE)
 _COMBINING = re.compile(r"[\u0300-\u036f]")
 
-MAX_QUOTE = 200
-
 
 def fold(text: str) -> str:
     """Case-folded, accents removed: the form facts are matched in."""

@@ -21,25 +21,18 @@ Layer: pure core. A comparison is judged only when all of these hold, in this or
 
 from __future__ import annotations
 
-import hashlib
-
 from proxy.comparison.comparator import Comparison
+from proxy.comparison.noise import in_sample
 from proxy.config.comparison import JudgeSection
 
 PROSE_REASONS = frozenset({"text_edit", "fact_changed", "fact_missing", "fact_added"})
-NOT_JUDGED = ("off", "route_not_allowed", "label", "not_prose", "sampled_out")
 _SALT = b"llm-shadow-judge"
 
 
 def in_judge_sample(request_id: str, percent: float) -> bool:
-    """Whether this request id is in the judge's sample: its salted hash in basis
-    points below `percent` x 100."""
-    if percent <= 0:
-        return False
-    if percent >= 100:
-        return True
-    digest = hashlib.blake2b(request_id.encode(), digest_size=8, person=_SALT).digest()
-    return int.from_bytes(digest, "big") % 10_000 < round(percent * 100)
+    """Whether this request id is in the judge's sample (salted apart from the noise
+    sample)."""
+    return in_sample(request_id, percent, salt=_SALT)
 
 
 def route_allowed(section: JudgeSection, route: str) -> bool:

@@ -39,7 +39,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import orjson
+from proxy.comparison.answer import parse_json_text
 
 Verdict = Literal["same_facts", "irrelevant_difference", "subset", "superset",
                   "contradiction"]
@@ -100,10 +100,7 @@ def _verdict_of(value: str) -> Verdict | None:
 
 def _object(text: str) -> dict[str, Any] | None:
     """The first JSON object in the text that has a `verdict` key."""
-    try:
-        whole = orjson.loads(_unfenced(text))
-    except orjson.JSONDecodeError:
-        whole = None
+    _, whole = parse_json_text(text)  # alone or in a code fence
     if _has_verdict(whole):
         return whole  # type: ignore[no-any-return]
     decoder = json.JSONDecoder()
@@ -124,12 +121,3 @@ def _object(text: str) -> dict[str, Any] | None:
 def _has_verdict(value: object) -> bool:
     return isinstance(value, dict) and any(
         isinstance(key, str) and key.strip().lower() == "verdict" for key in value)
-
-
-def _unfenced(text: str) -> str:
-    """The inside of a Markdown code fence around the whole text, else the text."""
-    if text.startswith("```") and text.endswith("```") and len(text) >= 6:
-        inner = text[3:-3]
-        first, _, rest = inner.partition("\n")
-        return rest if rest and (not first.strip() or first.strip().isalnum()) else inner
-    return text

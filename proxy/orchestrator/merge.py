@@ -34,12 +34,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import orjson
 
 from proxy.comparison import same_answer
 from proxy.comparison.answer import build_answer
+from proxy.comparison.jsondiff import canonical_json
 from proxy.orchestrator.content import Content
 
 _MIN_R, _MAX_R = 0.01, 0.99
@@ -77,20 +75,6 @@ class MergeResult:
         return self.winner is not None and model in self.winner.members
 
 
-def canonical_json(value: Any) -> str:
-    return orjson.dumps(_normalise(value), option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {str(k): _normalise(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_normalise(v) for v in value]
-    return value
-
-
 def normalise_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     return _TRAILING.sub("", _SPACE.sub(" ", text).strip())
@@ -99,7 +83,7 @@ def normalise_text(text: str) -> str:
 def answer_key(content: Content) -> str:
     """The equivalence key: equal keys are the same answer (prose may also be *similar*)."""
     if content.tool_calls:
-        calls = [[call.name, _normalise(call.parsed_arguments())] for call in content.tool_calls]
+        calls = [[call.name, call.parsed_arguments()] for call in content.tool_calls]
         return "tools:" + canonical_json(calls)
     if content.is_json:
         return "json:" + canonical_json(content.data)

@@ -43,7 +43,7 @@ from proxy.report.entry import (
 )
 from proxy.report.example import Example
 from proxy.report.judgements import JudgeSummary, judge_summary
-from proxy.report.lineup import OrchestratorModel, orchestrator_models
+from proxy.report.lineup import OrchestratorModel, orchestrator_models, rate
 
 DAY = 86_400.0
 
@@ -135,11 +135,11 @@ class TimelinePoint:
 
     @property
     def divergence_rate(self) -> float | None:
-        return _rate(self.labels["minor"] + self.labels["major"], self.compared)
+        return rate(self.labels["minor"] + self.labels["major"], self.compared)
 
     @property
     def noise_floor(self) -> float | None:
-        return _rate(self.noise_divergent, self.noise_samples)
+        return rate(self.noise_divergent, self.noise_samples)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +188,6 @@ class Report:
 def _point_dict(point: TimelinePoint) -> dict[str, Any]:
     return {**asdict(point), "divergence_rate": point.divergence_rate,
             "noise_floor": point.noise_floor}
-
-
-def _rate(hits: float, total: float) -> float | None:
-    return hits / total if total else None
 
 
 __all__ = ["Bucket", "OrchestratorModel", "Report", "RouteReport", "RouteSummary",
@@ -269,20 +265,20 @@ def summarise(route: str, buckets: Sequence[Bucket], *, since: float, until: flo
     diverts = int(get("divert:requests", 0))
     return RouteSummary(
         route=route, since=since, until=until, compared=compared, labels=labels,
-        divergence_rate=_rate(divergent, compared), major_rate=_rate(labels["major"], compared),
+        divergence_rate=rate(divergent, compared), major_rate=rate(labels["major"], compared),
         mean_score=round(get("score_sum", 0.0) / compared, 6) if compared else None,
         truncated=int(get("truncated", 0)), noise_samples=noise_n, noise_labels=noise_labels,
-        noise_floor=_rate(noise_divergent, noise_n),
-        noise_major_rate=_rate(noise_labels["major"], noise_n),
+        noise_floor=rate(noise_divergent, noise_n),
+        noise_major_rate=rate(noise_labels["major"], noise_n),
         excess=excess_divergence(Proportion(divergent, compared),
                                  Proportion(noise_divergent, noise_n)),
         excess_major=excess_divergence(Proportion(labels["major"], compared),
                                        Proportion(noise_labels["major"], noise_n)),
         orchestrator_requests=orch, orchestrator_errors=int(get("orch:failed", 0)),
         orchestrator_low_confidence=int(get("orch:low_confidence", 0)),
-        error_rate=_rate(get("orch:failed", 0), orch),
+        error_rate=rate(get("orch:failed", 0), orch),
         divert_requests=diverts, divert_fallbacks=int(get("divert:fallbacks", 0)),
-        fallback_rate=_rate(get("divert:fallbacks", 0), diverts),
+        fallback_rate=rate(get("divert:fallbacks", 0), diverts),
         latency_samples=sum(hist.values()), latency_delta_p50_ms=quantile(hist, 0.5),
         latency_delta_p95_ms=quantile(hist, 0.95), cost=_costs(fields, days),
         models=_models(fields), top=_top(buckets, top), judge=judge_summary(fields),

@@ -99,8 +99,12 @@ class ReportBuffer:
         self._pend_skips()
         while self.pending:
             batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
-            self._examples -= sum(entry.example is not None for entry in batch)
-            if not await self.sink.record_many(batch):
+            examples = sum(entry.example is not None for entry in batch)
+            try:  # pairs being written still wait: they count until the write ends
+                written = await self.sink.record_many(batch)
+            finally:
+                self._examples -= examples
+            if not written:
                 return
             if not self.pending:  # room now for the skips that waited
                 self._pend_skips()

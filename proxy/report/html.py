@@ -29,7 +29,7 @@ from proxy.report.aggregate import Report, RouteReport
 from proxy.report.entry import bin_centre_ms
 from proxy.report.sidebyside import STYLE as PAIR_STYLE
 from proxy.report.sidebyside import render_examples, trace_link
-from proxy.report.text import duration, pct, render_text, when
+from proxy.report.text import counted_line, duration, pct, plain_ms, render_text, when
 
 COLOURS: dict[Label, str] = {"identical": "#2e7d32", "equivalent": "#9ccc65", "minor": "#ffb300",
            "major": "#e53935"}
@@ -165,7 +165,7 @@ def _models(route: RouteReport) -> str:
         return ""
     rows = [(m.model, m.selected,
              pct(m.selected_share), m.used, m.answers, m.invalid, m.errors, m.timeouts,
-             _ms(m.latency_p50_ms), _ms(m.latency_p95_ms), f"{m.usd:.6f}",
+             plain_ms(m.latency_p50_ms), plain_ms(m.latency_p95_ms), f"{m.usd:.6f}",
              "n/a" if m.cost_per_call is None else f"{m.cost_per_call:.6f}", m.compared,
              pct(m.major_rate)) for m in models.values()]
     return ("<h3>Orchestrator models</h3>"
@@ -175,10 +175,6 @@ def _models(route: RouteReport) -> str:
             + '<p class="hint">selected: picked by the pipeline for a request; used: its '
               "answer was in the merged answer; compared / major: the compared answers it "
               "contributed to.</p>")
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f}"
 
 
 def _top(route: RouteReport, report: Report, jaeger_url: str | None) -> str:
@@ -218,12 +214,8 @@ def _route_section(route: RouteReport, report: Report, jaeger_url: str | None) -
 
 
 def _window(report: Report) -> str:
-    counted = report.counted_from
-    text = (f"Counted {when(counted, seconds=True)} .. {when(report.until, seconds=True)} "
-            f"in buckets of {duration(report.bucket_seconds)}")
-    if counted < report.since - 0.5:
-        text += f" (whole buckets: from {duration(report.since - counted)} before the window)"
-    return f'<p class="window">{html.escape(text)}.</p>'
+    text = counted_line(report)
+    return f'<p class="window">{html.escape(text[:1].upper() + text[1:])}.</p>'
 
 
 def render_html(report: Report, jaeger_url: str | None = None) -> str:

@@ -16,7 +16,6 @@ to the trace (by trace id when the trace was recorded, else a search on the tag
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import html
 import re
@@ -26,6 +25,7 @@ from collections.abc import Callable, Sequence
 import orjson
 
 from proxy.report.example import Example, Side
+from proxy.report.text import when
 
 _TOKEN = re.compile(r"\s+|\d+(?:[.,:]\d+)*|\w+|[^\w\s]", re.UNICODE)
 TAG = "llm_shadow.request.id"
@@ -146,9 +146,10 @@ def render_example(example: Example, jaeger_url: str | None = None) -> str:
                                if example.legacy_model else "")
     orchestrator_title = "orchestrator" + (f" ({html.escape(', '.join(example.models))})"
                                            if example.models else "")
+    at = when(example.at, seconds=True)
     return f"""<div class="example {label}">
 <div class="meta"><span class="label {label}">{label}</span> <code>{html.escape(
-        example.reason)}</code> · score {example.score:.3f} · {_utc(example.at)} · request
+        example.reason)}</code> · score {example.score:.3f} · {at} · request
 {request_html}{trace}</div>
 {f'<div class="evidence">Evidence: {evidence}</div>' if evidence else ''}
 <div class="pair">
@@ -168,7 +169,3 @@ def _finish(side: Side, other: Side, kind: str) -> str:
     if side.cut:
         parts.append("cut when kept")
     return f'<div class="finish">{" · ".join(parts)}</div>' if parts else ""
-
-
-def _utc(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

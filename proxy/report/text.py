@@ -31,10 +31,6 @@ def when(ts: float, *, seconds: bool = False) -> str:
         "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
 
 
-def clock(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%H:%M:%S")
-
-
 def duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
@@ -57,6 +53,11 @@ def pts(value: float | None) -> str:
 
 def ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.0f} ms"
+
+
+def plain_ms(value: float | None) -> str:
+    """Milliseconds, whole, with thousands separators (a latency column)."""
+    return "n/a" if value is None else f"{value:,.0f}"
 
 
 def excess_line(excess: Excess) -> str:
@@ -144,13 +145,9 @@ def _model_lines(models: Mapping[str, OrchestratorModel]) -> list[str]:
         major = f"{pct(m.major_rate)} of {m.compared}"
         lines.append(f"                {m.model[:20]:<20} {m.selected:>5} {share:<6} "
                      f"{m.used:>5} {m.answers:>8} {m.errors + m.timeouts:>7} "
-                     f"{_ms(m.latency_p50_ms):>8} {_ms(m.latency_p95_ms):>8} "
+                     f"{plain_ms(m.latency_p50_ms):>8} {plain_ms(m.latency_p95_ms):>8} "
                      f"{per_call:>10}   {major}")
     return lines
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f}"
 
 
 EXAMPLE_LINES = 8
@@ -207,6 +204,11 @@ def _header(report: Report) -> list[str]:
     head = (f"llm-shadow report: {when(report.since, seconds=short)} .. "
             f"{when(report.until, seconds=short)} ({span}), {len(report.routes)} "
             f"route{'s' if len(report.routes) != 1 else ''}")
+    return [head, counted_line(report)]
+
+
+def counted_line(report: Report) -> str:
+    """What was counted: whole buckets, so it may start before the window asked for."""
     counted = report.counted_from
     size = duration(report.bucket_seconds)
     buckets = max(1, -(-int(report.until - counted) // report.bucket_seconds))
@@ -214,7 +216,7 @@ def _header(report: Report) -> list[str]:
             f"{buckets} bucket{'s' if buckets != 1 else ''} of {size}, each counted whole")
     if counted < report.since - 0.5:
         line += f" (from {duration(report.since - counted)} before the window)"
-    return [head, line]
+    return line
 
 
 def render_text(report: Report, *, examples: bool = True) -> str:

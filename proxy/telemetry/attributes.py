@@ -172,10 +172,10 @@ def comparison_attributes(comparison: Comparison, content: bool = False) -> Attr
 
 
 def explanation(comparison: Comparison, content: bool) -> str | None:
-    """`gen_ai.evaluation.explanation`: the content-free explanation (else the reason),
-    followed, with `content` (capture opted in for events), by the evidence:
+    """`gen_ai.evaluation.explanation`: the reason (a code, never content), followed,
+    with `content` (capture opted in for events), by the evidence:
     `fact_changed: Paris → Lyon; 2.49 → 3.99`."""
-    head = comparison.explanation or safe_error_type(comparison.reason)
+    head = safe_error_type(comparison.reason)
     if content and comparison.evidence:
         evidence = "; ".join(comparison.evidence)
         return f"{head}: {evidence}" if head else evidence

@@ -67,15 +67,13 @@ class Comparison:
     major. `reason` is a code from a small fixed set (`fact_changed`, `text_edit`, ...):
     recorded always, a metric label too. `evidence` (the differing tokens or paths, such as
     `Paris → Lyon`) quotes the answers: it is recorded only where content capture is on.
-    `explanation` must be free of answer content (it is recorded whatever the capture
-    setting); without one, the reason is the explanation. `latency_delta` is orchestrator
-    minus legacy, in seconds.
+    The evaluation event's explanation is the reason (then the evidence, with capture).
+    `latency_delta` is orchestrator minus legacy, in seconds.
     """
 
     route: str
     score: float
     label: str
-    explanation: str | None = None
     reason: str | None = None
     evidence: tuple[str, ...] = ()
     response_id: str | None = None

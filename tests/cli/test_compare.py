@@ -102,6 +102,23 @@ def test_standard_input_and_literal_text(tmp_path: Path) -> None:
     assert literal.returncode == 0 and "label     equivalent" in literal.stdout
 
 
+def test_a_configuration_without_a_policy_file_uses_the_built_in_policy(
+        tmp_path: Path) -> None:
+    write(tmp_path, "config.json", {"comparison": {}})
+    b = write(tmp_path, "b.txt", "Paris.")
+    result = run(b, b, "--config", "config.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "label     identical" in result.stdout
+
+
+def test_standard_input_over_the_bound_is_refused_not_cut(tmp_path: Path) -> None:
+    b = write(tmp_path, "b.txt", "Paris.")
+    result = run("-", b, cwd=tmp_path, stdin="x" * (16 * 1024 * 1024 + 1))
+    assert result.returncode == 2
+    assert "A: standard input is larger than 16 MiB" in result.stderr
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["missing.json", "b.txt"], "A: no such file: missing.json"),
     (["b.txt", "{not json"], "B: not valid JSON"),

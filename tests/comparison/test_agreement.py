@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.comparison import compare
+from proxy.comparison.agreement import compare_facts
 from proxy.comparison.answer import build_answer
 from proxy.comparison.comparator import Limits
 from proxy.comparison.facts import extract
@@ -59,3 +60,22 @@ def test_a_name_of_several_words_is_one_fact() -> None:
                  "The capital of Argentina is Buenos Aires.")[0] == "identical"
     assert label("It moved to San Francisco.", "It moved to San Jose.") == (
         "major", ("San Francisco → San Jose",))
+
+
+@pytest.mark.parametrize("legacy", [
+    "The trip goes to Paris, which is lovely in spring.",
+    "The trip goes to Paris, and Paris is lovely in spring.",
+])
+def test_an_unrelated_answer_shares_no_fact_however_often_a_name_is_said(legacy: str) -> None:
+    result = compare(build_answer(None, text=legacy),
+                     build_answer(None, text="you should eat more fruit and drink plenty of "
+                                             "water every day."), RoutePolicy(), Limits())
+    assert result.label == "major"
+
+
+def test_a_shared_name_said_twice_still_counts_as_common_ground() -> None:
+    a = extract("Paris is lovely, and Paris is old. Rome is far.")
+    b = extract("Paris is lovely and old.")
+    diff = compare_facts(a, b)
+    assert diff.common
+    assert [f.surface for f in diff.missing] == ["Rome"]

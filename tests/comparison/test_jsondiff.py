@@ -74,6 +74,15 @@ def test_canonical_json_sorts_keys_and_handles_big_integers() -> None:
     assert canonical_json({"n": 2**70}) == '{"n":1180591620717411303424}'
 
 
+def test_canonical_json_makes_integral_numbers_integers_but_leaves_text_alone() -> None:
+    assert canonical_json({"a": [21.0, -2.0, 1.5], "b": {"c": 3.0}}) == (
+        '{"a":[21,-2,1.5],"b":{"c":3}}')
+    assert canonical_json(21.0) == "21"
+    assert canonical_json({"q": "see [1.0]"}) != canonical_json({"q": "see [1]"})
+    assert canonical_json("1.0") == '"1.0"'
+    assert canonical_json({"big": 1e300}) == '{"big":1e+300}'
+
+
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5),
     lambda children: st.lists(children, max_size=4)

@@ -54,6 +54,13 @@ CASES: list[tuple[str, Answer, Answer, str, str]] = [
 ]
 
 
+def test_tool_call_arguments_differing_only_inside_a_string_are_not_identical() -> None:
+    result = compare(calls(("q", {"sql": "select [1.0]"})), calls(("q", {"sql": "select [1]"})))
+    assert result.label != "identical"
+    assert result.reason == "tool_call_changed"
+    assert compare(calls(("q", {"n": 1.0})), calls(("q", {"n": 1}))).label == "identical"
+
+
 @pytest.mark.parametrize(("name", "a", "b", "reason", "label"), CASES,
                          ids=[case[0] for case in CASES])
 def test_every_reason(name: str, a: Answer, b: Answer, reason: str, label: str) -> None:

@@ -89,6 +89,16 @@ def test_structured_answers_compare_as_canonical_json() -> None:
     assert canonical_json({"b": 1.0, "a": 2}) == '{"a":2,"b":1}'
 
 
+def test_structured_answers_with_huge_or_integral_numbers_group_by_value() -> None:
+    huge = [Vote("a", data_content({"n": 1e300}), 0.7), Vote("b", data_content({"n": 1e300}), 0.7),
+            Vote("c", data_content({"n": 1.5}), 0.7)]
+    result = merge(huge)
+    assert result.winner is not None and set(result.winner.members) == {"a", "b"}
+    text = [Vote("a", data_content({"q": "see [1.0]"}), 0.7),
+            Vote("b", data_content({"q": "see [1]"}), 0.7)]
+    assert len(merge(text).groups) == 2
+
+
 def test_tool_calls_compare_by_name_and_arguments_not_ids() -> None:
     one = Content(tool_calls=(ToolCall("weather", '{"city": "Rome"}', "call_1"),))
     two = Content(tool_calls=(ToolCall("weather", '{"city":"Rome"}', "toolu_9"),))

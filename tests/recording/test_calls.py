@@ -363,12 +363,11 @@ def test_comparison_record_carries_the_reason_and_evidence_never_the_description
         ("/openai", "major", 1.0, -0.5)
     assert (made.reason, made.evidence) == ("json_value_changed", result.evidence)
     # The descriptive reasons name the answer's own keys: content, never recorded.
-    assert made.explanation is None
     assert "customer_email" not in repr(made).replace(repr(result.evidence), "")
     assert (made.noise_floor, made.above_noise) == (0.1, True)
     bare = comparison_record("/openai", Comparison("identical", 0.0), latency_delta=None,
                              noise_floor=None, above_noise=None, response_id=None)
-    assert (bare.reason, bare.evidence, bare.explanation) == ("identical", (), None)
+    assert (bare.reason, bare.evidence) == ("identical", ())
 
 
 def test_captured_content_has_credentials_redacted() -> None:

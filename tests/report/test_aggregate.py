@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.comparison import Comparison
 from proxy.report.aggregate import (
+    MAX_BARS,
     Bucket,
     display_step,
     quantile,
@@ -199,7 +202,14 @@ def test_orchestrator_model_rows() -> None:
 ])
 def test_display_step_fits_the_window(window: float, bucket: int, step: int) -> None:
     assert display_step(window, bucket) == step
+
+
+@given(st.floats(1, 400 * 86_400), st.integers(1, 7200))
+def test_display_step_is_a_whole_number_of_buckets_within_the_bar_limit(
+        window: float, bucket: int) -> None:
+    step = display_step(window, bucket)
     assert step % bucket == 0
+    assert window / step <= MAX_BARS
 
 
 def test_a_one_minute_window_in_fine_buckets_draws_several_bars() -> None:

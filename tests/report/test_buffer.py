@@ -83,3 +83,33 @@ def test_skips_wait_in_their_count_while_the_buffer_is_full() -> None:
     asyncio.run(buffer.flush())  # the waiting entries written, then the count
     assert [e.skipped for e in sink.written] == [None, None, "overload"]
     assert not buffer.skips and not buffer.pending
+
+
+class SlowSink(Sink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def record_many(self, entries: list[ReportEntry]) -> bool:
+        self.writing.set()
+        await self.release.wait()
+        return await super().record_many(entries)
+
+
+def test_examples_being_written_still_count_against_their_bound() -> None:
+    async def scenario() -> None:
+        sink = SlowSink()
+        buffer = ReportBuffer(sink, max_pending_examples=2)
+        buffer.add(divergent(0))
+        buffer.add(divergent(1))
+        writing = asyncio.get_running_loop().create_task(buffer.flush())
+        await sink.writing.wait()  # the two pairs are on their way, not yet written
+        buffer.add(divergent(2))
+        assert buffer.pending[0].example is None and buffer.examples_dropped == 1
+        sink.release.set()
+        await writing
+        buffer.add(divergent(3))  # written: room again
+        assert buffer.pending[-1].example is not None and buffer.examples_dropped == 1
+
+    asyncio.run(scenario())

@@ -60,8 +60,9 @@ def test_outcome_attributes_skip_unknowns() -> None:
 
 
 def test_evaluation_event_truncates_the_explanation() -> None:
-    comparison = Comparison(route="/x", score=0.5, label="major", explanation="e" * 2000)
-    event = a.evaluation_event_attributes(comparison)
+    comparison = Comparison(route="/x", score=0.5, label="major", reason="fact_changed",
+                            evidence=("e" * 2000,))
+    event = a.evaluation_event_attributes(comparison, content=True)
     assert len(str(event["gen_ai.evaluation.explanation"])) == a.MAX_EXPLANATION
     assert event["gen_ai.evaluation.name"] == n.EVALUATION_NAME
 

@@ -53,7 +53,7 @@ def orchestrator(telemetry: Telemetry, trace: RequestTrace, start: float, role: 
 
 def compare(telemetry: Telemetry, trace: RequestTrace) -> None:
     telemetry.record_comparison(trace, Comparison(
-        route="/openai", score=0.18, label="minor", explanation="choices[0].message.content",
+        route="/openai", score=0.18, label="minor", reason="text_edit",
         response_id="chatcmpl-orch", noise_floor=0.05, above_noise=True, latency_delta=0.4))
 
 
@@ -143,11 +143,11 @@ def test_shadow_request_is_one_trace(receiver: OtlpReceiver,
         "llm_shadow.route": "/openai", "llm_shadow.divergence.score": 0.18,
         "llm_shadow.divergence.label": "minor", "llm_shadow.noise_floor": 0.05,
         "llm_shadow.divergence.above_noise": True, "llm_shadow.latency.delta": 0.4,
-        "gen_ai.response.id": "chatcmpl-orch"}
+        "llm_shadow.divergence.reason": "text_edit", "gen_ai.response.id": "chatcmpl-orch"}
     assert comparison.event("gen_ai.evaluation.result").attributes == {
         "gen_ai.evaluation.name": "llm_shadow.divergence",
         "gen_ai.evaluation.score.value": 0.18, "gen_ai.evaluation.score.label": "minor",
-        "gen_ai.evaluation.explanation": "choices[0].message.content",
+        "gen_ai.evaluation.explanation": "text_edit",
         "gen_ai.response.id": "chatcmpl-orch"}
 
 
