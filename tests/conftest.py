@@ -9,12 +9,20 @@ from collections.abc import Iterator
 import pytest
 
 from proxy import redisclient
+from tests.fakes.clients import close_sdk_clients
 from tests.fakes.proxyproc import ProxyProcess, routes_to
 from tests.fakes.servers import RedisServer, ThreadedServer
 from tests.fakes.upstream import FakeUpstream
 
 POLLUTING = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE",
              "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
+
+
+@pytest.fixture(autouse=True)
+def closed_sdk_clients() -> Iterator[None]:
+    """Every SDK client a test opened with `sdk_client()` is closed when it ends."""
+    yield
+    close_sdk_clients()
 
 
 @pytest.fixture(autouse=True)

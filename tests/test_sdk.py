@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from tests.fakes.clients import sdk_client
 from tests.fakes.proxyproc import ProxyProcess
 from tests.fakes.upstream import FakeUpstream
 
@@ -18,11 +19,12 @@ MESSAGES: Any = [{"role": "user", "content": "What is a sidecar?"}]
 
 
 def _openai(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base, api_key="sk-test", max_retries=0)
+    return sdk_client(openai.OpenAI(base_url=base, api_key="sk-test", max_retries=0))
 
 
 def _anthropic(base: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=base, api_key="sk-ant-test", max_retries=0)
+    return sdk_client(anthropic.Anthropic(base_url=base, api_key="sk-ant-test",
+                                          max_retries=0))
 
 
 @pytest.fixture
@@ -93,8 +95,8 @@ def test_openai_errors_pass_through_untouched(bases: dict[str, str]) -> None:
 
 
 def test_proxy_errors_parse_in_the_sdk(bases: dict[str, str]) -> None:
-    client = openai.OpenAI(base_url=bases["proxy"] + "/nowhere/v1", api_key="k",
-                           max_retries=0)
+    client = sdk_client(openai.OpenAI(base_url=bases["proxy"] + "/nowhere/v1",
+                                      api_key="k", max_retries=0))
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="m", messages=MESSAGES)
     assert caught.value.code == "not_found"

@@ -283,18 +283,19 @@ def chat(base_url: str, prompt: str, *, stream: bool = False, include_usage: boo
     """One OpenAI chat completion through the proxy: `(request id, answer text)`."""
     request_id = request_id or new_request_id("chat")
     extra = {"x-request-id": request_id, **(headers or {})}
-    client = openai_client(base_url)
     messages: Any = [{"role": "user", "content": prompt}]
-    if not stream:
-        completion = client.chat.completions.create(model=model, messages=messages,
-                                                    extra_headers=extra)
-        return request_id, completion.choices[0].message.content or ""
-    options: Any = {"include_usage": True} if include_usage else openai.NOT_GIVEN
-    text = ""
-    for chunk in client.chat.completions.create(model=model, messages=messages, stream=True,
-                                                stream_options=options, extra_headers=extra):
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
+    with openai_client(base_url) as client:  # closed: its pooled connection too
+        if not stream:
+            completion = client.chat.completions.create(model=model, messages=messages,
+                                                        extra_headers=extra)
+            return request_id, completion.choices[0].message.content or ""
+        options: Any = {"include_usage": True} if include_usage else openai.NOT_GIVEN
+        text = ""
+        for chunk in client.chat.completions.create(model=model, messages=messages,
+                                                    stream=True, stream_options=options,
+                                                    extra_headers=extra):
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
     return request_id, text
 
 
@@ -302,15 +303,15 @@ def message(base_url: str, prompt: str, *, stream: bool = False,
             model: str = "claude-e2e") -> tuple[str, str]:
     """One Anthropic message through the proxy: `(request id, answer text)`."""
     request_id = new_request_id("message")
-    client = anthropic_client(base_url)
     messages: Any = [{"role": "user", "content": prompt}]
-    if not stream:
-        reply = client.messages.create(model=model, max_tokens=256, messages=messages,
-                                       extra_headers={"x-request-id": request_id})
-        return request_id, "".join(getattr(block, "text", "") for block in reply.content)
-    with client.messages.stream(model=model, max_tokens=256, messages=messages,
-                                extra_headers={"x-request-id": request_id}) as events:
-        text = "".join(events.text_stream)
+    with anthropic_client(base_url) as client:
+        if not stream:
+            reply = client.messages.create(model=model, max_tokens=256, messages=messages,
+                                           extra_headers={"x-request-id": request_id})
+            return request_id, "".join(getattr(block, "text", "") for block in reply.content)
+        with client.messages.stream(model=model, max_tokens=256, messages=messages,
+                                    extra_headers={"x-request-id": request_id}) as events:
+            text = "".join(events.text_stream)
     return request_id, text
 
 

@@ -119,10 +119,11 @@ def test_anthropic_legacy_call_records_system_instructions(capturing: Stack) -> 
 
 def _anthropic_with_system(stack: Stack, prompt: str, system: str) -> tuple[str, str]:
     request_id = new_request_id("system")
-    reply = anthropic_client(stack.url("/anthropic")).messages.create(
-        model="claude-e2e", max_tokens=64, system=system,
-        messages=[{"role": "user", "content": prompt}],
-        extra_headers={"x-request-id": request_id})
+    with anthropic_client(stack.url("/anthropic")) as client:
+        reply = client.messages.create(
+            model="claude-e2e", max_tokens=64, system=system,
+            messages=[{"role": "user", "content": prompt}],
+            extra_headers={"x-request-id": request_id})
     return request_id, "".join(getattr(block, "text", "") for block in reply.content)
 
 

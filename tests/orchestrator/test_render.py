@@ -15,6 +15,7 @@ from proxy.orchestrator.classification import TaskType
 from proxy.orchestrator.content import Content, ToolCall, text_content
 from proxy.orchestrator.render import Rendered, render, render_anthropic, render_openai_chat
 from proxy.orchestrator.result import CallRecord, OrchestratorAnswer
+from tests.fakes.clients import sdk_client
 from tests.fakes.servers import ThreadedServer
 
 
@@ -58,11 +59,12 @@ def served() -> Iterator[tuple[Serve, str]]:
 
 
 def openai_client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url + "/v1", api_key="sk-client", max_retries=0)
+    return sdk_client(openai.OpenAI(base_url=url + "/v1", api_key="sk-client",
+                                    max_retries=0))
 
 
 def anthropic_client(url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key="sk-client", max_retries=0)
+    return sdk_client(anthropic.Anthropic(base_url=url, api_key="sk-client", max_retries=0))
 
 
 def test_openai_completion_with_headers(served: tuple[Serve, str]) -> None:

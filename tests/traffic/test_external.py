@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from proxy.decision import bucket_of
+from tests.fakes.clients import sdk_client
 from tests.fakes.proxyproc import ProxyProcess
 from tests.fakes.servers import RedisServer, ThreadedServer, wait_for
 from tests.fakes.upstream import Behaviour, FakeUpstream
@@ -194,8 +195,8 @@ def test_divert_falls_back_to_legacy_before_the_first_byte(
     with ProxyProcess(config) as proxy:
         rig = Rig(proxy, redis_server, prefix, legacy_server[0])
         rig.set_flags(divert_percent=100)
-        client = openai.OpenAI(base_url=proxy.url + "/openai/v1", api_key="sk-legacy",
-                               max_retries=0)
+        client = sdk_client(openai.OpenAI(base_url=proxy.url + "/openai/v1",
+                                          api_key="sk-legacy", max_retries=0))
         answer = client.chat.completions.create(**CHAT, stream=True)
         text = "".join(chunk.choices[0].delta.content or "" for chunk in answer
                        if chunk.choices)

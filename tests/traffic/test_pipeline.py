@@ -17,6 +17,7 @@ from proxy.comparison import in_noise_sample
 from proxy.config.comparison import ComparisonSection
 from proxy.config.proxy import RedisSection
 from proxy.report.aggregate_store import ReportStore
+from tests.fakes.clients import sdk_client
 from tests.fakes.models import ModelBehaviour, ModelFleet
 from tests.fakes.proxyproc import ProxyProcess
 from tests.fakes.servers import RedisServer, ThreadedServer, wait_for
@@ -64,8 +65,8 @@ def test_shadow_compares_and_reports(redis_server: RedisServer, fleet: ModelFlee
     rig = start(redis_server, legacy_server[1].url, fleet)
     try:
         rig.set_flags(shadow_percent=100)
-        client = openai.OpenAI(base_url=rig.proxy.url + "/openai/v1", api_key="sk-legacy",
-                               max_retries=0)
+        client = sdk_client(openai.OpenAI(base_url=rig.proxy.url + "/openai/v1",
+                                          api_key="sk-legacy", max_retries=0))
         for i in range(3):
             reply = client.chat.completions.create(
                 model="gpt-4o-mini",
@@ -94,8 +95,8 @@ def test_divert_answers_in_the_clients_wire_format(
                 divert={"shadow_legacy": False})
     try:
         rig.set_flags(divert_percent=100)
-        client = openai.OpenAI(base_url=rig.proxy.url + "/openai/v1", api_key="k",
-                               max_retries=0)
+        client = sdk_client(openai.OpenAI(base_url=rig.proxy.url + "/openai/v1",
+                                          api_key="k", max_retries=0))
         raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini",
                                                                messages=MESSAGES)
         assert raw.headers["x-llm-shadow-models"] in ("alpha,beta", "beta,alpha")
@@ -105,8 +106,8 @@ def test_divert_answers_in_the_clients_wire_format(
                                                 stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == \
             echo(MESSAGES[0]["content"])
-        claude = anthropic.Anthropic(base_url=rig.proxy.url + "/anthropic", api_key="k",
-                                     max_retries=0)
+        claude = sdk_client(anthropic.Anthropic(base_url=rig.proxy.url + "/anthropic",
+                                                api_key="k", max_retries=0))
         message = claude.messages.create(model="claude-test", max_tokens=64,
                                          messages=MESSAGES)
         assert message.content[0].text == echo(MESSAGES[0]["content"])  # type: ignore[union-attr]
