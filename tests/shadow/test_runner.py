@@ -51,25 +51,43 @@ def _job(orchestrator_answer: Captured | None = None) -> ShadowJob:
     return ShadowJob(target_call(), None, orchestrator_answer=orchestrator_answer)
 
 
+LEGACY_ANSWER = Captured(200, [(b"content-type", b"application/json")],
+                         b'{"choices": [{"message": {"content": "hi"}}]}',
+                         False, 0.0, 0.0, 0.1)
+
+
+def _runner(target: Any = None, *, comparer: Any = None, replay: Any = None,
+            budget: Any = None, **settings: Any) -> ShadowRunner:
+    """A runner on stub parts; `settings` replace the defaults below."""
+    options: dict[str, Any] = {"max_concurrency": 4, "timeout": 5, "reserve_usd": 0.0,
+                               "noise_percent": 0, "cap": 1 << 20, **settings}
+    return ShadowRunner(
+        target=Answering() if target is None else target, replay=replay,
+        budget=memory_budget(1.0) if budget is None else budget,
+        comparer=BrokenComparer() if comparer is None else comparer,
+        telemetry=NullTelemetry(),  # type: ignore[arg-type]
+        prices=PriceTable.from_sections({}), **options)
+
+
+async def _drained(runner: ShadowRunner) -> ShadowRunner:
+    """The runner once every job has ended (a job still running after 30 s fails)."""
+    async with asyncio.timeout(30):
+        while runner.tasks:
+            await asyncio.sleep(0.01)
+    return runner
+
+
 def test_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
     unretrieved: list[dict[str, Any]] = []
 
     async def scenario() -> ShadowRunner:
         asyncio.get_running_loop().set_exception_handler(
             lambda loop, context: unretrieved.append(context))
-        runner = ShadowRunner(
-            target=Answering(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
-            comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
-            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
-            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        runner = _runner()
         job = _job()
         assert runner.launch(job) is True
-        job.legacy_finished(Captured(200, [(b"content-type", b"application/json")],
-                                     b'{"choices": [{"message": {"content": "hi"}}]}',
-                                     False, 0.0, 0.0, 0.1))
-        while runner.tasks:
-            await asyncio.sleep(0.01)
-        return runner
+        job.legacy_finished(LEGACY_ANSWER)
+        return await _drained(runner)
 
     runner = asyncio.run(scenario())
     gc.collect()
@@ -80,11 +98,7 @@ def test_a_comparator_fault_is_caught_counted_and_leaks_no_task() -> None:
 
 def test_launch_drops_when_full_and_never_queues() -> None:
     async def scenario() -> ShadowRunner:
-        runner = ShadowRunner(
-            target=Answering(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
-            comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
-            prices=PriceTable.from_sections({}), max_concurrency=1, timeout=5,
-            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        runner = _runner(max_concurrency=1)
         first, second = _job(), _job()
         assert runner.launch(first) is True
         assert runner.launch(second) is False
@@ -108,15 +122,10 @@ def test_a_failed_background_legacy_call_gives_its_reservation_back() -> None:
 
     async def scenario() -> tuple[float, ShadowRunner]:
         budget = memory_budget(1.0)
-        runner = ShadowRunner(
-            target=Answering(), replay=FailingReplay(), budget=budget,  # type: ignore[arg-type]
-            comparer=BrokenComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
-            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
-            reserve_usd=0.25, noise_percent=0, cap=1 << 20)
+        runner = _runner(replay=FailingReplay(), budget=budget, reserve_usd=0.25)
         for _ in range(3):
             assert runner.launch(_job(orchestrator_answer=answered))
-        while runner.tasks:
-            await asyncio.sleep(0.01)
+        await _drained(runner)
         return await budget.spent(), runner
 
     spent, runner = asyncio.run(scenario())
@@ -139,11 +148,7 @@ def test_while_shedding_no_shadow_starts_and_the_skip_is_reported() -> None:
 
     async def scenario() -> ShadowRunner:
         shedder = Shedder(5.0, shedding=True)
-        runner = ShadowRunner(
-            target=Answering(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
-            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
-            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
-            reserve_usd=0.0, noise_percent=0, cap=1 << 20, shedder=shedder)
+        runner = _runner(comparer=comparer, shedder=shedder)
         assert runner.refuse("/openai") == "overload"
         job = _job()
         assert runner.launch(job) is False
@@ -182,20 +187,13 @@ def test_while_shedding_no_noise_resample_starts() -> None:
 
     async def scenario() -> ShadowRunner:
         shedder = Shedder(5.0)
-        runner = ShadowRunner(
-            target=Answering(), replay=replay, budget=memory_budget(1.0),  # type: ignore[arg-type]
-            comparer=QuietComparer(), telemetry=NullTelemetry(),  # type: ignore[arg-type]
-            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
-            reserve_usd=0.0, noise_percent=100, cap=1 << 20, shedder=shedder)
+        runner = _runner(replay=replay, comparer=QuietComparer(), noise_percent=100,
+                         shedder=shedder)
         job = _job()
         assert runner.launch(job) is True
         shedder.shedding = True  # pressure arrives while the shadow runs
-        job.legacy_finished(Captured(200, [(b"content-type", b"application/json")],
-                                     b'{"choices": [{"message": {"content": "hi"}}]}',
-                                     False, 0.0, 0.0, 0.1))
-        while runner.tasks:
-            await asyncio.sleep(0.01)
-        return runner
+        job.legacy_finished(LEGACY_ANSWER)
+        return await _drained(runner)
 
     runner = asyncio.run(scenario())
     assert runner.completed == 1
@@ -230,17 +228,11 @@ def test_an_answer_cut_short_is_the_orchestrators_failure_not_a_job_error() -> N
     comparer = OutcomeComparer()
 
     async def scenario() -> ShadowRunner:
-        runner = ShadowRunner(
-            target=CutShort(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
-            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
-            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
-            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        runner = _runner(CutShort(), comparer=comparer)
         job = _job()
         assert runner.launch(job)
         job.legacy_finished(None)
-        while runner.tasks:
-            await asyncio.sleep(0.01)
-        return runner
+        return await _drained(runner)
 
     runner = asyncio.run(scenario())
     assert "error" not in runner.skipped
@@ -291,18 +283,12 @@ def test_a_shadow_out_of_time_keeps_the_answer_the_pipeline_hands_back_at_the_de
     budget = memory_budget(10.0)
 
     async def scenario() -> tuple[ShadowRunner, float]:
-        runner = ShadowRunner(
-            target=EndsAtTheDeadline(), replay=None, budget=budget,  # type: ignore[arg-type]
-            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
-            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=0.2,
-            reserve_usd=0.5, noise_percent=0, cap=1 << 20)
+        runner = _runner(EndsAtTheDeadline(), comparer=comparer, budget=budget,
+                         timeout=0.2, reserve_usd=0.5)
         job = _job()
         assert runner.launch(job)
         job.legacy_finished(None)
-        async with asyncio.timeout(30):
-            while runner.tasks:
-                await asyncio.sleep(0.01)
-        return runner, await budget.spent()
+        return await _drained(runner), await budget.spent()
 
     runner, spent = asyncio.run(scenario())
     assert runner.skipped["timeout"] == 1
@@ -327,18 +313,11 @@ def test_an_answer_that_stalls_midway_counts_as_a_timeout_skip() -> None:
     comparer = OutcomeComparer()
 
     async def scenario() -> ShadowRunner:
-        runner = ShadowRunner(
-            target=StallsMidway(), replay=None, budget=memory_budget(1.0),  # type: ignore[arg-type]
-            comparer=comparer, telemetry=NullTelemetry(),  # type: ignore[arg-type]
-            prices=PriceTable.from_sections({}), max_concurrency=4, timeout=5,
-            reserve_usd=0.0, noise_percent=0, cap=1 << 20)
+        runner = _runner(StallsMidway(), comparer=comparer)
         job = _job()
         assert runner.launch(job)
         job.legacy_finished(None)
-        async with asyncio.timeout(30):
-            while runner.tasks:
-                await asyncio.sleep(0.01)
-        return runner
+        return await _drained(runner)
 
     runner = asyncio.run(scenario())
     assert runner.skipped["timeout"] == 1
