@@ -267,6 +267,7 @@ class Judge:
             task.cancel("shutting down")
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
+        await self.budget.release()  # the calls settled: give back the unused lease
         if self._client is not None:
             await self._client.aclose()
 

@@ -180,6 +180,7 @@ class ShadowRunner:
             task.cancel("shutting down")
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
+        await self.budget.release()  # the jobs settled: give back the unused lease
 
     # --- the job ---------------------------------------------------------------------
 
