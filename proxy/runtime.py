@@ -28,6 +28,7 @@ import contextlib
 import logging
 import time
 from types import TracebackType
+from typing import Any
 
 from proxy.comparison import Limits
 from proxy.config import ConfigError, Settings
@@ -132,7 +133,7 @@ class Runtime:
             prices=self.prices, max_concurrency=shadow.max_concurrency,
             timeout=shadow.timeout_seconds, reserve_usd=shadow.reserve_usd_per_call,
             noise_percent=config.comparison.noise_sample_percent, cap=shadow.tee_max_bytes,
-            shedder=self.probe.shedder)
+            shedder=self.probe.shedder, **self._endpoint_connections())
         self.diverter = Diverter(target=self.target, legacy=self.legacy, shadow=self.shadow,
                                  comparer=self.comparer, telemetry=self.telemetry,
                                  settings=config.divert, prices=self.prices,
@@ -159,6 +160,15 @@ class Runtime:
                 forward_credentials=config.orchestrator.endpoint_forward_credentials)
         self.pipeline = build_pipeline(self.settings, self.redis)
         return InProcessTarget(self.pipeline)
+
+    def _endpoint_connections(self) -> dict[str, Any]:
+        """For an orchestrator endpoint, the gate of its connections that shadows wait at
+        (before building a request, see `proxy.shadow.runner`), and how long they wait."""
+        config = self.settings.config
+        if not config.orchestrator.endpoint:
+            return {}
+        return {"connections": PoolGate(config.orchestrator.max_connections),
+                "connection_wait": config.proxy.routes[0].timeouts.pool}
 
     def _config_use_orchestrator(self) -> bool:
         """Whether this replica's (hot-reloaded) config.json leaves the orchestrator on."""

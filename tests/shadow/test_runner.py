@@ -14,6 +14,7 @@ from proxy.errors import UpstreamFailed
 from proxy.exchange import Captured
 from proxy.orchestrator.target import TargetCall, TargetReply
 from proxy.shadow.runner import ShadowJob, ShadowRunner
+from proxy.transport import PoolGate
 from proxy.usage.prices import PriceTable
 from tests.fakes.records import memory_budget, target_call
 
@@ -322,3 +323,56 @@ def test_an_answer_that_stalls_midway_counts_as_a_timeout_skip() -> None:
     runner = asyncio.run(scenario())
     assert runner.skipped["timeout"] == 1
     assert comparer.outcomes == ["failed"]
+
+
+class HoldsItsConnection:
+    """An orchestrator whose answers take as long as the test says; counts the
+    requests it was sent."""
+
+    name = "stub"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.answer = asyncio.Event()
+
+    def supports(self, api: object) -> bool:
+        return True
+
+    async def call(self, call: TargetCall, deadline: Any = None) -> TargetReply:
+        self.calls += 1
+
+        async def parts() -> Any:
+            await self.answer.wait()
+            yield b'{"choices": [{"message": {"content": "hi"}}]}'
+
+        return TargetReply(200, [(b"content-type", b"application/json")], parts())
+
+
+def test_a_shadow_waits_for_a_free_connection_before_building_its_request() -> None:
+    """One connection, held by a shadow whose answer is slow: the next shadow does not
+    send (or build) its request while it waits; after the pool timeout it fails as
+    `pool_exhausted`, and once the connection is free again the next one is sent."""
+    target, comparer = HoldsItsConnection(), OutcomeComparer()
+
+    async def scenario() -> tuple[int, list[str], int, list[str]]:
+        runner = _runner(target, comparer=comparer, connections=PoolGate(1),
+                         connection_wait=0.3)
+        first, second = _job(), _job()
+        assert runner.launch(first) and runner.launch(second)
+        second.legacy_finished(None)
+        async with asyncio.timeout(30):
+            while len(runner.tasks) > 1:  # the second gave up waiting
+                await asyncio.sleep(0.01)
+        sent_while_held, outcomes_while_held = target.calls, list(comparer.outcomes)
+        target.answer.set()
+        first.legacy_finished(None)
+        third = _job()
+        third.legacy_finished(None)
+        await _drained(runner)
+        assert runner.launch(third)
+        await _drained(runner)
+        return sent_while_held, outcomes_while_held, target.calls, comparer.outcomes
+
+    sent_while_held, outcomes_while_held, sent, outcomes = asyncio.run(scenario())
+    assert sent_while_held == 1 and outcomes_while_held == ["failed"]
+    assert sent == 2 and outcomes == ["failed", "ok", "ok"]
