@@ -12,7 +12,7 @@ slice of the hour's budget from Redis in one atomic step (room for `LEASE_CALLS`
 reservations of the size asked, never more than `LEASE_SHARE` of the hourly limit, and
 never past the limit), then reserves and settles against that slice in memory. A shadow
 therefore costs Redis one round trip per `LEASE_CALLS` calls instead of two per call;
-the round trip was the whole of what a shadow added to a legacy request answered in
+that round trip was nearly all of what a shadow added to a legacy request answered in
 under a millisecond (`bench/shedding.py`, one at a time). What the lease changes:
 
 - Redis counts a lease as spent when it is taken. The unused part goes back when the
@@ -119,7 +119,7 @@ class RedisBudget:
         # than the number of shadows that may run, and redis-py fails at once (it does
         # not wait) when its pool is exhausted; a background call can wait its turn.
         self._slots = asyncio.Semaphore(slots)
-        self.leases: dict[str, Lease] = {}
+        self._leases: dict[str, Lease] = {}
         self._refill = asyncio.Lock()  # one lease request at a time; the others wait
         self._clock = clock
 
@@ -128,12 +128,12 @@ class RedisBudget:
 
     async def reserve(self, usd: float) -> str | None:
         key = self._hour()
-        lease = self.leases.get(key)
+        lease = self._leases.get(key)
         if lease is not None and lease.take(usd):
             return key  # no Redis call, and no await
         async with self._refill:
             await self._give_back_past(key)
-            lease = self.leases.setdefault(key, Lease())
+            lease = self._leases.setdefault(key, Lease())
             if lease.take(usd):  # another reservation refilled it meanwhile
                 return key
             need = usd - lease.room  # also covers a cost not yet charged
@@ -152,7 +152,7 @@ class RedisBudget:
         difference = actual - reserved
         if abs(difference) < 1e-12:
             return
-        lease = self.leases.get(hour)
+        lease = self._leases.get(hour)
         if lease is None:  # that hour's lease was given back: Redis takes the difference
             await self._write(hour, difference)
             return
@@ -165,24 +165,24 @@ class RedisBudget:
         key = self._hour()
         async with redis_failures(f"read {self.kind} budget", BudgetUnavailable):
             value = await self.client.get(key)
-        lease = self.leases.get(key)
+        lease = self._leases.get(key)
         return float(value or 0) - (lease.room if lease is not None else 0.0)
 
     async def release(self) -> None:
-        for hour, lease in list(self.leases.items()):
+        for hour, lease in list(self._leases.items()):
             if abs(lease.room) > _EPSILON:
                 await self._square(hour, lease)
 
     async def _give_back_past(self, current: str) -> None:
         """Square the leases of hours gone by with Redis and forget them; a reservation
         of theirs still in flight settles straight in Redis."""
-        for hour, lease in list(self.leases.items()):
+        for hour, lease in list(self._leases.items()):
             if hour == current:
                 continue
             if abs(lease.room) > _EPSILON:
                 await self._square(hour, lease)
             if abs(lease.room) <= _EPSILON:
-                del self.leases[hour]
+                del self._leases[hour]
 
     async def _square(self, hour: str, lease: Lease) -> None:
         """Make Redis count exactly what the lease used: charge a cost beyond it, or give

@@ -12,8 +12,8 @@ Layer: composition (background tasks). The guarantees, each tested:
   waiting in the pool would) before it builds its request. A job waiting behind an
   orchestrator that holds every connection then keeps about 40 objects alive instead of
   about 85, which halves the garbage collector's work it adds to every other request
-  (with `max_concurrency` raised far above the connections, that work was the whole of
-  what such shadows added to a legacy request answered in 5 ms);
+  (with `max_concurrency` raised far above the connections, that work was most of what
+  such shadows added to a legacy request answered in 5 ms);
 - shed under pressure: while the shedder says the process is overloaded (event-loop lag
   or CPU throttling, `proxy.shadow.shedding`), no shadow or noise resample starts
   (counted as `overload`); the check is one attribute read;
