@@ -192,6 +192,8 @@ class RedisBudget:
         lease.granted += amount
         if not await self._write(hour, amount):
             lease.granted -= amount
+            # Forgotten meanwhile as square (a past hour): kept, so it is tried again.
+            self._leases.setdefault(hour, lease)
 
     async def _write(self, hour: str, amount: float) -> bool:
         try:

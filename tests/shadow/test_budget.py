@@ -233,3 +233,32 @@ def test_reservations_go_on_from_the_lease_while_redis_is_down(
 
     served, failure = asyncio.run(go())
     assert served == 16 and isinstance(failure, BudgetUnavailable)
+
+
+def test_an_hours_lease_that_could_not_be_squared_is_tried_again() -> None:
+    """Redis is down when a 10:59 call settles at 11:01: the old hour's unused lease
+    cannot go back then; it goes back at the first reservation after Redis returns."""
+    server = RedisServer(appendonly=True).start()
+    now = [float(calendar.timegm((2026, 12, 4, 10, 59, 0)))]
+
+    async def go() -> tuple[float, float]:
+        shared = budget(server.url, 100.0, clock=lambda: now[0])
+        try:
+            old = await shared.reserve(0.01)
+            assert old is not None
+            now[0] += 120  # 11:01
+            server.stop()
+            await shared.settle(old, 0.01, 0.003)  # logged: budget not settled
+            server.start()
+            held = await in_redis(shared, old)
+            assert await shared.reserve(0.01) is not None
+            return held, await in_redis(shared, old)
+        finally:
+            await shared.client.aclose()
+
+    try:
+        held, squared = asyncio.run(go())
+    finally:
+        server.cleanup()
+    assert held == pytest.approx(0.16)  # the whole lease, still counted
+    assert squared == pytest.approx(0.003)  # what the call cost, once Redis is back
